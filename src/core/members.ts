@@ -1,0 +1,82 @@
+/**
+ * What a node knows about one member, and the rules for combining two such facts.
+ *
+ * A member's entry is two independent last-writer-wins registers, each ordered totally so that
+ * merging is commutative, associative and idempotent (a join semilattice), which is what lets
+ * every node reach the same table whatever order gossip arrives in:
+ *
+ *  - liveness (incarnation, state): a higher incarnation wins; at equal incarnation
+ *    left > dead > suspect > alive (SWIM's precedence, with a graceful leave above a death);
+ *  - identity (aliveIncarnation, addr, meta): what the newest alive message said about where the
+ *    member is and what it carries. Ties, which only a name conflict can produce, break on the
+ *    bytes so every node picks the same one.
+ *
+ * Suspect, dead and left messages carry no address, so a node can learn a member's liveness
+ * before its identity; such an entry stays hidden from users until an alive message names it.
+ */
+import { MemberState } from './wire.js';
+
+export type MemberStateName = 'alive' | 'suspect' | 'dead' | 'left';
+
+export const STATE_NAMES: readonly MemberStateName[] = ['alive', 'suspect', 'dead', 'left'];
+
+/** A member as reported to users. */
+export interface MemberInfo {
+  name: string;
+  addr: string;
+  meta: Uint8Array;
+  incarnation: number;
+  state: MemberStateName;
+  /** Core time of the last state change, as seen by this node. */
+  stateChangeMs: number;
+}
+
+/** The mergeable facts about one member. */
+export interface MemberFacts {
+  incarnation: number;
+  state: MemberState;
+  /** -1 until some alive message has been seen. */
+  aliveIncarnation: number;
+  addr: string | undefined;
+  meta: Uint8Array;
+}
+
+/** True if liveness (incB, stateB) is strictly newer than (incA, stateA). */
+export function livenessNewer(incA: number, stateA: MemberState, incB: number, stateB: MemberState): boolean {
+  return incB > incA || (incB === incA && stateB > stateA);
+}
+
+/** True if identity b is strictly newer than identity a. */
+export function identityNewer(
+  incA: number, addrA: string | undefined, metaA: Uint8Array,
+  incB: number, addrB: string | undefined, metaB: Uint8Array,
+): boolean {
+  if (incB !== incA) return incB > incA;
+  const byAddr = compareStrings(addrA ?? '', addrB ?? '');
+  if (byAddr !== 0) return byAddr < 0;
+  return compareBytes(metaA, metaB) < 0;
+}
+
+/** Combines two sets of facts about the same member (the lattice join). */
+export function mergeFacts(a: MemberFacts, b: MemberFacts): MemberFacts {
+  const live = livenessNewer(a.incarnation, a.state, b.incarnation, b.state) ? b : a;
+  const id = identityNewer(a.aliveIncarnation, a.addr, a.meta, b.aliveIncarnation, b.addr, b.meta) ? b : a;
+  return { incarnation: live.incarnation, state: live.state, aliveIncarnation: id.aliveIncarnation, addr: id.addr, meta: id.meta };
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && compareBytes(a, b) === 0;
+}

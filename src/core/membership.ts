@@ -1,0 +1,884 @@
+/**
+ * The membership state machine: SWIM failure detection and gossip dissemination with the
+ * Lifeguard refinements, as a pure ("sans-IO") core.
+ *
+ * Theory of operation
+ * -------------------
+ * Inputs are `handle*` calls that carry the current time; the core never reads a clock, arms a
+ * timer, draws randomness except from the injected Rng, or touches a socket. After any input a
+ * driver drains, in this order:
+ *   1. `pollTransmit()` until undefined: datagrams (and stream requests) to send;
+ *   2. `pollEvent()` until undefined: member changes, health changes, diagnostics;
+ *   3. `pollTimeoutMs()`: the earliest deadline; call `handleTimeout(now)` once it has passed.
+ * A stream request (`stream: true`) is one frame over a reliable connection; the peer's driver
+ * passes it to `handleStream`, which may return one reply frame, which the requester's driver
+ * hands to its own `handleStream`.
+ *
+ * Failure detection. Every probe interval (scaled by local health) the core pings the next member
+ * of a shuffled round-robin order. No ack within the probe timeout: it asks `indirectChecks`
+ * random members to ping-req the target (each returns the ack, or a nack if the target stays
+ * silent) and tries one ping over the stream path. No ack by the end of the interval: the target
+ * becomes *suspect*. A suspicion is declared *dead* when its timeout runs out; the timeout starts
+ * long and shrinks as other members confirm it (Lifeguard). A member that hears it is suspected
+ * refutes by re-announcing itself alive with a higher incarnation.
+ *
+ * Local health (Lifeguard). Failed probes without the nacks that prove the path is fine, and
+ * refutations, raise a score that stretches this node's probe interval and timeouts; successful
+ * probes lower it. A timer that fires far past its deadline means this node was stalled: before
+ * accusing anyone it waits once more, briefly, so input that queued during the stall lands first.
+ *
+ * Dissemination. Every state change is queued once per member and piggybacked on every outgoing
+ * packet and on gossip rounds to a few random members, up to λ·log(n) times (broadcast-queue.ts).
+ * Push-pull exchanges the whole table with one random member now and then (and with the seeds on
+ * join) so anything gossip missed heals; a dead member is also contacted, so long partitions
+ * heal without operator action.
+ *
+ * State transitions per member follow members.ts: higher incarnation wins, and at equal
+ * incarnation left > dead > suspect > alive.
+ */
+import { Awareness } from './awareness.js';
+import { BroadcastQueue } from './broadcast-queue.js';
+import { type Config, type ConfigOptions, pushPullIntervalMs, resolveConfig, retransmitLimit, suspicionTimeoutsMs } from './config.js';
+import { InvalidOptionError, InvalidStateError, OversizedError } from './errors.js';
+import {
+  bytesEqual, identityNewer, livenessNewer, STATE_NAMES, type MemberFacts, type MemberInfo,
+} from './members.js';
+import { type Rng, randomInt, shuffle } from './rng.js';
+import { Suspicion } from './suspicion.js';
+import { type Timer, TimerHeap } from './timers.js';
+import {
+  type AliveMessage, buildPacket, decodePacket, encodeMessage, encodePacket, HEADER_BYTES, MemberState, type Message,
+  MessageType, type PushPullEntry, type PushPullMessage, utf8Length, type WireLimits,
+} from './wire.js';
+
+export interface MembershipOptions {
+  /** This member's unique name in the cluster. */
+  name: string;
+  /** The address peers should send to (opaque to the core; the driver understands it). */
+  addr: string;
+  /** Node metadata carried in alive messages, at most `config.metaBytesMax` bytes. */
+  meta?: Uint8Array;
+  /** A profile name and overrides, or an already resolved config. */
+  config?: ConfigOptions;
+  rng: Rng;
+  /** Current time; all later times passed in must not go backwards. */
+  nowMs: number;
+  /** Starting incarnation. A restarted member also recovers a higher one by refutation. */
+  incarnation?: number;
+}
+
+/** Bytes to send. `stream` means one frame over a reliable connection (TCP in the runtime). */
+export interface Transmit {
+  addr: string;
+  bytes: Uint8Array;
+  stream: boolean;
+}
+
+export type MemberChange = 'joined' | 'suspect' | 'alive' | 'dead' | 'left' | 'updated';
+
+export type MembershipEvent =
+  | { type: MemberChange; member: MemberInfo }
+  /** Local health score changed (0 is healthy). */
+  | { type: 'health'; score: number }
+  /** Peer input was rejected; it changed no state. */
+  | { type: 'dropped'; from: string; reason: string; detail?: string }
+  /** Another process claims this member's name from `otherAddr`; this node refuted it. */
+  | { type: 'conflict'; name: string; addr: string; otherAddr: string }
+  /** A push-pull state from `from` was merged (`join`: it answered our join request). */
+  | { type: 'synced'; from: string; join: boolean; members: number }
+  /** After leave(): the left message has been sent its full number of times (or there is nobody to tell). */
+  | { type: 'leave-disseminated' };
+
+export interface MembershipStats {
+  packetsIn: number;
+  bytesIn: number;
+  packetsOut: number;
+  bytesOut: number;
+  streamsOut: number;
+  /** Peer inputs rejected, by reason. */
+  dropped: Record<string, number>;
+  /** Events discarded because the driver did not drain them. */
+  eventsDropped: number;
+}
+
+type TimerKind =
+  | { kind: 'probe'; deferred: boolean }
+  | { kind: 'probe-ack'; deferred: boolean }
+  | { kind: 'gossip' }
+  | { kind: 'push-pull' }
+  | { kind: 'suspicion'; name: string; deferred: boolean }
+  | { kind: 'relay'; seq: number };
+
+interface Entry extends MemberFacts {
+  readonly name: string;
+  stateChangeMs: number;
+  suspicion: Suspicion | undefined;
+  suspicionTimer: Timer<TimerKind> | undefined;
+  /** Index in `others`, or -1 once reaped. */
+  listIndex: number;
+}
+
+interface Probe {
+  target: Entry;
+  seq: number;
+  acked: boolean;
+  indirect: boolean;
+  nacksExpected: number;
+  nacksReceived: number;
+  ackTimer: Timer<TimerKind> | undefined;
+}
+
+interface Relay {
+  requesterAddr: string;
+  requesterSeq: number;
+  nack: boolean;
+}
+
+/** Longest address accepted from a peer, in bytes: a bracketed IPv6 address with zone and port fits. */
+const ADDR_BYTES_MAX = 128;
+/** Ping-reqs this node relays at once; more are dropped so a flood cannot grow memory. */
+const RELAYS_MAX = 1_024;
+/** A timer that fires later than this fraction of the probe timeout means the event loop stalled. */
+const STALL_FRACTION = 0.5;
+/** After a stall, accusing timers wait this long once more so queued input is processed first. */
+const STALL_GRACE_MS = 5;
+
+export class Membership {
+  readonly config: Readonly<Config>;
+  readonly name: string;
+  private readonly rng: Rng;
+  private readonly self: Entry;
+  private readonly entries = new Map<string, Entry>();
+  /** Every entry but self, for O(1) random sampling. */
+  private readonly others: Entry[] = [];
+  private readonly awareness: Awareness;
+  private readonly broadcasts = new BroadcastQueue();
+  private readonly timers = new TimerHeap<TimerKind>();
+  private readonly relays = new Map<number, Relay>();
+  private readonly datagramLimits: WireLimits;
+  private readonly streamLimits: WireLimits;
+  /** Members that became dead or left, oldest first, with the time they did. */
+  private readonly tombstones: { entry: Entry; sinceMs: number }[] = [];
+  private tombstoneHead = 0;
+  private probeOrder: Entry[] = [];
+  private probeIndex = 0;
+  private probe: Probe | undefined;
+  private probeTimer: Timer<TimerKind>;
+  private seq: number;
+  /** Members in state alive or suspect, self included. */
+  private liveCount = 1;
+  private leaving = false;
+  private readonly outbox: Transmit[] = [];
+  private outboxHead = 0;
+  private readonly eventQueue: MembershipEvent[] = [];
+  private eventHead = 0;
+  private readonly counters: MembershipStats = {
+    packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, streamsOut: 0, dropped: {}, eventsDropped: 0,
+  };
+
+  constructor(options: MembershipOptions) {
+    this.config = resolveConfig(options.config);
+    const config = this.config;
+    if (typeof options.name !== 'string' || options.name.length === 0 || utf8Length(options.name) > config.nameBytesMax) {
+      throw new InvalidOptionError('name', `must be a non-empty string of at most ${config.nameBytesMax} UTF-8 bytes`);
+    }
+    if (typeof options.addr !== 'string' || options.addr.length === 0 || utf8Length(options.addr) > ADDR_BYTES_MAX) {
+      throw new InvalidOptionError('addr', `must be a non-empty string of at most ${ADDR_BYTES_MAX} bytes`);
+    }
+    const meta = options.meta ?? new Uint8Array(0);
+    if (meta.length > config.metaBytesMax) throw new OversizedError('meta', meta.length, config.metaBytesMax);
+    const incarnation = options.incarnation ?? 0;
+    if (!Number.isInteger(incarnation) || incarnation < 0 || incarnation > 0xffff_fff0) {
+      throw new InvalidOptionError('incarnation', 'must be an integer in 0..2^32-16');
+    }
+    this.name = options.name;
+    this.rng = options.rng;
+    this.awareness = new Awareness(config.awarenessMax);
+    this.seq = options.rng.nextUint32();
+    this.datagramLimits = {
+      nameBytesMax: config.nameBytesMax, addrBytesMax: ADDR_BYTES_MAX, metaBytesMax: config.metaBytesMax, membersMax: 0,
+    };
+    this.streamLimits = { ...this.datagramLimits, membersMax: config.membersMax };
+    const now = options.nowMs;
+    this.self = {
+      name: options.name, addr: options.addr, meta, incarnation, aliveIncarnation: incarnation,
+      state: MemberState.Alive, stateChangeMs: now, suspicion: undefined, suspicionTimer: undefined, listIndex: -1,
+    };
+    this.entries.set(this.name, this.self);
+    this.broadcastSelfAlive();
+    // Random first deadlines spread members' rounds apart, as memberlist staggers its tickers.
+    this.probeTimer = this.timers.schedule(now + randomInt(this.rng, config.probeIntervalMs), { kind: 'probe', deferred: false });
+    this.timers.schedule(now + randomInt(this.rng, config.gossipIntervalMs), { kind: 'gossip' });
+    if (config.pushPullIntervalMs > 0) {
+      this.timers.schedule(now + randomInt(this.rng, config.pushPullIntervalMs), { kind: 'push-pull' });
+    }
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  /** A datagram arrived from `from`. Never throws on bad input: it is dropped and counted. */
+  handleDatagram(nowMs: number, from: string, bytes: Uint8Array): void {
+    this.counters.packetsIn++;
+    this.counters.bytesIn += bytes.length;
+    if (bytes.length > this.config.udpPayloadBytesMax) {
+      this.drop(from, 'oversized', `${bytes.length} bytes`);
+      return;
+    }
+    const decoded = decodePacket(bytes, this.datagramLimits);
+    if (!decoded.ok) {
+      this.drop(from, decoded.error.reason, decoded.error.detail);
+      return;
+    }
+    if (decoded.unknownTypes > 0) this.drop(from, 'unknown-type', `${decoded.unknownTypes} message(s) skipped`);
+    for (const message of decoded.messages) this.dispatch(nowMs, from, message, false);
+  }
+
+  /**
+   * A stream frame arrived from `from`. Returns the reply frame to send back on the same
+   * connection, if any. Never throws on bad input.
+   */
+  handleStream(nowMs: number, from: string, bytes: Uint8Array): Uint8Array | undefined {
+    this.counters.bytesIn += bytes.length;
+    if (bytes.length > this.config.streamBytesMax) {
+      this.drop(from, 'oversized', `stream frame of ${bytes.length} bytes`);
+      return undefined;
+    }
+    const decoded = decodePacket(bytes, this.streamLimits);
+    if (!decoded.ok) {
+      this.drop(from, decoded.error.reason, decoded.error.detail);
+      return undefined;
+    }
+    let reply: Uint8Array | undefined;
+    for (const message of decoded.messages) {
+      if (message.type === MessageType.Ping) {
+        if (message.target === this.name) reply = encodePacket([{ type: MessageType.Ack, seq: message.seq }]);
+      } else if (message.type === MessageType.PushPull) {
+        this.mergeRemoteState(nowMs, from, message);
+        if (!message.reply) reply = encodePacket([this.localState(message.join, true)]);
+      } else {
+        this.dispatch(nowMs, from, message, true);
+      }
+    }
+    if (reply !== undefined) this.counters.bytesOut += reply.length;
+    return reply;
+  }
+
+  /** Runs every timer due at or before `nowMs`. */
+  handleTimeout(nowMs: number): void {
+    for (;;) {
+      const timer = this.timers.popDue(nowMs);
+      if (timer === undefined) return;
+      const lateMs = nowMs - timer.deadlineMs;
+      const t = timer.kind;
+      switch (t.kind) {
+        case 'probe': this.onProbeTick(nowMs, lateMs, t.deferred); break;
+        case 'probe-ack': this.onProbeAckTimeout(nowMs, timer, lateMs); break;
+        case 'gossip': this.onGossipTick(nowMs); break;
+        case 'push-pull': this.onPushPullTick(nowMs); break;
+        case 'suspicion': this.onSuspicionTimeout(nowMs, timer, lateMs); break;
+        case 'relay': this.onRelayTimeout(t.seq); break;
+      }
+    }
+  }
+
+  /** Contacts seed addresses with a full-state exchange. Empty seeds: this member starts a cluster. */
+  join(nowMs: number, seeds: readonly string[]): void {
+    if (this.leaving) throw new InvalidStateError('join after leave');
+    void nowMs;
+    const request = encodePacket([this.localState(true, false)]);
+    for (const seed of seeds) {
+      if (seed !== this.self.addr) this.send({ addr: seed, bytes: request, stream: true });
+    }
+  }
+
+  /** Announces a graceful leave. Keep driving the core until 'leave-disseminated' (or a timeout). */
+  leave(nowMs: number): void {
+    if (this.leaving) return;
+    this.leaving = true;
+    this.setState(nowMs, this.self, this.self.incarnation, MemberState.Left);
+    this.cancelProbe();
+    const left = encodeMessage({ type: MessageType.Left, node: this.name, incarnation: this.self.incarnation });
+    this.broadcasts.enqueue(this.name, left, () => this.emit({ type: 'leave-disseminated' }));
+    if (!this.others.some((e) => isLive(e.state))) this.emit({ type: 'leave-disseminated' });
+  }
+
+  /** Replaces this member's metadata and announces it with a new incarnation. */
+  setLocalRecord(nowMs: number, meta: Uint8Array): void {
+    if (this.leaving) throw new InvalidStateError('setLocalRecord after leave');
+    if (meta.length > this.config.metaBytesMax) throw new OversizedError('meta', meta.length, this.config.metaBytesMax);
+    this.self.meta = meta;
+    this.bumpIncarnation(this.self.incarnation);
+    void nowMs;
+  }
+
+  // ---------------------------------------------------------------- outputs
+
+  pollTransmit(): Transmit | undefined {
+    if (this.outboxHead >= this.outbox.length) {
+      if (this.outbox.length > 0) this.outbox.length = this.outboxHead = 0;
+      return undefined;
+    }
+    const t = this.outbox[this.outboxHead] as Transmit;
+    this.outbox[this.outboxHead++] = undefined as unknown as Transmit;
+    return t;
+  }
+
+  pollEvent(): MembershipEvent | undefined {
+    if (this.eventHead >= this.eventQueue.length) {
+      if (this.eventQueue.length > 0) this.eventQueue.length = this.eventHead = 0;
+      return undefined;
+    }
+    const e = this.eventQueue[this.eventHead] as MembershipEvent;
+    this.eventQueue[this.eventHead++] = undefined as unknown as MembershipEvent;
+    return e;
+  }
+
+  /** The earliest deadline, in core time; call handleTimeout once it has passed. */
+  pollTimeoutMs(): number | undefined {
+    return this.timers.peekDeadlineMs();
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  /** Every member this node can name (self included), dead and left ones until reaped. */
+  members(): MemberInfo[] {
+    const out: MemberInfo[] = [toInfo(this.self)];
+    for (const e of this.others) if (e.addr !== undefined) out.push(toInfo(e));
+    return out;
+  }
+
+  member(name: string): MemberInfo | undefined {
+    const e = this.entries.get(name);
+    return e === undefined || e.addr === undefined ? undefined : toInfo(e);
+  }
+
+  /** Members currently alive or suspect, self included. */
+  get liveMembers(): number {
+    return this.liveCount;
+  }
+
+  get incarnation(): number {
+    return this.self.incarnation;
+  }
+
+  /** Lifeguard local health score: 0 is healthy, up to awarenessMax - 1. */
+  get healthScore(): number {
+    return this.awareness.score;
+  }
+
+  get stats(): Readonly<MembershipStats> {
+    return this.counters;
+  }
+
+  /** Broadcasts waiting to be sent (a gauge for tests and benchmarks). */
+  get pendingBroadcasts(): number {
+    return this.broadcasts.size;
+  }
+
+  // ---------------------------------------------------------------- message handling
+
+  private dispatch(now: number, from: string, m: Message, viaStream: boolean): void {
+    switch (m.type) {
+      case MessageType.Ping:
+        if (m.target !== this.name) this.drop(from, 'wrong-target', m.target);
+        else this.sendPacket(from, [encodeMessage({ type: MessageType.Ack, seq: m.seq })]);
+        return;
+      case MessageType.PingReq: return this.onPingReq(now, from, m.seq, m.target, m.targetAddr, m.nack);
+      case MessageType.Ack: return this.onAck(now, m.seq);
+      case MessageType.Nack:
+        if (this.probe !== undefined && this.probe.seq === m.seq) this.probe.nacksReceived++;
+        return;
+      case MessageType.Alive: return this.onAlive(now, m, true);
+      case MessageType.Suspect: return this.onSuspect(now, m.node, m.incarnation, m.from, true);
+      case MessageType.Dead: return this.onDeadOrLeft(now, m.node, m.incarnation, MemberState.Dead, true);
+      case MessageType.Left: return this.onDeadOrLeft(now, m.node, m.incarnation, MemberState.Left, true);
+      case MessageType.PushPull:
+        // Full state only travels on streams, where its size is bounded separately.
+        if (!viaStream) this.drop(from, 'push-pull-over-datagram');
+        return;
+    }
+  }
+
+  private onAlive(now: number, m: Omit<AliveMessage, 'type'>, spreadNew: boolean): void {
+    if (m.node === this.name) return this.onAliveAboutSelf(now, m);
+    const e = this.entries.get(m.node);
+    if (e === undefined) {
+      const created = this.createEntry(now, m.node, m.incarnation, MemberState.Alive, m.incarnation, m.addr, m.meta);
+      if (created === undefined) return;
+      if (spreadNew) this.broadcasts.enqueue(m.node, encodeMessage({ type: MessageType.Alive, ...m }));
+      this.emitMember('joined', created);
+      return;
+    }
+    // Liveness newer implies identity newer (an alive message sets both), so this test suffices.
+    if (!identityNewer(e.aliveIncarnation, e.addr, e.meta, m.incarnation, m.addr, m.meta)) return;
+    const wasVisible = e.addr !== undefined;
+    const identityChanged = e.addr !== m.addr || !bytesEqual(e.meta, m.meta);
+    const before = e.state;
+    e.aliveIncarnation = m.incarnation;
+    e.addr = m.addr;
+    e.meta = m.meta;
+    if (livenessNewer(e.incarnation, e.state, m.incarnation, MemberState.Alive)) {
+      this.setState(now, e, m.incarnation, MemberState.Alive);
+    }
+    if (spreadNew || wasVisible) this.broadcasts.enqueue(m.node, encodeMessage({ type: MessageType.Alive, ...m }));
+    if (!wasVisible) {
+      if (isLive(e.state)) this.emitMember('joined', e);
+    } else if (before !== e.state) {
+      this.emitMember(before === MemberState.Suspect ? 'alive' : 'joined', e);
+    } else if (identityChanged) {
+      this.emitMember('updated', e);
+    }
+  }
+
+  private onAliveAboutSelf(now: number, m: Omit<AliveMessage, 'type'>): void {
+    if (this.leaving) return;
+    const self = this.self;
+    const differs = m.addr !== self.addr || !bytesEqual(m.meta, self.meta);
+    if (m.incarnation > self.incarnation || (m.incarnation === self.incarnation && differs)) {
+      // Either our previous life's announcement (restart) or another process using our name.
+      if (m.addr !== self.addr) this.emit({ type: 'conflict', name: this.name, addr: self.addr as string, otherAddr: m.addr });
+      this.bumpIncarnation(m.incarnation);
+    }
+  }
+
+  private onSuspect(now: number, node: string, incarnation: number, from: string, spreadNew: boolean): void {
+    if (node === this.name) {
+      if (!this.leaving && incarnation >= this.self.incarnation) this.refute(incarnation);
+      return;
+    }
+    const encoded = (): Uint8Array => encodeMessage({ type: MessageType.Suspect, node, incarnation, from });
+    let e = this.entries.get(node);
+    if (e === undefined) {
+      e = this.createEntry(now, node, incarnation, MemberState.Suspect, -1, undefined, EMPTY);
+      if (e === undefined) return;
+      this.startSuspicion(now, e, from);
+      if (spreadNew) this.broadcasts.enqueue(node, encoded());
+      return;
+    }
+    if (incarnation === e.incarnation && e.state === MemberState.Suspect) {
+      // An independent confirmation shrinks the timeout; passing it on lets others count it too.
+      if (e.suspicion !== undefined && e.suspicion.confirm(from)) {
+        this.armSuspicionTimer(now, e);
+        this.broadcasts.enqueue(node, encoded());
+      }
+      return;
+    }
+    if (!livenessNewer(e.incarnation, e.state, incarnation, MemberState.Suspect)) return;
+    this.setState(now, e, incarnation, MemberState.Suspect);
+    this.startSuspicion(now, e, from);
+    this.broadcasts.enqueue(node, encoded());
+    this.emitMember('suspect', e);
+  }
+
+  private onDeadOrLeft(now: number, node: string, incarnation: number, state: MemberState, spreadNew: boolean): void {
+    if (node === this.name) {
+      if (this.leaving || incarnation < this.self.incarnation) return;
+      // A stale "left" from a previous life says nothing about our health; a death does.
+      this.refute(incarnation, state === MemberState.Dead);
+      return;
+    }
+    const type = state === MemberState.Left ? MessageType.Left : MessageType.Dead;
+    let e = this.entries.get(node);
+    if (e === undefined) {
+      e = this.createEntry(now, node, incarnation, state, -1, undefined, EMPTY);
+      if (e !== undefined && spreadNew) this.broadcasts.enqueue(node, encodeMessage({ type, node, incarnation }));
+      return;
+    }
+    if (!livenessNewer(e.incarnation, e.state, incarnation, state)) return;
+    this.setState(now, e, incarnation, state);
+    this.broadcasts.enqueue(node, encodeMessage({ type, node, incarnation }));
+    this.emitMember(state === MemberState.Left ? 'left' : 'dead', e);
+  }
+
+  /**
+   * Merges a peer's full table (memberlist mergeState). A remote "dead" becomes a local
+   * suspicion: we give the member a chance to refute rather than trusting one peer's verdict.
+   * Members new to us are gossiped on only from a request, whose sender is usually a joiner
+   * announcing itself; a reply is a whole table sent to a joiner, and re-gossiping it would
+   * flood the cluster with news everyone else already has.
+   */
+  private mergeRemoteState(now: number, from: string, m: PushPullMessage): void {
+    for (const r of m.members) {
+      this.onAlive(now, { node: r.name, incarnation: r.aliveIncarnation, addr: r.addr, meta: r.meta }, !m.reply);
+      if (r.state === MemberState.Suspect || r.state === MemberState.Dead) {
+        this.onSuspect(now, r.name, r.incarnation, this.name, true);
+      } else if (r.state === MemberState.Left) {
+        this.onDeadOrLeft(now, r.name, r.incarnation, MemberState.Left, true);
+      }
+    }
+    this.emit({ type: 'synced', from, join: m.join && m.reply, members: m.members.length });
+  }
+
+  private localState(join: boolean, reply: boolean): PushPullMessage {
+    const members: PushPullEntry[] = [];
+    for (const e of this.entries.values()) {
+      if (e.addr === undefined) continue;
+      members.push({
+        name: e.name, addr: e.addr, meta: e.meta, aliveIncarnation: e.aliveIncarnation, incarnation: e.incarnation, state: e.state,
+      });
+    }
+    return { type: MessageType.PushPull, join, reply, members };
+  }
+
+  // ---------------------------------------------------------------- probing
+
+  private onProbeTick(now: number, lateMs: number, deferred: boolean): void {
+    if (this.probe !== undefined && !this.probe.acked && !deferred && this.stalled(lateMs)) {
+      this.probeTimer = this.timers.schedule(now + STALL_GRACE_MS, { kind: 'probe', deferred: true });
+      return;
+    }
+    this.finishProbe(now);
+    if (!this.leaving) this.startProbe(now);
+    this.probeTimer = this.timers.schedule(now + this.awareness.scale(this.config.probeIntervalMs), { kind: 'probe', deferred: false });
+  }
+
+  private startProbe(now: number): void {
+    const target = this.nextProbeTarget();
+    if (target === undefined) return;
+    const seq = this.nextSeq();
+    const bodies = [encodeMessage({ type: MessageType.Ping, seq, target: target.name })];
+    if (this.config.lifeguard && target.state === MemberState.Suspect) {
+      // Buddy system: tell the suspect directly so it can refute at once.
+      bodies.push(encodeMessage({ type: MessageType.Suspect, node: target.name, incarnation: target.incarnation, from: this.name }));
+    }
+    this.sendPacket(target.addr as string, bodies);
+    const ackTimer = this.timers.schedule(now + this.awareness.scale(this.config.probeTimeoutMs), { kind: 'probe-ack', deferred: false });
+    this.probe = { target, seq, acked: false, indirect: false, nacksExpected: 0, nacksReceived: 0, ackTimer };
+  }
+
+  private onProbeAckTimeout(now: number, timer: Timer<TimerKind>, lateMs: number): void {
+    const p = this.probe;
+    if (p === undefined || p.acked || p.ackTimer !== timer) return;
+    if (!(timer.kind as { deferred: boolean }).deferred && this.stalled(lateMs)) {
+      p.ackTimer = this.timers.schedule(now + STALL_GRACE_MS, { kind: 'probe-ack', deferred: true });
+      return;
+    }
+    p.ackTimer = undefined;
+    p.indirect = true;
+    const target = p.target;
+    if (target.addr === undefined || target.listIndex < 0) return;
+    const helpers = this.sample(this.config.indirectChecks, (e) => e !== target && e.state === MemberState.Alive && e.addr !== undefined);
+    for (const helper of helpers) {
+      this.sendPacket(helper.addr as string, [encodeMessage({
+        type: MessageType.PingReq, seq: p.seq, target: target.name, targetAddr: target.addr, nack: true,
+      })]);
+    }
+    p.nacksExpected = helpers.length;
+    // The stream path gets through where only UDP is blocked or lossy (serf#216).
+    this.send({ addr: target.addr, bytes: encodePacket([{ type: MessageType.Ping, seq: p.seq, target: target.name }]), stream: true });
+  }
+
+  private finishProbe(now: number): void {
+    const p = this.probe;
+    if (p === undefined) return;
+    this.cancelProbe();
+    if (p.acked) return;
+    // Nacks prove our own path works, so missing ones count against our health (Lifeguard).
+    const delta = p.nacksExpected > 0 ? Math.max(0, p.nacksExpected - p.nacksReceived) : 1;
+    this.applyAwareness(delta);
+    const target = p.target;
+    if (target.listIndex < 0 || !isLive(target.state)) return;
+    this.onSuspect(now, target.name, target.incarnation, this.name, true);
+  }
+
+  private cancelProbe(): void {
+    if (this.probe?.ackTimer !== undefined) this.probe.ackTimer.cancelled = true;
+    this.probe = undefined;
+  }
+
+  private onAck(now: number, seq: number): void {
+    void now;
+    const p = this.probe;
+    if (p !== undefined && p.seq === seq && !p.acked) {
+      p.acked = true;
+      if (p.ackTimer !== undefined) p.ackTimer.cancelled = true;
+      p.ackTimer = undefined;
+      if (!p.indirect) this.applyAwareness(-1);
+    }
+    const relay = this.relays.get(seq);
+    if (relay !== undefined) {
+      this.relays.delete(seq);
+      this.sendPacket(relay.requesterAddr, [encodeMessage({ type: MessageType.Ack, seq: relay.requesterSeq })]);
+    }
+  }
+
+  private onPingReq(now: number, from: string, seq: number, target: string, targetAddr: string, nack: boolean): void {
+    if (this.relays.size >= RELAYS_MAX) {
+      this.drop(from, 'relay-limit');
+      return;
+    }
+    const relaySeq = this.nextSeq();
+    this.relays.set(relaySeq, { requesterAddr: from, requesterSeq: seq, nack });
+    this.sendPacket(targetAddr, [encodeMessage({ type: MessageType.Ping, seq: relaySeq, target })]);
+    this.timers.schedule(now + this.relayNackDelayMs(), { kind: 'relay', seq: relaySeq });
+  }
+
+  private onRelayTimeout(seq: number): void {
+    const relay = this.relays.get(seq);
+    if (relay === undefined) return;
+    this.relays.delete(seq);
+    if (relay.nack) this.sendPacket(relay.requesterAddr, [encodeMessage({ type: MessageType.Nack, seq: relay.requesterSeq })]);
+  }
+
+  /** Next member in the shuffled round-robin order; reshuffles at the end of a round. */
+  private nextProbeTarget(): Entry | undefined {
+    for (let rounds = 0; rounds < 2; ) {
+      if (this.probeIndex >= this.probeOrder.length) {
+        this.probeOrder = shuffle(this.rng, this.others.slice());
+        this.probeIndex = 0;
+        rounds++;
+        if (this.probeOrder.length === 0) return undefined;
+      }
+      const e = this.probeOrder[this.probeIndex++] as Entry;
+      if (e.listIndex >= 0 && e.addr !== undefined && isLive(e.state)) return e;
+    }
+    return undefined;
+  }
+
+  // ---------------------------------------------------------------- suspicion
+
+  private startSuspicion(now: number, e: Entry, from: string): void {
+    const n = this.liveCount;
+    const { minMs, maxMs } = suspicionTimeoutsMs(this.config, n);
+    let wanted = this.config.lifeguard ? this.config.suspicionMult - 2 : 0;
+    if (n - 2 < wanted) wanted = 0;
+    e.suspicion = new Suspicion(now, from, wanted, minMs, this.config.lifeguard ? maxMs : minMs);
+    this.armSuspicionTimer(now, e);
+  }
+
+  private armSuspicionTimer(now: number, e: Entry): void {
+    if (e.suspicionTimer !== undefined) e.suspicionTimer.cancelled = true;
+    const deadline = Math.max(now, (e.suspicion as Suspicion).deadlineMs());
+    e.suspicionTimer = this.timers.schedule(deadline, { kind: 'suspicion', name: e.name, deferred: false });
+  }
+
+  private onSuspicionTimeout(now: number, timer: Timer<TimerKind>, lateMs: number): void {
+    const t = timer.kind as { name: string; deferred: boolean };
+    const e = this.entries.get(t.name);
+    if (e === undefined || e.suspicionTimer !== timer || e.state !== MemberState.Suspect) return;
+    if (!t.deferred && this.stalled(lateMs)) {
+      e.suspicionTimer = this.timers.schedule(now + STALL_GRACE_MS, { kind: 'suspicion', name: e.name, deferred: true });
+      return;
+    }
+    this.setState(now, e, e.incarnation, MemberState.Dead);
+    this.broadcasts.enqueue(e.name, encodeMessage({ type: MessageType.Dead, node: e.name, incarnation: e.incarnation }));
+    this.emitMember('dead', e);
+  }
+
+  // ---------------------------------------------------------------- gossip and push-pull
+
+  private onGossipTick(now: number): void {
+    this.timers.schedule(now + this.config.gossipIntervalMs, { kind: 'gossip' });
+    this.reapTombstones(now);
+    if (this.broadcasts.size === 0) return;
+    const deadWindowMs = this.config.gossipToTheDeadMs;
+    const targets = this.sample(this.config.gossipNodes, (e) =>
+      e.addr !== undefined && (isLive(e.state) || now - e.stateChangeMs < deadWindowMs));
+    for (const target of targets) {
+      const bodies: Uint8Array[] = [];
+      this.broadcasts.take(this.config.udpPayloadBytesMax - HEADER_BYTES, this.retransmitLimit(), bodies);
+      if (bodies.length === 0) return;
+      this.send({ addr: target.addr as string, bytes: buildPacket(bodies), stream: false });
+    }
+  }
+
+  private onPushPullTick(now: number): void {
+    this.timers.schedule(now + pushPullIntervalMs(this.config, this.liveCount), { kind: 'push-pull' });
+    if (this.leaving) return;
+    const [peer] = this.sample(1, (e) => e.state === MemberState.Alive && e.addr !== undefined);
+    // Also try one dead member: if it was only cut off, this heals the partition (antrea#4491).
+    const [lost] = this.sample(1, (e) => e.state === MemberState.Dead && e.addr !== undefined);
+    if (peer === undefined && lost === undefined) return;
+    const request = encodePacket([this.localState(false, false)]);
+    if (peer !== undefined) this.send({ addr: peer.addr as string, bytes: request, stream: true });
+    if (lost !== undefined) this.send({ addr: lost.addr as string, bytes: request, stream: true });
+  }
+
+  // ---------------------------------------------------------------- table maintenance
+
+  private createEntry(
+    now: number, name: string, incarnation: number, state: MemberState, aliveIncarnation: number,
+    addr: string | undefined, meta: Uint8Array,
+  ): Entry | undefined {
+    if (this.entries.size >= this.config.membersMax) {
+      this.drop(addr ?? name, 'member-limit', name);
+      return undefined;
+    }
+    const e: Entry = {
+      name, addr, meta, incarnation, aliveIncarnation, state, stateChangeMs: now,
+      suspicion: undefined, suspicionTimer: undefined, listIndex: this.others.length,
+    };
+    this.entries.set(name, e);
+    this.others.push(e);
+    if (isLive(state)) this.liveCount++;
+    else this.tombstones.push({ entry: e, sinceMs: now });
+    // New members join the current probe round at a random later position (memberlist does too).
+    const order = this.probeOrder;
+    order.push(e);
+    const span = order.length - this.probeIndex;
+    if (span > 1) {
+      const j = this.probeIndex + randomInt(this.rng, span);
+      order[order.length - 1] = order[j] as Entry;
+      order[j] = e;
+    }
+    return e;
+  }
+
+  private setState(now: number, e: Entry, incarnation: number, state: MemberState): void {
+    const wasLive = isLive(e.state);
+    const live = isLive(state);
+    if (e.state !== state) e.stateChangeMs = now;
+    e.incarnation = incarnation;
+    e.state = state;
+    if (wasLive !== live) this.liveCount += live ? 1 : -1;
+    if (wasLive && !live && e !== this.self) this.tombstones.push({ entry: e, sinceMs: now });
+    if (state !== MemberState.Suspect) {
+      if (e.suspicionTimer !== undefined) e.suspicionTimer.cancelled = true;
+      e.suspicionTimer = undefined;
+      e.suspicion = undefined;
+    }
+  }
+
+  /** Removes dead and left members whose tombstone period has passed (FIFO by state change time). */
+  private reapTombstones(now: number): void {
+    const reapMs = this.config.tombstoneReapMs;
+    const list = this.tombstones;
+    while (this.tombstoneHead < list.length) {
+      const { entry, sinceMs } = list[this.tombstoneHead] as { entry: Entry; sinceMs: number };
+      if (now - sinceMs < reapMs) break;
+      this.tombstoneHead++;
+      // Skip records of members that came back (or were reaped) since.
+      if (entry.listIndex >= 0 && !isLive(entry.state) && entry.stateChangeMs <= sinceMs) this.removeEntry(entry);
+    }
+    if (this.tombstoneHead > 1_024 && this.tombstoneHead * 2 > list.length) {
+      list.splice(0, this.tombstoneHead);
+      this.tombstoneHead = 0;
+    }
+  }
+
+  private removeEntry(e: Entry): void {
+    this.entries.delete(e.name);
+    const last = this.others.pop() as Entry;
+    if (last !== e) {
+      this.others[e.listIndex] = last;
+      last.listIndex = e.listIndex;
+    }
+    e.listIndex = -1;
+    this.broadcasts.remove(e.name);
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private refute(incarnation: number, penalize = true): void {
+    this.bumpIncarnation(incarnation);
+    // Having to refute is evidence that we are slow to answer (Lifeguard).
+    if (penalize) this.applyAwareness(1);
+  }
+
+  private bumpIncarnation(atLeast: number): void {
+    const self = this.self;
+    self.incarnation = Math.min(0xffff_ffff, Math.max(self.incarnation, atLeast) + 1);
+    self.aliveIncarnation = self.incarnation;
+    this.broadcastSelfAlive();
+  }
+
+  private broadcastSelfAlive(): void {
+    const self = this.self;
+    this.broadcasts.enqueue(this.name, encodeMessage({
+      type: MessageType.Alive, node: this.name, incarnation: self.incarnation, addr: self.addr as string, meta: self.meta,
+    }));
+  }
+
+  private applyAwareness(delta: number): void {
+    if (!this.config.lifeguard) return;
+    if (this.awareness.apply(delta)) this.emit({ type: 'health', score: this.awareness.score });
+  }
+
+  private stalled(lateMs: number): boolean {
+    return lateMs > this.config.probeTimeoutMs * STALL_FRACTION;
+  }
+
+  /**
+   * How long a relay waits for the target before sending a nack. It must land inside the
+   * requester's indirect window (probe interval minus probe timeout), or the requester blames
+   * itself for nacks that were merely late; memberlist waits a full probe timeout, which at LAN
+   * settings arrives after the window closes. 80% of the shorter span leaves room for latency.
+   */
+  private relayNackDelayMs(): number {
+    const c = this.config;
+    return 0.8 * Math.min(c.probeTimeoutMs, c.probeIntervalMs - c.probeTimeoutMs);
+  }
+
+  private retransmitLimit(): number {
+    return retransmitLimit(this.config, this.liveCount);
+  }
+
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0;
+    return this.seq;
+  }
+
+  /** Up to k distinct random members accepted by `accept`. */
+  private sample(k: number, accept: (e: Entry) => boolean): Entry[] {
+    const list = this.others;
+    const out: Entry[] = [];
+    if (k <= 0 || list.length === 0) return out;
+    if (list.length > k * 4) {
+      for (let attempt = 0; out.length < k && attempt < k * 16; attempt++) {
+        const e = list[randomInt(this.rng, list.length)] as Entry;
+        if (accept(e) && !out.includes(e)) out.push(e);
+      }
+      if (out.length === k) return out;
+      out.length = 0;
+    }
+    // Small tables, or few acceptable members: choose from all of them.
+    const candidates = shuffle(this.rng, list.filter(accept));
+    return candidates.slice(0, k);
+  }
+
+  /** Sends `bodies` in one datagram, filling the rest of it with pending broadcasts. */
+  private sendPacket(addr: string, bodies: Uint8Array[]): void {
+    let size = HEADER_BYTES;
+    for (const b of bodies) size += b.length;
+    const budget = this.config.udpPayloadBytesMax - size;
+    if (budget > 0) this.broadcasts.take(budget, this.retransmitLimit(), bodies);
+    this.send({ addr, bytes: buildPacket(bodies), stream: false });
+  }
+
+  private send(t: Transmit): void {
+    if (t.stream) this.counters.streamsOut++;
+    else this.counters.packetsOut++;
+    this.counters.bytesOut += t.bytes.length;
+    this.outbox.push(t);
+  }
+
+  private emitMember(type: MemberChange, e: Entry): void {
+    if (e.addr !== undefined) this.emit({ type, member: toInfo(e) });
+  }
+
+  private emit(event: MembershipEvent): void {
+    if (this.eventQueue.length - this.eventHead >= this.config.eventQueueMax) {
+      this.eventQueue[this.eventHead++] = undefined as unknown as MembershipEvent;
+      this.counters.eventsDropped++;
+    }
+    this.eventQueue.push(event);
+  }
+
+  private drop(from: string, reason: string, detail?: string): void {
+    this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1;
+    this.emit(detail === undefined ? { type: 'dropped', from, reason } : { type: 'dropped', from, reason, detail });
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function isLive(state: MemberState): boolean {
+  return state === MemberState.Alive || state === MemberState.Suspect;
+}
+
+function toInfo(e: Entry): MemberInfo {
+  return {
+    name: e.name, addr: e.addr as string, meta: e.meta, incarnation: e.incarnation,
+    state: STATE_NAMES[e.state] as MemberInfo['state'], stateChangeMs: e.stateChangeMs,
+  };
+}

@@ -1,0 +1,272 @@
+/**
+ * The wire format, as pure functions. A datagram is a 3-byte header (magic "GV", protocol
+ * version) followed by one or more messages, each a MessagePack array whose first element is
+ * the message type. Several messages in one datagram form a compound packet, filled up to the
+ * configured payload size. Stream frames (push-pull over TCP) use the same header and carry one
+ * message. Fields are positional, so adding a field means appending it: older decoders ignore
+ * trailing elements and skip message types they do not know.
+ */
+import { Packr, unpack } from 'msgpackr';
+import { scanValue, type ScanErrorReason, type ScanLimits } from './msgpack-scan.js';
+
+/** Message type numbers are part of the protocol. ONLY APPEND TO THIS LIST. */
+export const MessageType = {
+  Ping: 1,
+  PingReq: 2,
+  Ack: 3,
+  Nack: 4,
+  Suspect: 5,
+  Alive: 6,
+  Dead: 7,
+  Left: 8,
+  PushPull: 9,
+} as const;
+export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+
+/** Member states as numbered on the wire. ONLY APPEND TO THIS LIST. */
+export const MemberState = { Alive: 0, Suspect: 1, Dead: 2, Left: 3 } as const;
+export type MemberState = (typeof MemberState)[keyof typeof MemberState];
+
+export const PROTOCOL_VERSION = 1;
+export const HEADER_BYTES = 3;
+const MAGIC_0 = 0x47; // 'G'
+const MAGIC_1 = 0x56; // 'V'
+
+/** Direct probe: the receiver acks `seq` if it is `target`. */
+export interface PingMessage { type: typeof MessageType.Ping; seq: number; target: string }
+/** Indirect probe request: ping `target` at `targetAddr` and relay its ack (and a nack on timeout). */
+export interface PingReqMessage {
+  type: typeof MessageType.PingReq; seq: number; target: string; targetAddr: string; nack: boolean;
+}
+export interface AckMessage { type: typeof MessageType.Ack; seq: number }
+/** Sent by an indirect prober whose target did not answer in time: the path, not the requester, is fine. */
+export interface NackMessage { type: typeof MessageType.Nack; seq: number }
+export interface SuspectMessage { type: typeof MessageType.Suspect; node: string; incarnation: number; from: string }
+export interface AliveMessage {
+  type: typeof MessageType.Alive; node: string; incarnation: number; addr: string; meta: Uint8Array;
+}
+export interface DeadMessage { type: typeof MessageType.Dead; node: string; incarnation: number }
+/** A graceful leave, said by the member itself. */
+export interface LeftMessage { type: typeof MessageType.Left; node: string; incarnation: number }
+
+/** One member as carried in a push-pull state. */
+export interface PushPullEntry {
+  name: string;
+  addr: string;
+  meta: Uint8Array;
+  /** Incarnation of the alive message that `addr` and `meta` came from. */
+  aliveIncarnation: number;
+  incarnation: number;
+  state: MemberState;
+}
+/** Full state exchange over a stream; `reply` marks the answer to one. */
+export interface PushPullMessage {
+  type: typeof MessageType.PushPull; join: boolean; reply: boolean; members: PushPullEntry[];
+}
+
+export type Message =
+  | PingMessage | PingReqMessage | AckMessage | NackMessage | SuspectMessage
+  | AliveMessage | DeadMessage | LeftMessage | PushPullMessage;
+
+/** Limits applied while decoding peer input. */
+export interface WireLimits {
+  nameBytesMax: number;
+  addrBytesMax: number;
+  metaBytesMax: number;
+  /** Most members in one push-pull message. */
+  membersMax: number;
+}
+
+export type DecodeErrorReason = 'bad-header' | 'empty' | 'bad-field' | ScanErrorReason;
+
+/** Why a packet was rejected; `offset` is where in the input the problem was found. */
+export interface DecodeError { reason: DecodeErrorReason; offset: number; detail?: string }
+
+export type DecodeResult =
+  | { ok: true; messages: Message[]; unknownTypes: number }
+  | { ok: false; error: DecodeError };
+
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+
+/** Encodes one message body (no header). */
+export function encodeMessage(message: Message): Uint8Array {
+  return packr.pack(toTuple(message));
+}
+
+function toTuple(m: Message): unknown[] {
+  switch (m.type) {
+    case MessageType.Ping: return [m.type, m.seq, m.target];
+    case MessageType.PingReq: return [m.type, m.seq, m.target, m.targetAddr, m.nack];
+    case MessageType.Ack: return [m.type, m.seq];
+    case MessageType.Nack: return [m.type, m.seq];
+    case MessageType.Suspect: return [m.type, m.node, m.incarnation, m.from];
+    case MessageType.Alive: return [m.type, m.node, m.incarnation, m.addr, m.meta];
+    case MessageType.Dead: return [m.type, m.node, m.incarnation];
+    case MessageType.Left: return [m.type, m.node, m.incarnation];
+    case MessageType.PushPull:
+      return [m.type, m.join, m.reply, m.members.map((e) => [e.name, e.addr, e.meta, e.aliveIncarnation, e.incarnation, e.state])];
+  }
+}
+
+/** Concatenates the header and already-encoded message bodies into one packet. */
+export function buildPacket(bodies: readonly Uint8Array[]): Uint8Array {
+  let size = HEADER_BYTES;
+  for (const b of bodies) size += b.length;
+  const out = new Uint8Array(size);
+  out[0] = MAGIC_0;
+  out[1] = MAGIC_1;
+  out[2] = PROTOCOL_VERSION;
+  let at = HEADER_BYTES;
+  for (const b of bodies) {
+    out.set(b, at);
+    at += b.length;
+  }
+  return out;
+}
+
+/** Encodes messages into one packet, ignoring size limits (streams, tests). */
+export function encodePacket(messages: readonly Message[]): Uint8Array {
+  return buildPacket(messages.map(encodeMessage));
+}
+
+/**
+ * Decodes a packet. Never throws: malformed input yields `{ ok: false, error }`. Messages of a
+ * type this version does not know are skipped and counted, so newer peers can add types.
+ */
+export function decodePacket(bytes: Uint8Array, limits: WireLimits): DecodeResult {
+  if (bytes.length < HEADER_BYTES || bytes[0] !== MAGIC_0 || bytes[1] !== MAGIC_1 || bytes[2] === 0) {
+    return { ok: false, error: { reason: 'bad-header', offset: 0 } };
+  }
+  if (bytes.length === HEADER_BYTES) return { ok: false, error: { reason: 'empty', offset: HEADER_BYTES } };
+  const scanLimits: ScanLimits = {
+    depthMax: 3,
+    arrayLengthMax: Math.max(8, limits.membersMax),
+    stringBytesMax: Math.max(limits.nameBytesMax, limits.addrBytesMax),
+    binaryBytesMax: limits.metaBytesMax,
+  };
+  const messages: Message[] = [];
+  let unknownTypes = 0;
+  let pos = HEADER_BYTES;
+  while (pos < bytes.length) {
+    const scanned = scanValue(bytes, pos, scanLimits);
+    if (!scanned.ok) return { ok: false, error: { reason: scanned.reason, offset: scanned.offset } };
+    let value: unknown;
+    try {
+      value = unpack(bytes.subarray(pos, scanned.end));
+    } catch (e) {
+      // The scan admits only types msgpackr decodes plainly; this guards against surprises.
+      return { ok: false, error: { reason: 'bad-field', offset: pos, detail: String(e) } };
+    }
+    const message = fromTuple(value, limits);
+    if (message === UNKNOWN) {
+      unknownTypes++;
+    } else if (typeof message === 'string') {
+      return { ok: false, error: { reason: 'bad-field', offset: pos, detail: message } };
+    } else {
+      messages.push(message);
+    }
+    pos = scanned.end;
+  }
+  return { ok: true, messages, unknownTypes };
+}
+
+const UNKNOWN = Symbol('unknown message type');
+
+/** Validates one decoded tuple; returns the message, UNKNOWN, or a description of the bad field. */
+function fromTuple(value: unknown, limits: WireLimits): Message | typeof UNKNOWN | string {
+  if (!Array.isArray(value) || value.length === 0) return 'message is not a non-empty array';
+  const t: unknown = value[0];
+  if (typeof t !== 'number' || !Number.isInteger(t) || t < 0) return 'message type is not an unsigned integer';
+  const v = value as unknown[];
+  switch (t) {
+    case MessageType.Ping: {
+      const bad = need(v, 3) ?? u32(v[1], 'seq') ?? name(v[2], 'target', limits);
+      return bad ?? { type: t, seq: v[1] as number, target: v[2] as string };
+    }
+    case MessageType.PingReq: {
+      const bad = need(v, 5) ?? u32(v[1], 'seq') ?? name(v[2], 'target', limits)
+        ?? addr(v[3], 'targetAddr', limits) ?? bool(v[4], 'nack');
+      return bad ?? { type: t, seq: v[1] as number, target: v[2] as string, targetAddr: v[3] as string, nack: v[4] as boolean };
+    }
+    case MessageType.Ack:
+    case MessageType.Nack:
+      return need(v, 2) ?? u32(v[1], 'seq') ?? { type: t, seq: v[1] as number };
+    case MessageType.Suspect: {
+      const bad = need(v, 4) ?? name(v[1], 'node', limits) ?? u32(v[2], 'incarnation') ?? name(v[3], 'from', limits);
+      return bad ?? { type: t, node: v[1] as string, incarnation: v[2] as number, from: v[3] as string };
+    }
+    case MessageType.Alive: {
+      const bad = need(v, 5) ?? name(v[1], 'node', limits) ?? u32(v[2], 'incarnation')
+        ?? addr(v[3], 'addr', limits) ?? meta(v[4], limits);
+      return bad ?? { type: t, node: v[1] as string, incarnation: v[2] as number, addr: v[3] as string, meta: v[4] as Uint8Array };
+    }
+    case MessageType.Dead:
+    case MessageType.Left: {
+      const bad = need(v, 3) ?? name(v[1], 'node', limits) ?? u32(v[2], 'incarnation');
+      return bad ?? { type: t, node: v[1] as string, incarnation: v[2] as number };
+    }
+    case MessageType.PushPull:
+      return need(v, 4) ?? bool(v[1], 'join') ?? bool(v[2], 'reply') ?? pushPullMembers(v, limits);
+    default:
+      return UNKNOWN;
+  }
+}
+
+function pushPullMembers(v: unknown[], limits: WireLimits): PushPullMessage | string {
+  const list = v[3];
+  if (!Array.isArray(list)) return 'members is not an array';
+  if (list.length > limits.membersMax) return `members has ${list.length} entries, limit ${limits.membersMax}`;
+  const members: PushPullEntry[] = new Array(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const e: unknown = list[i];
+    if (!Array.isArray(e) || e.length < 6) return `member ${i} is not a 6-element array`;
+    const problem = name(e[0], 'member name', limits) ?? addr(e[1], 'member addr', limits) ?? meta(e[2], limits)
+      ?? u32(e[3], 'aliveIncarnation') ?? u32(e[4], 'incarnation') ?? memberState(e[5]);
+    if (problem !== undefined) return `member ${i}: ${problem}`;
+    members[i] = {
+      name: e[0] as string, addr: e[1] as string, meta: e[2] as Uint8Array,
+      aliveIncarnation: e[3] as number, incarnation: e[4] as number, state: e[5] as MemberState,
+    };
+  }
+  return { type: MessageType.PushPull, join: v[1] as boolean, reply: v[2] as boolean, members };
+}
+
+function need(v: unknown[], n: number): string | undefined {
+  return v.length < n ? `message type ${String(v[0])} needs ${n} fields, got ${v.length}` : undefined;
+}
+function u32(x: unknown, field: string): string | undefined {
+  return typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 0xffff_ffff ? undefined : `${field} is not a uint32`;
+}
+function bool(x: unknown, field: string): string | undefined {
+  return typeof x === 'boolean' ? undefined : `${field} is not a boolean`;
+}
+function name(x: unknown, field: string, limits: WireLimits): string | undefined {
+  return typeof x === 'string' && x.length > 0 && utf8Length(x) <= limits.nameBytesMax ? undefined : `${field} is not a valid name`;
+}
+function addr(x: unknown, field: string, limits: WireLimits): string | undefined {
+  return typeof x === 'string' && x.length > 0 && utf8Length(x) <= limits.addrBytesMax ? undefined : `${field} is not a valid address`;
+}
+function meta(x: unknown, limits: WireLimits): string | undefined {
+  return x instanceof Uint8Array && x.length <= limits.metaBytesMax ? undefined : 'meta is not a byte string within the limit';
+}
+function memberState(x: unknown): string | undefined {
+  return x === 0 || x === 1 || x === 2 || x === 3 ? undefined : 'state is not a member state';
+}
+
+/** UTF-8 length of a string, without allocating. */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}
