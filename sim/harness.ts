@@ -17,6 +17,13 @@ export interface HarnessOptions {
   lossRate?: number;
   /** Config for every node unless addNode overrides it. */
   config?: ConfigOptions;
+  /** Record every frame put on the wire in `trace` (for tests that inspect packets). */
+  trace?: boolean;
+}
+
+/** A frame put on the wire, as recorded when `trace` is on. */
+export interface TracedFrame extends Delivery {
+  atMs: number;
 }
 
 export interface HarnessNode {
@@ -32,15 +39,15 @@ export interface HarnessNode {
   events: { atMs: number; event: MembershipEvent }[];
 }
 
-interface Delivery {
+export interface Delivery {
   from: string;
   to: string;
   bytes: Uint8Array;
   kind: 'datagram' | 'stream' | 'stream-reply';
 }
 
-/** Decides whether a datagram from `from` to `to` is dropped (on top of random loss). */
-export type DropRule = (from: string, to: string, bytes: Uint8Array) => boolean;
+/** Decides whether a frame is dropped (on top of random datagram loss). */
+export type DropRule = (frame: Delivery) => boolean;
 
 export class Harness {
   nowMs = 0;
@@ -55,6 +62,7 @@ export class Harness {
   private readonly dropRules = new Set<DropRule>();
   private readonly resumes = new TimerHeap<string>();
   delivered = 0;
+  readonly trace: TracedFrame[] | undefined;
 
   constructor(options: HarnessOptions) {
     this.seed = options.seed;
@@ -65,6 +73,7 @@ export class Harness {
     this.latencyMs = options.latencyMs ?? 1;
     this.lossRate = options.lossRate ?? 0;
     this.config = options.config ?? { profile: 'lan' };
+    this.trace = options.trace === true ? [] : undefined;
   }
 
   /** Adds a running node whose address is its name. */
@@ -110,6 +119,13 @@ export class Harness {
     this.drain(n);
   }
 
+  /** Hands `bytes` to a node as if a datagram had arrived from `from` (e.g. forged or replayed). */
+  inject(name: string, from: string, bytes: Uint8Array): void {
+    const n = this.node(name);
+    n.core.handleDatagram(this.nowMs, from, bytes);
+    this.drain(n);
+  }
+
   leave(name: string): void {
     const n = this.node(name);
     n.core.leave(this.nowMs);
@@ -142,7 +158,7 @@ export class Harness {
   partition(groupA: readonly string[], groupB: readonly string[]): () => void {
     const a = new Set(groupA);
     const b = new Set(groupB);
-    return this.addDropRule((from, to) => (a.has(from) && b.has(to)) || (b.has(from) && a.has(to)));
+    return this.addDropRule(({ from, to }) => (a.has(from) && b.has(to)) || (b.has(from) && a.has(to)));
   }
 
   /** Runs the earliest pending event. Returns false when nothing is pending. */
@@ -229,8 +245,15 @@ export class Harness {
     return n.up && n.pausedUntilMs <= this.nowMs;
   }
 
+  /**
+   * Ends a stall the way Node's event loop does: expired timers run first (timers phase), and
+   * only then does the input that queued up get read (poll phase). This is the worst order for
+   * a failure detector, which is why the core defers accusations after a stall.
+   */
   private resume(n: HarnessNode): void {
-    if (n.pausedUntilMs > this.nowMs) return; // paused again since
+    if (n.pausedUntilMs > this.nowMs || !n.up) return; // paused again, or crashed, since
+    n.core.handleTimeout(this.nowMs);
+    this.drain(n);
     const backlog = n.backlog;
     n.backlog = [];
     for (const d of backlog) this.deliver(d);
@@ -262,7 +285,8 @@ export class Harness {
   }
 
   private enqueue(d: Delivery): void {
-    for (const rule of this.dropRules) if (rule(d.from, d.to, d.bytes)) return;
+    this.trace?.push({ ...d, atMs: this.nowMs });
+    for (const rule of this.dropRules) if (rule(d)) return;
     if (d.kind === 'datagram' && this.lossRate > 0 && randomFloat(this.network) < this.lossRate) return;
     this.inFlight.schedule(this.nowMs + this.latencyMs, d);
   }

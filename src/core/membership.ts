@@ -443,7 +443,9 @@ export class Membership {
 
   private onSuspect(now: number, node: string, incarnation: number, from: string, spreadNew: boolean): void {
     if (node === this.name) {
-      if (!this.leaving && incarnation >= this.self.incarnation) this.refute(incarnation);
+      if (this.leaving) return;
+      if (incarnation >= this.self.incarnation) this.refute(incarnation);
+      else this.reannounce();
       return;
     }
     const encoded = (): Uint8Array => encodeMessage({ type: MessageType.Suspect, node, incarnation, from });
@@ -472,9 +474,10 @@ export class Membership {
 
   private onDeadOrLeft(now: number, node: string, incarnation: number, state: MemberState, spreadNew: boolean): void {
     if (node === this.name) {
-      if (this.leaving || incarnation < this.self.incarnation) return;
+      if (this.leaving) return;
       // A stale "left" from a previous life says nothing about our health; a death does.
-      this.refute(incarnation, state === MemberState.Dead);
+      if (incarnation >= this.self.incarnation) this.refute(incarnation, state === MemberState.Dead);
+      else this.reannounce();
       return;
     }
     const type = state === MemberState.Left ? MessageType.Left : MessageType.Dead;
@@ -536,11 +539,13 @@ export class Membership {
     const target = this.nextProbeTarget();
     if (target === undefined) return;
     const seq = this.nextSeq();
-    const bodies = [encodeMessage({ type: MessageType.Ping, seq, target: target.name })];
+    const bodies: Uint8Array[] = [];
     if (this.config.lifeguard && target.state === MemberState.Suspect) {
-      // Buddy system: tell the suspect directly so it can refute at once.
+      // Buddy system: tell the suspect directly so it can refute at once. The suspicion goes
+      // first so the refutation is ready to ride back on the ack.
       bodies.push(encodeMessage({ type: MessageType.Suspect, node: target.name, incarnation: target.incarnation, from: this.name }));
     }
+    bodies.push(encodeMessage({ type: MessageType.Ping, seq, target: target.name }));
     this.sendPacket(target.addr as string, bodies);
     const ackTimer = this.timers.schedule(now + this.awareness.scale(this.config.probeTimeoutMs), { kind: 'probe-ack', deferred: false });
     this.probe = { target, seq, acked: false, indirect: false, nacksExpected: 0, nacksReceived: 0, ackTimer };
@@ -773,6 +778,15 @@ export class Membership {
     this.bumpIncarnation(incarnation);
     // Having to refute is evidence that we are slow to answer (Lifeguard).
     if (penalize) this.applyAwareness(1);
+  }
+
+  /**
+   * Someone still accuses an incarnation we already refuted: our refutation ran out of
+   * retransmits before reaching them. Send the current one around again (memberlist ignores
+   * such messages, and the accuser's stale suspicion can then expire into a false death).
+   */
+  private reannounce(): void {
+    this.broadcastSelfAlive();
   }
 
   private bumpIncarnation(atLeast: number): void {

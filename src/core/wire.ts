@@ -6,7 +6,7 @@
  * message. Fields are positional, so adding a field means appending it: older decoders ignore
  * trailing elements and skip message types they do not know.
  */
-import { Packr, unpack } from 'msgpackr';
+import { Packr, Unpackr } from 'msgpackr';
 import { scanValue, type ScanErrorReason, type ScanLimits } from './msgpack-scan.js';
 
 /** Message type numbers are part of the protocol. ONLY APPEND TO THIS LIST. */
@@ -87,6 +87,8 @@ export type DecodeResult =
   | { ok: false; error: DecodeError };
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
+// copyBuffers: a decoded blob must not pin the whole packet (or a multi-megabyte stream frame).
+const unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
 
 /** Encodes one message body (no header). */
 export function encodeMessage(message: Message): Uint8Array {
@@ -152,7 +154,7 @@ export function decodePacket(bytes: Uint8Array, limits: WireLimits): DecodeResul
     if (!scanned.ok) return { ok: false, error: { reason: scanned.reason, offset: scanned.offset } };
     let value: unknown;
     try {
-      value = unpack(bytes.subarray(pos, scanned.end));
+      value = unpackr.unpack(bytes.subarray(pos, scanned.end));
     } catch (e) {
       // The scan admits only types msgpackr decodes plainly; this guards against surprises.
       return { ok: false, error: { reason: 'bad-field', offset: pos, detail: String(e) } };

@@ -1,0 +1,44 @@
+/** fast-check generators for wire messages, shared by the codec and core property tests. */
+import fc from 'fast-check';
+import { MemberState, MessageType, type Message, type PushPullEntry } from '../src/core/wire.js';
+
+export const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, metaBytesMax: 512, membersMax: 1_000 };
+
+const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
+const name = fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' });
+const addr = fc.oneof(
+  fc.ipV4().map((ip) => `${ip}:7946`),
+  fc.ipV6().map((ip) => `[${ip}]:7946`),
+);
+const meta = fc.uint8Array({ maxLength: 64 });
+const state = fc.constantFrom(MemberState.Alive, MemberState.Suspect, MemberState.Dead, MemberState.Left);
+
+const entry: fc.Arbitrary<PushPullEntry> = fc.record({
+  name, addr, meta, aliveIncarnation: u32, incarnation: u32, state,
+});
+
+/** Any message of any type, with valid fields. */
+export const message: fc.Arbitrary<Message> = fc.oneof(
+  fc.record({ type: fc.constant(MessageType.Ping), seq: u32, target: name }),
+  fc.record({ type: fc.constant(MessageType.PingReq), seq: u32, target: name, targetAddr: addr, nack: fc.boolean() }),
+  fc.record({ type: fc.constant(MessageType.Ack), seq: u32 }),
+  fc.record({ type: fc.constant(MessageType.Nack), seq: u32 }),
+  fc.record({ type: fc.constant(MessageType.Suspect), node: name, incarnation: u32, from: name }),
+  fc.record({ type: fc.constant(MessageType.Alive), node: name, incarnation: u32, addr, meta }),
+  fc.record({ type: fc.constant(MessageType.Dead), node: name, incarnation: u32 }),
+  fc.record({ type: fc.constant(MessageType.Left), node: name, incarnation: u32 }),
+  fc.record({
+    type: fc.constant(MessageType.PushPull), join: fc.boolean(), reply: fc.boolean(),
+    members: fc.array(entry, { maxLength: 20 }),
+  }),
+) as fc.Arbitrary<Message>;
+
+/** Copies every Uint8Array (msgpackr hands back Buffers) so deep equality compares contents only. */
+export function normalize(value: unknown): unknown {
+  if (value instanceof Uint8Array) return Array.from(value);
+  if (Array.isArray(value)) return value.map(normalize);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, normalize(v)]));
+  }
+  return value;
+}

@@ -1,0 +1,325 @@
+/**
+ * Each protocol path, stepped by hand on a virtual clock: small clusters of cores on the fake
+ * link of sim/harness.ts. Every test names its seed; rerun with the same seed to replay it.
+ */
+import { describe, expect, test } from 'vitest';
+import { Harness, type TracedFrame } from '../sim/harness.js';
+import { Membership } from '../src/core/membership.js';
+import { seededRng } from '../src/core/rng.js';
+import { decodePacket, encodePacket, MessageType, type Message } from '../src/core/wire.js';
+import { LIMITS } from './arbitraries.js';
+
+function messagesIn(frame: TracedFrame): Message[] {
+  const r = decodePacket(frame.bytes, { ...LIMITS, membersMax: 100_000 });
+  return r.ok ? r.messages : [];
+}
+
+function framesWith(h: Harness, type: number, filter: (f: TracedFrame, m: Message) => boolean = () => true): TracedFrame[] {
+  return (h.trace ?? []).filter((f) => messagesIn(f).some((m) => m.type === type && filter(f, m)));
+}
+
+function everyoneSees(h: Harness, subject: string, state: string, observers = h.liveNodes().map((n) => n.name)): boolean {
+  return observers.filter((o) => o !== subject).every((o) => h.stateOf(o, subject) === state);
+}
+
+function memberEvents(h: Harness, observer: string, subject: string): string[] {
+  return h.eventsOf(observer).flatMap((e) => ('member' in e && e.member.name === subject ? [e.type] : []));
+}
+
+describe('membership core, stepped by hand', () => {
+  test('probe ok: a healthy cluster converges and nobody is suspected (seed 11)', () => {
+    const h = new Harness({ seed: 11 });
+    h.startCluster(5);
+    expect(h.runUntilTrue(() => h.liveNodes().every((n) => n.core.members().length === 5), 5_000)).toBe(true);
+    h.runFor(30_000);
+    for (const n of h.liveNodes()) {
+      expect(n.core.members().every((m) => m.state === 'alive')).toBe(true);
+      expect(h.eventsOf(n.name, 'suspect')).toEqual([]);
+      expect(n.core.healthScore).toBe(0);
+    }
+  });
+
+  test('direct probe fails, indirect probe through others succeeds: no suspicion (seed 12)', () => {
+    const h = new Harness({ seed: 12, trace: true });
+    h.startCluster(4);
+    h.runFor(3_000);
+    // n0 and n1 cannot exchange datagrams or streams; both reach n2 and n3.
+    h.partition(['n0'], ['n1']);
+    h.runFor(20_000);
+    expect(framesWith(h, MessageType.PingReq, (f, m) => f.from === 'n0' && m.type === MessageType.PingReq && m.target === 'n1').length)
+      .toBeGreaterThan(0);
+    // Relays passed n1's acks back to n0.
+    expect(framesWith(h, MessageType.Ack, (f) => f.to === 'n0' && f.from !== 'n1').length).toBeGreaterThan(0);
+    expect(memberEvents(h, 'n0', 'n1')).not.toContain('suspect');
+    expect(memberEvents(h, 'n1', 'n0')).not.toContain('suspect');
+  });
+
+  test('UDP blocked between two members: the stream fallback ping keeps them alive (seed 13)', () => {
+    const h = new Harness({ seed: 13, trace: true });
+    h.startCluster(2);
+    h.runFor(2_000);
+    h.addDropRule((frame) => frame.kind === 'datagram');
+    h.runFor(20_000);
+    expect(framesWith(h, MessageType.Ping, (f) => f.kind === 'stream').length).toBeGreaterThan(0);
+    expect(memberEvents(h, 'n0', 'n1')).not.toContain('suspect');
+  });
+
+  test('suspect then refute: a member cut off briefly refutes with a higher incarnation (seed 14)', () => {
+    const h = new Harness({ seed: 14 });
+    h.startCluster(4);
+    h.runFor(3_000);
+    const heal = h.partition(['n1'], ['n0', 'n2', 'n3']);
+    expect(h.runUntilTrue(() => ['n0', 'n2', 'n3'].some((o) => h.stateOf(o, 'n1') === 'suspect'), 5_000)).toBe(true);
+    heal();
+    expect(h.runUntilTrue(() => everyoneSees(h, 'n1', 'alive'), 10_000)).toBe(true);
+    expect(h.node('n1').core.incarnation).toBeGreaterThan(0);
+    for (const o of ['n0', 'n2', 'n3']) {
+      expect(memberEvents(h, o, 'n1')).not.toContain('dead');
+      expect(h.node(o).core.member('n1')?.incarnation).toBe(h.node('n1').core.incarnation);
+    }
+    const suspected = ['n0', 'n2', 'n3'].filter((o) => memberEvents(h, o, 'n1').includes('suspect'));
+    for (const o of suspected) expect(memberEvents(h, o, 'n1')).toContain('alive');
+  });
+
+  test('suspect then dead: a crashed member is declared dead by all, within the protocol bound (seed 15)', () => {
+    const h = new Harness({ seed: 15 });
+    h.startCluster(6);
+    h.runFor(5_000);
+    const crashedAt = h.nowMs;
+    h.crash('n4');
+    expect(h.runUntilTrue(() => everyoneSees(h, 'n4', 'dead'), 60_000)).toBe(true);
+    // Bound: a full probe round (5 members) plus the maximum suspicion timeout (6 x 4 s) plus gossip.
+    expect(h.nowMs - crashedAt).toBeLessThan(5_000 + 24_000 + 2_000);
+    for (const n of h.liveNodes()) expect(memberEvents(h, n.name, 'n4')).toEqual(expect.arrayContaining(['suspect', 'dead']));
+  });
+
+  test('Lifeguard: independent confirmations shrink the suspicion timeout toward the minimum (seed 16)', () => {
+    const h = new Harness({ seed: 16 });
+    h.startCluster(8);
+    h.runFor(5_000);
+    h.crash('n7');
+    expect(h.runUntilTrue(() => everyoneSees(h, 'n7', 'dead'), 60_000)).toBe(true);
+    const firstSuspect = Math.min(...h.liveNodes().map((n) => n.events.find((e) => e.event.type === 'suspect')?.atMs ?? Infinity));
+    const firstDead = Math.min(...h.liveNodes().map((n) => n.events.find((e) => e.event.type === 'dead')?.atMs ?? Infinity));
+    // 8 members: min 4 s, max 24 s; with k = 2 confirmations from the other 6 it falls to the minimum.
+    expect(firstDead - firstSuspect).toBeGreaterThanOrEqual(4_000);
+    expect(firstDead - firstSuspect).toBeLessThan(8_000);
+  });
+
+  test('Lifeguard off: plain SWIM uses the fixed minimum timeout', () => {
+    const h = new Harness({ seed: 17, config: { profile: 'lan', lifeguard: false } });
+    h.startCluster(8);
+    h.runFor(5_000);
+    h.crash('n7');
+    expect(h.runUntilTrue(() => everyoneSees(h, 'n7', 'dead'), 60_000)).toBe(true);
+    expect(h.liveNodes().every((n) => n.core.healthScore === 0 && h.eventsOf(n.name, 'health').length === 0)).toBe(true);
+  });
+
+  test('buddy system: a ping to a suspect carries the suspicion (seed 18)', () => {
+    const h = new Harness({ seed: 18, trace: true });
+    h.startCluster(4);
+    h.runFor(3_000);
+    const heal = h.partition(['n2'], ['n0', 'n1', 'n3']);
+    expect(h.runUntilTrue(() => ['n0', 'n1', 'n3'].some((o) => h.stateOf(o, 'n2') === 'suspect'), 10_000)).toBe(true);
+    h.runFor(2_500); // shorter than the 4 s minimum suspicion timeout; the others probe n2 meanwhile
+    heal();
+    h.runFor(3_000);
+    const buddy = (h.trace ?? []).filter((f) => {
+      const ms = messagesIn(f);
+      return ms.some((m) => m.type === MessageType.Ping && m.target === 'n2') &&
+        ms.some((m) => m.type === MessageType.Suspect && m.node === 'n2');
+    });
+    expect(buddy.length).toBeGreaterThan(0);
+    expect(everyoneSees(h, 'n2', 'alive')).toBe(true);
+  });
+
+  test('graceful leave is disseminated as left, not dead (seed 19)', () => {
+    const h = new Harness({ seed: 19 });
+    h.startCluster(5);
+    h.runFor(5_000);
+    h.leave('n3');
+    expect(h.runUntilTrue(() => h.eventsOf('n3', 'leave-disseminated').length > 0, 10_000)).toBe(true);
+    h.crash('n3'); // the process exits after leaving
+    const others = ['n0', 'n1', 'n2', 'n4'];
+    expect(h.runUntilTrue(() => everyoneSees(h, 'n3', 'left', others), 5_000)).toBe(true);
+    h.runFor(30_000);
+    for (const o of others) {
+      expect(h.stateOf(o, 'n3')).toBe('left');
+      expect(memberEvents(h, o, 'n3')).not.toContain('dead');
+      expect(memberEvents(h, o, 'n3')).not.toContain('suspect');
+    }
+  });
+
+  test('rejoin after restart: the new process claims a higher incarnation (seed 20)', () => {
+    const h = new Harness({ seed: 20 });
+    h.startCluster(4);
+    h.runFor(5_000);
+    h.crash('n2');
+    expect(h.runUntilTrue(() => everyoneSees(h, 'n2', 'dead', ['n0', 'n1', 'n3']), 60_000)).toBe(true);
+    const deadIncarnation = h.node('n0').core.member('n2')?.incarnation ?? -1;
+    h.restart('n2');
+    expect(h.node('n2').core.incarnation).toBe(0);
+    h.join('n2', ['n0']);
+    expect(h.runUntilTrue(() => everyoneSees(h, 'n2', 'alive'), 10_000)).toBe(true);
+    expect(h.node('n2').core.incarnation).toBeGreaterThan(deadIncarnation);
+    for (const o of ['n0', 'n1', 'n3']) expect(memberEvents(h, o, 'n2').at(-1)).toBe('joined');
+  });
+
+  test('a tombstone blocks stale gossip from resurrecting a dead member, until it is reaped (seed 21)', () => {
+    const h = new Harness({ seed: 21, config: { profile: 'lan', tombstoneReapMs: 60_000 } });
+    h.startCluster(3);
+    h.runFor(3_000);
+    const old = h.node('n0').core.member('n2');
+    h.crash('n2');
+    expect(h.runUntilTrue(() => everyoneSees(h, 'n2', 'dead', ['n0', 'n1']), 60_000)).toBe(true);
+    const stale = encodePacket([{ type: MessageType.Alive, node: 'n2', incarnation: old?.incarnation ?? 0, addr: 'n2', meta: new Uint8Array(0) }]);
+    h.inject('n0', 'n1', stale);
+    h.runFor(1_000);
+    expect(h.stateOf('n0', 'n2')).toBe('dead');
+    expect(h.stateOf('n1', 'n2')).toBe('dead');
+    h.runFor(61_000);
+    expect(h.node('n0').core.member('n2')).toBeUndefined();
+    expect(h.node('n1').core.member('n2')).toBeUndefined();
+  });
+
+  test('push-pull heals what gossip missed: a member partitioned past all retransmits learns a joiner (seed 22)', () => {
+    const h = new Harness({ seed: 22, config: { profile: 'lan', pushPullIntervalMs: 10_000 } });
+    h.startCluster(3);
+    h.runFor(3_000);
+    const heal = h.partition(['n1'], ['n0', 'n2', 'n3']);
+    h.addNode('n3');
+    h.join('n3', ['n0']);
+    h.runFor(3_000); // n1's suspicion of the others cannot expire in this time
+    heal();
+    expect(h.node('n1').core.member('n3')).toBeUndefined();
+    expect(h.runUntilTrue(() => h.stateOf('n1', 'n3') === 'alive', 40_000)).toBe(true);
+    expect(h.eventsOf('n1', 'synced').length + h.eventsOf('n0', 'synced').length).toBeGreaterThan(0);
+  });
+
+  test('a partition longer than suspicion and gossip-to-the-dead heals by itself (seed 23)', () => {
+    const h = new Harness({ seed: 23, config: { profile: 'lan', pushPullIntervalMs: 10_000 } });
+    h.startCluster(6);
+    h.runFor(5_000);
+    const left = ['n0', 'n1', 'n2'];
+    const right = ['n3', 'n4', 'n5'];
+    const heal = h.partition(left, right);
+    expect(h.runUntilTrue(() => left.every((o) => right.every((s) => h.stateOf(o, s) === 'dead')), 120_000)).toBe(true);
+    // Outlast gossip to the dead (30 s): only contacting dead members can heal it now.
+    h.runFor(45_000);
+    heal();
+    const all = [...left, ...right];
+    expect(h.runUntilTrue(() => all.every((s) => everyoneSees(h, s, 'alive')), 120_000)).toBe(true);
+  });
+
+  test('local health: a node that hears nothing back raises its score and slows its probing (seed 24)', () => {
+    const h = new Harness({ seed: 24, trace: true });
+    h.startCluster(5);
+    h.runFor(5_000);
+    // n0 sends fine but receives nothing: every probe fails and no nack comes back.
+    h.addDropRule(({ to }) => to === 'n0');
+    h.runFor(6_000);
+    expect(h.node('n0').core.healthScore).toBeGreaterThan(0);
+    expect(h.eventsOf('n0', 'health').length).toBeGreaterThan(0);
+    const pingTimes = framesWith(h, MessageType.Ping, (f) => f.from === 'n0' && f.kind === 'datagram').map((f) => f.atMs);
+    const early = pingTimes.filter((t) => t >= 5_000 && t < 8_000).length;
+    const late = pingTimes.filter((t) => t >= 8_000 && t < 11_000).length;
+    expect(late).toBeLessThan(early);
+  });
+
+  test('a stalled event loop does not make the stalled node accuse healthy peers (seed 25)', () => {
+    const h = new Harness({ seed: 25, trace: true });
+    h.startCluster(5);
+    h.runFor(5_000);
+    // Stall right after n2 sends a ping, so its ack queues up behind the expired probe timers.
+    for (let round = 0; round < 4; round++) {
+      const seen = h.trace?.length ?? 0;
+      h.runUntilTrue(() => (h.trace ?? []).slice(seen).some((f) => f.from === 'n2' && messagesIn(f).some((m) => m.type === MessageType.Ping)), 5_000);
+      h.pause('n2', 3_000);
+      h.runFor(6_000);
+    }
+    h.runFor(10_000);
+    expect(h.eventsOf('n2', 'suspect')).toEqual([]);
+    expect(h.eventsOf('n2', 'dead')).toEqual([]);
+    for (const n of h.liveNodes()) {
+      expect(h.eventsOf(n.name, 'dead')).toEqual([]);
+      expect(n.core.members().every((m) => m.state === 'alive')).toBe(true);
+    }
+  });
+
+  test('name conflict: a second process with the same name is reported and refuted (seed 26)', () => {
+    const h = new Harness({ seed: 26 });
+    h.startCluster(3);
+    h.runFor(3_000);
+    // An impostor announces n1 from another address with a higher incarnation.
+    const claim = encodePacket([{ type: MessageType.Alive, node: 'n1', incarnation: 5, addr: 'elsewhere', meta: new Uint8Array(0) }]);
+    h.inject('n1', 'elsewhere', claim);
+    h.runFor(100);
+    const conflicts = h.eventsOf('n1', 'conflict');
+    expect(conflicts).toEqual([{ type: 'conflict', name: 'n1', addr: 'n1', otherAddr: 'elsewhere' }]);
+    expect(h.node('n1').core.incarnation).toBe(6);
+    h.inject('n0', 'elsewhere', claim);
+    h.runFor(2_000);
+    expect(h.node('n0').core.member('n1')?.addr).toBe('n1');
+  });
+
+  test('metadata updates spread with a new incarnation', () => {
+    const h = new Harness({ seed: 27 });
+    h.startCluster(4);
+    h.runFor(3_000);
+    h.node('n3').core.setLocalRecord(h.nowMs, Uint8Array.from([7, 7]));
+    h.runFor(3_000);
+    for (const o of ['n0', 'n1', 'n2']) {
+      expect(Array.from(h.node(o).core.member('n3')?.meta ?? [])).toEqual([7, 7]);
+      expect(memberEvents(h, o, 'n3')).toContain('updated');
+    }
+  });
+});
+
+describe('membership core, direct calls', () => {
+  const make = (name: string, overrides = {}): Membership =>
+    new Membership({ name, addr: name, rng: seededRng(1), nowMs: 0, ...overrides });
+
+  test('bad options are typed errors naming the option', () => {
+    expect(() => make('')).toThrowError(expect.objectContaining({ code: 'grapevine.invalid-option', option: 'name' }));
+    expect(() => make('a', { addr: '' })).toThrowError(expect.objectContaining({ option: 'addr' }));
+    expect(() => make('a', { meta: new Uint8Array(513) })).toThrowError(expect.objectContaining({ code: 'grapevine.oversized' }));
+    expect(() => make('a', { config: { probeIntervalMs: -1 } })).toThrowError(expect.objectContaining({ option: 'probeIntervalMs' }));
+  });
+
+  test('hostile datagrams are dropped, counted and reported, and change no state', () => {
+    const core = make('a');
+    core.handleDatagram(0, 'x', Uint8Array.from([1, 2, 3]));
+    core.handleDatagram(0, 'x', new Uint8Array(70_000));
+    core.handleDatagram(0, 'x', encodePacket([{ type: MessageType.PushPull, join: true, reply: false, members: [] }]));
+    core.handleDatagram(0, 'x', encodePacket([{ type: MessageType.Ping, seq: 1, target: 'someone-else' }]));
+    expect(core.stats.dropped).toEqual({ 'bad-header': 1, oversized: 1, 'push-pull-over-datagram': 1, 'wrong-target': 1 });
+    const dropped: string[] = [];
+    for (let e = core.pollEvent(); e !== undefined; e = core.pollEvent()) if (e.type === 'dropped') dropped.push(e.reason);
+    expect(dropped).toHaveLength(4);
+    expect(core.members()).toHaveLength(1);
+    expect(core.pollTransmit()).toBeUndefined();
+  });
+
+  test('ping-req floods are bounded', () => {
+    const core = make('a');
+    for (let i = 0; i < 2_000; i++) {
+      core.handleDatagram(0, 'x', encodePacket([{ type: MessageType.PingReq, seq: i, target: 'b', targetAddr: 'b', nack: true }]));
+    }
+    expect(core.stats.dropped['relay-limit']).toBe(2_000 - 1_024);
+  });
+
+  test('join after leave is a local misuse error', () => {
+    const core = make('a');
+    core.leave(0);
+    expect(() => core.join(0, ['b'])).toThrowError(expect.objectContaining({ code: 'grapevine.invalid-state' }));
+  });
+
+  test('a lone member that leaves reports the leave disseminated at once', () => {
+    const core = make('a');
+    core.leave(0);
+    const types: string[] = [];
+    for (let e = core.pollEvent(); e !== undefined; e = core.pollEvent()) types.push(e.type);
+    expect(types).toContain('leave-disseminated');
+    expect(core.member('a')?.state).toBe('left');
+  });
+});
