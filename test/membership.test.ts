@@ -308,6 +308,15 @@ describe('membership core, direct calls', () => {
     expect(core.stats.dropped['relay-limit']).toBe(2_000 - 1_024);
   });
 
+  test('an undrained event queue stays bounded and counts what it dropped', () => {
+    const core = make('a', { config: { eventQueueMax: 10 } });
+    for (let i = 0; i < 50; i++) core.handleDatagram(0, 'x', Uint8Array.from([i]));
+    expect(core.stats.eventsDropped).toBe(40);
+    let kept = 0;
+    while (core.pollEvent() !== undefined) kept++;
+    expect(kept).toBe(10);
+  });
+
   test('join after leave is a local misuse error', () => {
     const core = make('a');
     core.leave(0);

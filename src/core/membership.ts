@@ -43,6 +43,7 @@ import { InvalidOptionError, InvalidStateError, OversizedError } from './errors.
 import {
   bytesEqual, identityNewer, livenessNewer, STATE_NAMES, type MemberFacts, type MemberInfo,
 } from './members.js';
+import { Fifo } from './fifo.js';
 import { type Rng, randomInt, shuffle } from './rng.js';
 import { Suspicion } from './suspicion.js';
 import { type Timer, TimerHeap } from './timers.js';
@@ -168,10 +169,8 @@ export class Membership {
   /** Members in state alive or suspect, self included. */
   private liveCount = 1;
   private leaving = false;
-  private readonly outbox: Transmit[] = [];
-  private outboxHead = 0;
-  private readonly eventQueue: MembershipEvent[] = [];
-  private eventHead = 0;
+  private readonly outbox = new Fifo<Transmit>();
+  private readonly eventQueue = new Fifo<MembershipEvent>();
   private readonly counters: MembershipStats = {
     packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, streamsOut: 0, dropped: {}, eventsDropped: 0,
   };
@@ -314,23 +313,11 @@ export class Membership {
   // ---------------------------------------------------------------- outputs
 
   pollTransmit(): Transmit | undefined {
-    if (this.outboxHead >= this.outbox.length) {
-      if (this.outbox.length > 0) this.outbox.length = this.outboxHead = 0;
-      return undefined;
-    }
-    const t = this.outbox[this.outboxHead] as Transmit;
-    this.outbox[this.outboxHead++] = undefined as unknown as Transmit;
-    return t;
+    return this.outbox.shift();
   }
 
   pollEvent(): MembershipEvent | undefined {
-    if (this.eventHead >= this.eventQueue.length) {
-      if (this.eventQueue.length > 0) this.eventQueue.length = this.eventHead = 0;
-      return undefined;
-    }
-    const e = this.eventQueue[this.eventHead] as MembershipEvent;
-    this.eventQueue[this.eventHead++] = undefined as unknown as MembershipEvent;
-    return e;
+    return this.eventQueue.shift();
   }
 
   /** The earliest deadline, in core time; call handleTimeout once it has passed. */
@@ -871,8 +858,8 @@ export class Membership {
   }
 
   private emit(event: MembershipEvent): void {
-    if (this.eventQueue.length - this.eventHead >= this.config.eventQueueMax) {
-      this.eventQueue[this.eventHead++] = undefined as unknown as MembershipEvent;
+    if (this.eventQueue.size >= this.config.eventQueueMax) {
+      this.eventQueue.shift(); // the oldest goes: a driver that stopped draining must not grow memory
       this.counters.eventsDropped++;
     }
     this.eventQueue.push(event);

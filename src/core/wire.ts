@@ -146,28 +146,31 @@ export function decodePacket(bytes: Uint8Array, limits: WireLimits): DecodeResul
     stringBytesMax: Math.max(limits.nameBytesMax, limits.addrBytesMax),
     binaryBytesMax: limits.metaBytesMax,
   };
-  const messages: Message[] = [];
-  let unknownTypes = 0;
+  // Scan every value first, so msgpackr only ever sees input that passed the bounds.
   let pos = HEADER_BYTES;
   while (pos < bytes.length) {
     const scanned = scanValue(bytes, pos, scanLimits);
     if (!scanned.ok) return { ok: false, error: { reason: scanned.reason, offset: scanned.offset } };
-    let value: unknown;
-    try {
-      value = unpackr.unpack(bytes.subarray(pos, scanned.end));
-    } catch (e) {
-      // The scan admits only types msgpackr decodes plainly; this guards against surprises.
-      return { ok: false, error: { reason: 'bad-field', offset: pos, detail: String(e) } };
-    }
-    const message = fromTuple(value, limits);
+    pos = scanned.end;
+  }
+  let values: unknown[];
+  try {
+    values = unpackr.unpackMultiple(bytes.subarray(HEADER_BYTES)) as unknown[];
+  } catch (e) {
+    // The scan admits only types msgpackr decodes plainly; this guards against surprises.
+    return { ok: false, error: { reason: 'bad-field', offset: HEADER_BYTES, detail: String(e) } };
+  }
+  const messages: Message[] = [];
+  let unknownTypes = 0;
+  for (let i = 0; i < values.length; i++) {
+    const message = fromTuple(values[i], limits);
     if (message === UNKNOWN) {
       unknownTypes++;
     } else if (typeof message === 'string') {
-      return { ok: false, error: { reason: 'bad-field', offset: pos, detail: message } };
+      return { ok: false, error: { reason: 'bad-field', offset: HEADER_BYTES, detail: `message ${i}: ${message}` } };
     } else {
       messages.push(message);
     }
-    pos = scanned.end;
   }
   return { ok: true, messages, unknownTypes };
 }

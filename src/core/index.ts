@@ -1,0 +1,12 @@
+/** The pure protocol core: membership state machine, wire codec, config, errors and RNG. */
+export { Membership } from './membership.js';
+export type { MemberChange, MembershipEvent, MembershipOptions, MembershipStats, Transmit } from './membership.js';
+export type { MemberInfo, MemberStateName } from './members.js';
+export { PROFILES, resolveConfig, suspicionTimeoutsMs, retransmitLimit, pushPullIntervalMs } from './config.js';
+export type { Config, ConfigOptions, ProfileName } from './config.js';
+export { GrapevineError, InvalidOptionError, InvalidStateError, OversizedError } from './errors.js';
+export type { GrapevineErrorCode } from './errors.js';
+export { seededRng, randomInt, randomFloat, shuffle } from './rng.js';
+export type { Rng } from './rng.js';
+export { decodePacket, encodePacket, MessageType, MemberState, PROTOCOL_VERSION } from './wire.js';
+export type { DecodeError, DecodeErrorReason, DecodeResult, Message, WireLimits } from './wire.js';
