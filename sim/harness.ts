@@ -7,6 +7,7 @@
 import { Membership, type MembershipEvent } from '../src/core/membership.js';
 import type { ConfigOptions } from '../src/core/config.js';
 import { randomFloat, seededRng, type Rng } from '../src/core/rng.js';
+import type { Keyring } from '../src/core/seal.js';
 import { TimerHeap } from '../src/core/timers.js';
 
 export interface HarnessOptions {
@@ -19,6 +20,13 @@ export interface HarnessOptions {
   config?: ConfigOptions;
   /** Record every frame put on the wire in `trace` (for tests that inspect packets). */
   trace?: boolean;
+}
+
+export interface NodeOptions {
+  config?: ConfigOptions;
+  meta?: Uint8Array;
+  incarnation?: number;
+  keyring?: Keyring;
 }
 
 /** A frame put on the wire, as recorded when `trace` is on. */
@@ -77,7 +85,7 @@ export class Harness {
   }
 
   /** Adds a running node whose address is its name. */
-  addNode(name: string, options: { config?: ConfigOptions; meta?: Uint8Array; incarnation?: number } = {}): HarnessNode {
+  addNode(name: string, options: NodeOptions = {}): HarnessNode {
     const existing = this.nodes.get(name);
     const node: HarnessNode = existing ?? {
       name, addr: name, core: undefined as unknown as Membership, up: true, pausedUntilMs: 0, backlog: [], events: [],
@@ -87,6 +95,7 @@ export class Harness {
       config: options.config ?? this.config,
       ...(options.meta !== undefined ? { meta: options.meta } : {}),
       ...(options.incarnation !== undefined ? { incarnation: options.incarnation } : {}),
+      ...(options.keyring !== undefined ? { keyring: options.keyring } : {}),
     });
     node.up = true;
     node.pausedUntilMs = 0;
@@ -138,7 +147,7 @@ export class Harness {
   }
 
   /** Replaces a crashed node with a fresh process of the same name (incarnation starts over). */
-  restart(name: string, options: { config?: ConfigOptions; meta?: Uint8Array } = {}): HarnessNode {
+  restart(name: string, options: NodeOptions = {}): HarnessNode {
     return this.addNode(name, options);
   }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 
 const CORE = join(import.meta.dirname, '..', 'src', 'core');
-const ALLOWED_PACKAGES = new Set(['msgpackr']);
+const ALLOWED_PACKAGES = new Set(['msgpackr', 'tweetnacl']);
 const FORBIDDEN: [RegExp, string][] = [
   [/\bDate\b/, 'Date (clock)'],
   [/\bperformance\b/, 'performance (clock)'],
@@ -38,7 +38,7 @@ describe('src/core purity', () => {
     expect(sources().length).toBeGreaterThanOrEqual(10);
   });
 
-  test.each(sources())('%s imports only core files and msgpackr', (file) => {
+  test.each(sources())('%s imports only core files, msgpackr and tweetnacl', (file) => {
     const text = readFileSync(file, 'utf8');
     const specifiers = [...text.matchAll(/\bfrom\s+['"]([^'"]+)['"]/g)].map((m) => m[1] as string);
     for (const spec of specifiers) {

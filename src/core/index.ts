@@ -10,3 +10,4 @@ export { seededRng, randomInt, randomFloat, shuffle } from './rng.js';
 export type { Rng } from './rng.js';
 export { decodePacket, encodePacket, MessageType, MemberState, PROTOCOL_VERSION } from './wire.js';
 export type { DecodeError, DecodeErrorReason, DecodeResult, Message, WireLimits } from './wire.js';
+export { Keyring, KEY_BYTES, SEAL_OVERHEAD_BYTES } from './seal.js';

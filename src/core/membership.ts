@@ -45,6 +45,7 @@ import {
 } from './members.js';
 import { Fifo } from './fifo.js';
 import { type Rng, randomInt, shuffle } from './rng.js';
+import { isSealed, type Keyring, SEAL_OVERHEAD_BYTES } from './seal.js';
 import { Suspicion } from './suspicion.js';
 import { type Timer, TimerHeap } from './timers.js';
 import {
@@ -66,6 +67,11 @@ export interface MembershipOptions {
   nowMs: number;
   /** Starting incarnation. A restarted member also recovers a higher one by refutation. */
   incarnation?: number;
+  /**
+   * Encrypts every packet and frame; unsealed or wrongly sealed input is dropped. The core reads
+   * the ring on every packet, so add/use/remove on it take effect at once (live rotation).
+   */
+  keyring?: Keyring;
 }
 
 /** Bytes to send. `stream` means one frame over a reliable connection (TCP in the runtime). */
@@ -148,6 +154,9 @@ export class Membership {
   readonly config: Readonly<Config>;
   readonly name: string;
   private readonly rng: Rng;
+  private readonly keyring: Keyring | undefined;
+  /** Largest plaintext packet: the payload budget less any sealing overhead. */
+  private readonly packetBytesMax: number;
   private readonly self: Entry;
   private readonly entries = new Map<string, Entry>();
   /** Every entry but self, for O(1) random sampling. */
@@ -192,6 +201,8 @@ export class Membership {
     }
     this.name = options.name;
     this.rng = options.rng;
+    this.keyring = options.keyring;
+    this.packetBytesMax = config.udpPayloadBytesMax - (this.keyring === undefined ? 0 : SEAL_OVERHEAD_BYTES);
     this.awareness = new Awareness(config.awarenessMax);
     this.seq = options.rng.nextUint32();
     this.datagramLimits = {
@@ -223,7 +234,9 @@ export class Membership {
       this.drop(from, 'oversized', `${bytes.length} bytes`);
       return;
     }
-    const decoded = decodePacket(bytes, this.datagramLimits);
+    const plain = this.unseal(from, bytes);
+    if (plain === undefined) return;
+    const decoded = decodePacket(plain, this.datagramLimits);
     if (!decoded.ok) {
       this.drop(from, decoded.error.reason, decoded.error.detail);
       return;
@@ -242,7 +255,9 @@ export class Membership {
       this.drop(from, 'oversized', `stream frame of ${bytes.length} bytes`);
       return undefined;
     }
-    const decoded = decodePacket(bytes, this.streamLimits);
+    const plain = this.unseal(from, bytes);
+    if (plain === undefined) return undefined;
+    const decoded = decodePacket(plain, this.streamLimits);
     if (!decoded.ok) {
       this.drop(from, decoded.error.reason, decoded.error.detail);
       return undefined;
@@ -258,8 +273,10 @@ export class Membership {
         this.dispatch(nowMs, from, message, true);
       }
     }
-    if (reply !== undefined) this.counters.bytesOut += reply.length;
-    return reply;
+    if (reply === undefined) return undefined;
+    const sealed = this.seal(reply);
+    this.counters.bytesOut += sealed.length;
+    return sealed;
   }
 
   /** Runs every timer due at or before `nowMs`. */
@@ -668,7 +685,7 @@ export class Membership {
       e.addr !== undefined && (isLive(e.state) || now - e.stateChangeMs < deadWindowMs));
     for (const target of targets) {
       const bodies: Uint8Array[] = [];
-      this.broadcasts.take(this.config.udpPayloadBytesMax - HEADER_BYTES, this.retransmitLimit(), bodies);
+      this.broadcasts.take(this.packetBytesMax - HEADER_BYTES, this.retransmitLimit(), bodies);
       if (bodies.length === 0) return;
       this.send({ addr: target.addr as string, bytes: buildPacket(bodies), stream: false });
     }
@@ -841,16 +858,34 @@ export class Membership {
   private sendPacket(addr: string, bodies: Uint8Array[]): void {
     let size = HEADER_BYTES;
     for (const b of bodies) size += b.length;
-    const budget = this.config.udpPayloadBytesMax - size;
+    const budget = this.packetBytesMax - size;
     if (budget > 0) this.broadcasts.take(budget, this.retransmitLimit(), bodies);
     this.send({ addr, bytes: buildPacket(bodies), stream: false });
   }
 
   private send(t: Transmit): void {
+    t.bytes = this.seal(t.bytes);
     if (t.stream) this.counters.streamsOut++;
     else this.counters.packetsOut++;
     this.counters.bytesOut += t.bytes.length;
     this.outbox.push(t);
+  }
+
+  private seal(plain: Uint8Array): Uint8Array {
+    return this.keyring === undefined ? plain : this.keyring.seal(plain, this.rng);
+  }
+
+  /** The plaintext of a packet, or undefined (dropped and counted) if it is not acceptable. */
+  private unseal(from: string, bytes: Uint8Array): Uint8Array | undefined {
+    if (this.keyring === undefined) {
+      if (!isSealed(bytes)) return bytes;
+      this.drop(from, 'encrypted', 'sealed packet but no keyring configured');
+      return undefined;
+    }
+    const opened = this.keyring.open(bytes);
+    if (opened.ok) return opened.plain;
+    this.drop(from, opened.reason);
+    return undefined;
   }
 
   private emitMember(type: MemberChange, e: Entry): void {

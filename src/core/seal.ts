@@ -1,0 +1,98 @@
+/**
+ * Packet encryption: tweetnacl secretbox (XSalsa20-Poly1305) under a keyring. Packets are sealed
+ * with the primary key and a random 24-byte nonce; any key in the ring opens them, so a cluster
+ * can rotate keys live: add the new key everywhere, make it primary everywhere, then remove the
+ * old one. A sealed packet is the 3-byte header "GE" + seal version, the nonce, then the box.
+ */
+import nacl from 'tweetnacl';
+import { InvalidOptionError } from './errors.js';
+import type { Rng } from './rng.js';
+
+export const KEY_BYTES = 32;
+const NONCE_BYTES = 24;
+const SEAL_HEADER = [0x47, 0x45, 1] as const; // 'G', 'E', seal version 1
+/** Bytes a sealed packet adds to its plaintext. */
+export const SEAL_OVERHEAD_BYTES = SEAL_HEADER.length + NONCE_BYTES + nacl.secretbox.overheadLength;
+
+export class Keyring {
+  private ring: Uint8Array[] = [];
+
+  /** `keys[0]` becomes the primary. Throws InvalidOptionError('keyring') on a bad key; nothing is kept then. */
+  constructor(keys: readonly Uint8Array[]) {
+    if (keys.length === 0) throw new InvalidOptionError('keyring', 'needs at least one key');
+    for (const key of keys) checkKey(key);
+    this.ring = keys.map((k) => Uint8Array.from(k));
+  }
+
+  /** The key packets are sealed with. */
+  get primaryKey(): Uint8Array {
+    return Uint8Array.from(this.ring[0] as Uint8Array);
+  }
+
+  /** Copies of every key, primary first. */
+  keys(): Uint8Array[] {
+    return this.ring.map((k) => Uint8Array.from(k));
+  }
+
+  /** Accepts packets sealed with `key` from now on (no-op if present). */
+  add(key: Uint8Array): void {
+    checkKey(key);
+    if (this.indexOf(key) < 0) this.ring.push(Uint8Array.from(key));
+  }
+
+  /** Makes `key`, which must already be in the ring, the primary. */
+  use(key: Uint8Array): void {
+    checkKey(key);
+    const i = this.indexOf(key);
+    if (i < 0) throw new InvalidOptionError('keyring', 'key to use is not in the ring; add it first');
+    const [k] = this.ring.splice(i, 1);
+    this.ring.unshift(k as Uint8Array);
+  }
+
+  /** Stops accepting `key`. The primary cannot be removed. */
+  remove(key: Uint8Array): void {
+    checkKey(key);
+    const i = this.indexOf(key);
+    if (i === 0) throw new InvalidOptionError('keyring', 'cannot remove the primary key; use another one first');
+    if (i > 0) this.ring.splice(i, 1);
+  }
+
+  /** Seals `plain` under the primary key with a nonce drawn from `rng`. */
+  seal(plain: Uint8Array, rng: Rng): Uint8Array {
+    const out = new Uint8Array(SEAL_HEADER.length + NONCE_BYTES + plain.length + nacl.secretbox.overheadLength);
+    out.set(SEAL_HEADER, 0);
+    const nonce = out.subarray(SEAL_HEADER.length, SEAL_HEADER.length + NONCE_BYTES);
+    const view = new DataView(nonce.buffer, nonce.byteOffset, NONCE_BYTES);
+    for (let i = 0; i < NONCE_BYTES; i += 4) view.setUint32(i, rng.nextUint32());
+    out.set(nacl.secretbox(plain, nonce, this.ring[0] as Uint8Array), SEAL_HEADER.length + NONCE_BYTES);
+    return out;
+  }
+
+  /** Opens a sealed packet with any key in the ring. */
+  open(sealed: Uint8Array): { ok: true; plain: Uint8Array } | { ok: false; reason: 'plaintext' | 'bad-seal' | 'wrong-key' } {
+    if (!isSealed(sealed)) return { ok: false, reason: sealed[1] === 0x56 ? 'plaintext' : 'bad-seal' };
+    if (sealed.length < SEAL_OVERHEAD_BYTES) return { ok: false, reason: 'bad-seal' };
+    const nonce = sealed.subarray(SEAL_HEADER.length, SEAL_HEADER.length + NONCE_BYTES);
+    const box = sealed.subarray(SEAL_HEADER.length + NONCE_BYTES);
+    for (const key of this.ring) {
+      const plain = nacl.secretbox.open(box, nonce, key);
+      if (plain !== null) return { ok: true, plain };
+    }
+    return { ok: false, reason: 'wrong-key' };
+  }
+
+  private indexOf(key: Uint8Array): number {
+    return this.ring.findIndex((k) => k.length === key.length && k.every((b, i) => b === key[i]));
+  }
+}
+
+/** True if `bytes` carries the sealed-packet header. */
+export function isSealed(bytes: Uint8Array): boolean {
+  return bytes[0] === SEAL_HEADER[0] && bytes[1] === SEAL_HEADER[1] && bytes[2] === SEAL_HEADER[2];
+}
+
+function checkKey(key: Uint8Array): void {
+  if (!(key instanceof Uint8Array) || key.length !== KEY_BYTES) {
+    throw new InvalidOptionError('keyring', `keys must be ${KEY_BYTES} bytes, got ${key instanceof Uint8Array ? key.length : typeof key}`);
+  }
+}

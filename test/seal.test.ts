@@ -1,0 +1,109 @@
+import { describe, expect, test } from 'vitest';
+import { Harness } from '../sim/harness.js';
+import { Keyring, SEAL_OVERHEAD_BYTES } from '../src/core/seal.js';
+import { seededRng } from '../src/core/rng.js';
+import { encodePacket, MessageType } from '../src/core/wire.js';
+
+const key = (fill: number): Uint8Array => new Uint8Array(32).fill(fill);
+
+describe('keyring', () => {
+  test('seals with the primary key and opens with any key in the ring', () => {
+    const rng = seededRng(1);
+    const a = new Keyring([key(1)]);
+    const b = new Keyring([key(2), key(1)]);
+    const plain = encodePacket([{ type: MessageType.Ack, seq: 5 }]);
+    const sealed = a.seal(plain, rng);
+    expect(sealed.length).toBe(plain.length + SEAL_OVERHEAD_BYTES);
+    const opened = b.open(sealed);
+    expect(opened.ok && Array.from(opened.plain)).toEqual(Array.from(plain));
+    expect(new Keyring([key(3)]).open(sealed)).toEqual({ ok: false, reason: 'wrong-key' });
+    expect(a.open(plain)).toEqual({ ok: false, reason: 'plaintext' });
+    expect(a.open(sealed.subarray(0, 20))).toEqual({ ok: false, reason: 'bad-seal' });
+  });
+
+  test('nonces differ per packet', () => {
+    const ring = new Keyring([key(1)]);
+    const rng = seededRng(2);
+    const p = new Uint8Array(10);
+    expect(Array.from(ring.seal(p, rng))).not.toEqual(Array.from(ring.seal(p, rng)));
+  });
+
+  test('a tampered packet does not open', () => {
+    const ring = new Keyring([key(1)]);
+    const sealed = ring.seal(new Uint8Array(40), seededRng(3));
+    sealed[sealed.length - 1] = (sealed[sealed.length - 1] as number) ^ 1;
+    expect(ring.open(sealed).ok).toBe(false);
+  });
+
+  test('an invalid key is refused and never saved', () => {
+    expect(() => new Keyring([new Uint8Array(16)])).toThrowError(expect.objectContaining({ option: 'keyring' }));
+    expect(() => new Keyring([])).toThrowError(expect.objectContaining({ option: 'keyring' }));
+    const ring = new Keyring([key(1)]);
+    expect(() => ring.add(new Uint8Array(31))).toThrowError(expect.objectContaining({ code: 'grapevine.invalid-option' }));
+    expect(() => ring.use(key(9))).toThrowError(/not in the ring/);
+    expect(() => ring.remove(key(1))).toThrowError(/primary/);
+    expect(ring.keys()).toHaveLength(1);
+  });
+
+  test('use makes a key primary and remove drops it', () => {
+    const ring = new Keyring([key(1)]);
+    ring.add(key(2));
+    ring.add(key(2));
+    expect(ring.keys()).toHaveLength(2);
+    ring.use(key(2));
+    expect(Array.from(ring.primaryKey)).toEqual(Array.from(key(2)));
+    ring.remove(key(1));
+    expect(ring.keys().map((k) => k[0])).toEqual([2]);
+  });
+});
+
+describe('encrypted clusters', () => {
+  test('a node with the wrong key never joins; its packets are dropped and counted (seed 31)', () => {
+    const h = new Harness({ seed: 31 });
+    for (let i = 0; i < 3; i++) {
+      h.addNode(`n${i}`, { keyring: new Keyring([key(1)]) });
+      if (i > 0) h.join(`n${i}`, ['n0']);
+    }
+    h.addNode('intruder', { keyring: new Keyring([key(9)]) });
+    h.join('intruder', ['n0']);
+    h.addNode('plain');
+    h.join('plain', ['n1']);
+    h.runFor(20_000);
+    for (const n of ['n0', 'n1', 'n2']) {
+      expect(h.node(n).core.members().map((m) => m.name).sort()).toEqual(['n0', 'n1', 'n2']);
+    }
+    expect(h.node('intruder').core.members()).toHaveLength(1);
+    expect(h.node('n0').core.stats.dropped['wrong-key']).toBeGreaterThan(0);
+    expect(h.node('n1').core.stats.dropped.plaintext).toBeGreaterThan(0);
+    expect(h.node('plain').core.stats.dropped.encrypted ?? 0).toBe(0); // nobody answered it
+  });
+
+  test('live key rotation: add, use, remove on every node with no member ever suspected (seed 32)', () => {
+    const h = new Harness({ seed: 32, lossRate: 0.01 });
+    const rings = new Map<string, Keyring>();
+    for (let i = 0; i < 6; i++) {
+      const ring = new Keyring([key(1)]);
+      rings.set(`n${i}`, ring);
+      h.addNode(`n${i}`, { keyring: ring });
+      if (i > 0) h.join(`n${i}`, ['n0']);
+    }
+    h.runFor(5_000);
+    // Each step reaches the nodes one at a time, a second apart, as an operator's rollout would.
+    for (const step of [(r: Keyring) => r.add(key(2)), (r: Keyring) => r.use(key(2)), (r: Keyring) => r.remove(key(1))]) {
+      for (const ring of rings.values()) {
+        step(ring);
+        h.runFor(1_000);
+      }
+    }
+    h.runFor(10_000);
+    for (const n of h.liveNodes()) {
+      expect(h.eventsOf(n.name, 'suspect')).toEqual([]);
+      expect(n.core.stats.dropped['wrong-key'] ?? 0).toBe(0);
+      expect(n.core.members().every((m) => m.state === 'alive')).toBe(true);
+    }
+    // The old key is gone: a packet sealed with it is now refused.
+    const old = new Keyring([key(1)]).seal(encodePacket([{ type: MessageType.Ping, seq: 1, target: 'n0' }]), seededRng(5));
+    h.inject('n0', 'x', old);
+    expect(h.node('n0').core.stats.dropped['wrong-key']).toBe(1);
+  });
+});
