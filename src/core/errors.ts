@@ -6,7 +6,9 @@
 export type GrapevineErrorCode =
   | 'grapevine.invalid-option'
   | 'grapevine.oversized'
-  | 'grapevine.invalid-state';
+  | 'grapevine.invalid-state'
+  | 'grapevine.bind-failed'
+  | 'grapevine.join-failed';
 
 export class GrapevineError extends Error {
   readonly code: GrapevineErrorCode;

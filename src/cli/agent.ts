@@ -1,0 +1,70 @@
+/**
+ * `grapevine agent`: runs one member in this process. With --json it prints one JSON object per
+ * line ({"ready":...} once joined, then every member event) and answers "members" and "stats"
+ * on stdin; "leave" and "close" end it. Used by the demo, the integration tests and the cluster
+ * benchmark, and by operators who want a member for a non-Node service.
+ */
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { Grapevine } from '../runtime/grapevine.js';
+import type { ProfileName } from '../core/config.js';
+
+export async function runAgent(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      name: { type: 'string' },
+      bind: { type: 'string', default: '0.0.0.0:7946' },
+      advertise: { type: 'string' },
+      seed: { type: 'string', multiple: true, default: [] },
+      profile: { type: 'string', default: 'lan' },
+      protocol: { type: 'string' },
+      'key-hex': { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const json = values.json === true;
+  const print = (o: Record<string, unknown>, text: string): void => {
+    process.stdout.write(json ? `${JSON.stringify({ t: Date.now(), ...o })}\n` : `${text}\n`);
+  };
+  let gv: Grapevine;
+  try {
+    gv = await Grapevine.start({
+      ...(values.name !== undefined ? { name: values.name } : {}),
+      bind: values.bind,
+      ...(values.advertise !== undefined ? { advertise: values.advertise } : {}),
+      seeds: values.seed,
+      profile: values.profile as ProfileName,
+      ...(values.protocol !== undefined ? { protocol: JSON.parse(values.protocol) as Record<string, number> } : {}),
+      ...(values['key-hex'] !== undefined ? { keyring: [Uint8Array.from(Buffer.from(values['key-hex'], 'hex'))] } : {}),
+    });
+  } catch (e) {
+    const err = e as { code?: string; message: string };
+    print({ error: { code: err.code, message: err.message } }, `error: ${err.message}`);
+    process.exitCode = 3;
+    return;
+  }
+  gv.on('member', ({ type, member }) => {
+    print({ event: type, member: member.name, incarnation: member.incarnation }, `${gv.name}: ${member.name} ${type}`);
+  });
+  print({ ready: { name: gv.name, address: gv.address } }, `${gv.name} listening on ${gv.address}`);
+  const rl = createInterface({ input: process.stdin });
+  const stop = (how: 'leave' | 'close'): void => {
+    rl.close();
+    void (how === 'leave' ? gv.leave() : gv.close()).then(() => process.exit(0));
+  };
+  rl.on('line', (line) => {
+    const cmd = line.trim();
+    if (cmd === 'members') {
+      const members = gv.members().map((m) => ({ name: m.name, state: m.state, incarnation: m.incarnation, addr: m.addr }));
+      print({ members }, members.map((m) => `${m.name.padEnd(16)} ${m.state.padEnd(8)} ${m.addr}`).join('\n'));
+    } else if (cmd === 'stats') {
+      const mem = process.memoryUsage();
+      print({ stats: gv.stats(), heapUsed: mem.heapUsed, rss: mem.rss }, JSON.stringify(gv.stats()));
+    } else if (cmd === 'leave' || cmd === 'close') {
+      stop(cmd);
+    }
+  });
+  process.once('SIGTERM', () => stop('leave'));
+  process.once('SIGINT', () => stop('leave'));
+}

@@ -1,0 +1,106 @@
+/**
+ * `npm run demo`: a real cluster on 127.0.0.1, one process per member. It waits for the members
+ * to find each other, SIGKILLs one and shows every other member detecting it, restarts it under
+ * the same name and shows it rejoining, then leaves gracefully and exits. Every phase is bounded.
+ */
+import { parseArgs } from 'node:util';
+import { AgentProcess } from './processes.js';
+
+const PHASE_TIMEOUT_MS = 60_000;
+
+export async function runDemo(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { nodes: { type: 'string', default: '5' } } });
+  const count = Number(values.nodes);
+  if (!Number.isInteger(count) || count < 3 || count > 20) throw new Error('--nodes must be an integer from 3 to 20');
+  const names = Array.from({ length: count }, (_, i) => `node-${i + 1}`);
+  const started = Date.now();
+  const clock = (): string => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s`;
+  const agents = new Map<string, AgentProcess>();
+  const say = (text: string): void => void process.stdout.write(`${clock()}  ${text}\n`);
+
+  const launch = async (name: string, bind: string, seeds: string[]): Promise<AgentProcess> => {
+    const agent = new AgentProcess({ name, bind, seeds, profile: 'lan' });
+    agents.set(name, agent);
+    await agent.ready();
+    return agent;
+  };
+  /** Seen-by table: one row per running member, one column per member name. */
+  const printTable = async (): Promise<void> => {
+    const rows: string[] = [`${'seen by'.padEnd(10)}${names.map((n) => n.padEnd(9)).join('')}`];
+    for (const [name, agent] of agents) {
+      if (!agent.running) continue;
+      const members = await agent.members();
+      const state = (n: string): string => (n === name ? 'self' : members.find((m) => m.name === n)?.state ?? '-');
+      rows.push(`${name.padEnd(10)}${names.map((n) => state(n).padEnd(9)).join('')}`);
+    }
+    process.stdout.write(`\n${rows.map((r) => `        ${r}`).join('\n')}\n\n`);
+  };
+  const everyone = async (check: (observer: string, states: Map<string, string>) => boolean, what: string): Promise<void> => {
+    const deadline = Date.now() + PHASE_TIMEOUT_MS;
+    for (;;) {
+      let ok = true;
+      for (const [name, agent] of agents) {
+        if (!agent.running) continue;
+        const states = new Map((await agent.members()).map((m) => [m.name, m.state]));
+        if (!check(name, states)) ok = false;
+      }
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error(`demo: timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  /** Prints each member's suspect/dead/joined/alive events about `subject` as they happen. */
+  const narrate = (subject: string): (() => void) => {
+    const seen = new Map<string, number>();
+    const timer = setInterval(() => {
+      for (const [name, agent] of agents) {
+        if (!agent.running) continue;
+        const from = seen.get(name) ?? agent.lines.length;
+        for (const l of agent.lines.slice(from)) {
+          if (l.member === subject && l.event !== undefined) say(`${name} sees ${subject} ${l.event} (incarnation ${l.incarnation})`);
+        }
+        seen.set(name, agent.lines.length);
+      }
+    }, 50);
+    timer.unref();
+    return () => clearInterval(timer);
+  };
+
+  try {
+    say(`starting ${count} members on 127.0.0.1, one process each (profile lan)`);
+    const first = await launch(names[0] as string, '127.0.0.1:0', []);
+    await Promise.all(names.slice(1).map((n) => launch(n, '127.0.0.1:0', [first.address])));
+    await everyone((_, s) => names.every((n) => s.get(n) === 'alive'), 'all members to see each other');
+    say('every member sees every other member alive');
+    await printTable();
+
+    const victim = names[Math.floor(count / 2)] as string;
+    const victimAgent = agents.get(victim) as AgentProcess;
+    const victimAddress = victimAgent.address;
+    const stopNarrating = narrate(victim);
+    say(`SIGKILL ${victim} (pid ${victimAgent.pid}): no goodbye, the others must notice the silence`);
+    victimAgent.signal('SIGKILL');
+    await victimAgent.exited;
+    await everyone((o, s) => o === victim || s.get(victim) === 'dead', `everyone to declare ${victim} dead`);
+    say(`all ${count - 1} remaining members declared ${victim} dead`);
+    await printTable();
+
+    say(`restarting ${victim} on ${victimAddress} under the same name`);
+    await launch(victim, victimAddress, [first.address]);
+    await everyone((_, s) => names.every((n) => s.get(n) === 'alive'), `${victim} to rejoin`);
+    stopNarrating();
+    say(`${victim} is back: it refuted its death with a higher incarnation`);
+    await printTable();
+
+    say('every member leaves gracefully');
+    await Promise.all([...agents.values()].map(async (a) => {
+      a.send('leave');
+      const timer = setTimeout(() => a.signal('SIGKILL'), 10_000);
+      await a.exited;
+      clearTimeout(timer);
+    }));
+    say('done');
+  } finally {
+    for (const a of agents.values()) if (a.running) a.signal('SIGKILL');
+  }
+}

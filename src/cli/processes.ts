@@ -1,0 +1,160 @@
+/**
+ * Agents in child processes, driven over their JSON lines: the demo, the integration tests and
+ * the cluster benchmark all start real members this way. Only processes started here are ever
+ * signalled, by their own PID.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const MAIN = join(HERE, FROM_SOURCE ? 'main.ts' : 'main.js');
+/** The package root (from src/cli or dist/cli): where `tsx` resolves from when running sources. */
+const ROOT = join(HERE, '..', '..');
+
+export interface AgentLine {
+  t: number;
+  ready?: { name: string; address: string };
+  error?: { code?: string; message: string };
+  event?: string;
+  member?: string;
+  incarnation?: number;
+  members?: { name: string; state: string; incarnation: number; addr: string }[];
+  stats?: unknown;
+  heapUsed?: number;
+  rss?: number;
+}
+
+export interface AgentOptions {
+  name: string;
+  bind: string;
+  seeds?: string[];
+  profile?: 'lan' | 'wan' | 'local';
+  protocol?: Record<string, number | boolean>;
+  keyHex?: string;
+}
+
+export class AgentProcess {
+  readonly lines: AgentLine[] = [];
+  readonly child: ChildProcess;
+  /** Resolves with the exit code (or signal name) when the process ends. */
+  readonly exited: Promise<number | string>;
+  address = '';
+  private waiters = new Set<() => void>();
+
+  constructor(readonly options: AgentOptions) {
+    const flags = ['agent', '--json', '--name', options.name, '--bind', options.bind, '--profile', options.profile ?? 'lan'];
+    for (const s of options.seeds ?? []) flags.push('--seed', s);
+    if (options.protocol !== undefined) flags.push('--protocol', JSON.stringify(options.protocol));
+    if (options.keyHex !== undefined) flags.push('--key-hex', options.keyHex);
+    const execArgs = FROM_SOURCE ? ['--import', 'tsx', MAIN, ...flags] : [MAIN, ...flags];
+    this.child = spawn(process.execPath, execArgs, { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => {
+      resolve(code ?? signal ?? -1);
+      this.wake();
+    }));
+    createInterface({ input: this.child.stdout! }).on('line', (text) => {
+      let line: AgentLine;
+      try {
+        line = JSON.parse(text) as AgentLine;
+      } catch {
+        return;
+      }
+      if (line.ready !== undefined) this.address = line.ready.address;
+      this.lines.push(line);
+      this.wake();
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Waits until some line satisfies `match`; rejects after `timeoutMs` or if the process ends first. */
+  waitFor(match: (line: AgentLine) => boolean, timeoutMs: number, from = 0): Promise<AgentLine> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const found = this.lines.slice(from).find(match);
+        if (found !== undefined) {
+          finish();
+          resolve(found);
+          return true;
+        }
+        if (!this.running) {
+          finish();
+          reject(new Error(`${this.options.name} exited before the awaited line`));
+          return true;
+        }
+        return false;
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`${this.options.name}: timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(waiter);
+      };
+      const waiter = (): void => void check();
+      if (!check()) this.waiters.add(waiter);
+    });
+  }
+
+  /** Resolves once the agent printed `ready` (or rejects with its start error). */
+  async ready(timeoutMs = 15_000): Promise<string> {
+    const line = await this.waitFor((l) => l.ready !== undefined || l.error !== undefined, timeoutMs);
+    if (line.error !== undefined) throw Object.assign(new Error(line.error.message), { code: line.error.code });
+    return this.address;
+  }
+
+  /** Asks for the member table and waits for the answer. */
+  async members(timeoutMs = 5_000): Promise<NonNullable<AgentLine['members']>> {
+    const from = this.lines.length;
+    this.send('members');
+    const line = await this.waitFor((l) => l.members !== undefined, timeoutMs, from);
+    return line.members ?? [];
+  }
+
+  /** Asks for counters and memory; waits for the answer. */
+  async stats(timeoutMs = 5_000): Promise<AgentLine> {
+    const from = this.lines.length;
+    this.send('stats');
+    return this.waitFor((l) => l.stats !== undefined, timeoutMs, from);
+  }
+
+  /** The latest state this agent reported for `member` through its events. */
+  lastEvent(member: string): string | undefined {
+    for (let i = this.lines.length - 1; i >= 0; i--) {
+      const l = this.lines[i] as AgentLine;
+      if (l.member === member && l.event !== undefined) return l.event;
+    }
+    return undefined;
+  }
+
+  send(command: string): void {
+    if (this.running) this.child.stdin?.write(`${command}\n`);
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.running) process.kill(this.pid, sig);
+  }
+
+  /** Ends the process: asks politely, then SIGKILLs it after `graceMs`. */
+  async stop(graceMs = 2_000): Promise<void> {
+    if (!this.running) return;
+    this.send('close');
+    const timer = setTimeout(() => this.signal('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+}

@@ -1,0 +1,23 @@
+/** The real clock and randomness the runtime injects into the pure core. */
+import { getRandomValues } from 'node:crypto';
+import type { Rng } from '../core/rng.js';
+
+/** Monotonic milliseconds (never jumps with wall-clock changes). */
+export function monotonicMs(): number {
+  return performance.now();
+}
+
+/** An Rng backed by the OS CSPRNG, drawn 1 KiB at a time. */
+export function cryptoRng(): Rng {
+  const pool = new Uint32Array(256);
+  let next = pool.length;
+  return {
+    nextUint32(): number {
+      if (next >= pool.length) {
+        getRandomValues(pool);
+        next = 0;
+      }
+      return pool[next++] as number;
+    },
+  };
+}

@@ -1,0 +1,247 @@
+/**
+ * Sockets: one UDP socket for datagrams and one TCP listener on the same port for streams
+ * (push-pull state exchange and the fallback ping). A stream carries one request frame and at
+ * most one reply frame, each a 4-byte big-endian length followed by the bytes. Every resource is
+ * bounded: frame size, concurrent streams each way, and the time a stream may take.
+ */
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { GrapevineError } from '../core/errors.js';
+import { type Address, formatAddress, parseAddress } from './address.js';
+
+export interface TransportLimits {
+  /** Largest stream frame accepted or sent. */
+  frameBytesMax: number;
+  /** Time a stream may take from connect to its last byte. */
+  streamTimeoutMs: number;
+  /** Concurrent inbound streams; more are refused. */
+  inboundStreamsMax: number;
+  /** Concurrent outbound streams; more are dropped (the protocol retries on its own schedule). */
+  outboundStreamsMax: number;
+}
+
+export interface TransportHandlers {
+  datagram(from: string, bytes: Uint8Array): void;
+  /** An inbound stream's request frame; returns the reply frame, if any. */
+  stream(from: string, bytes: Uint8Array): Uint8Array | undefined;
+  /** The reply to a stream we opened. */
+  streamReply(from: string, bytes: Uint8Array): void;
+}
+
+/** Counters at the transport, the figures a bandwidth comparison needs. */
+export interface TransportStats {
+  udpPacketsIn: number;
+  udpBytesIn: number;
+  udpPacketsOut: number;
+  udpBytesOut: number;
+  tcpBytesIn: number;
+  tcpBytesOut: number;
+  streamsIn: number;
+  streamsOut: number;
+  streamsRefused: number;
+  streamErrors: number;
+  sendErrors: number;
+}
+
+/** Binding the sockets failed (address in use, not local, no permission). `option` is "bind". */
+export class BindError extends GrapevineError {
+  readonly option = 'bind';
+  constructor(message: string, cause: unknown) {
+    super('grapevine.bind-failed', message);
+    this.cause = cause;
+  }
+}
+
+const LENGTH_BYTES = 4;
+/** Parsed destination addresses kept; the table is cleared when it grows past this. */
+const ADDRESS_CACHE_MAX = 10_000;
+/** Tries to find a port free for both UDP and TCP when the caller asked for port 0. */
+const EPHEMERAL_PORT_TRIES = 8;
+
+export class Transport {
+  readonly stats: TransportStats = {
+    udpPacketsIn: 0, udpBytesIn: 0, udpPacketsOut: 0, udpBytesOut: 0, tcpBytesIn: 0, tcpBytesOut: 0,
+    streamsIn: 0, streamsOut: 0, streamsRefused: 0, streamErrors: 0, sendErrors: 0,
+  };
+  private readonly sockets = new Set<Socket>();
+  private inbound = 0;
+  private outbound = 0;
+  private readonly addresses = new Map<string, Address>();
+  private closed = false;
+
+  private constructor(
+    private readonly udp: UdpSocket,
+    private readonly tcp: Server,
+    /** The address actually bound, port resolved. */
+    readonly bound: Address,
+    private readonly limits: TransportLimits,
+    private readonly handlers: TransportHandlers,
+  ) {
+    udp.on('message', (msg, rinfo) => {
+      this.stats.udpPacketsIn++;
+      this.stats.udpBytesIn += msg.length;
+      handlers.datagram(formatAddress(rinfo.address, rinfo.port), msg);
+    });
+    udp.on('error', () => this.stats.sendErrors++);
+    tcp.on('connection', (socket) => this.acceptStream(socket));
+    tcp.on('error', () => this.stats.streamErrors++);
+  }
+
+  /** Binds UDP and TCP on `bind` (port 0 picks one free for both). */
+  static async open(bind: Address, limits: TransportLimits, handlers: TransportHandlers): Promise<Transport> {
+    const tries = bind.port === 0 ? EPHEMERAL_PORT_TRIES : 1;
+    let lastError: unknown;
+    for (let i = 0; i < tries; i++) {
+      const udp = createSocket({ type: bind.family === 6 ? 'udp6' : 'udp4' });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          udp.once('error', reject);
+          udp.bind(bind.port, bind.host, () => {
+            udp.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (e) {
+        udp.close();
+        throw new BindError(`cannot bind UDP ${formatAddress(bind.host, bind.port)}: ${(e as Error).message}`, e);
+      }
+      const port = udp.address().port;
+      const tcp = createServer();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          tcp.once('error', reject);
+          tcp.listen({ port, host: bind.host, exclusive: true }, () => {
+            tcp.off('error', reject);
+            resolve();
+          });
+        });
+        return new Transport(udp, tcp, { ...bind, port }, limits, handlers);
+      } catch (e) {
+        lastError = e;
+        udp.close();
+        tcp.close();
+      }
+    }
+    throw new BindError(`cannot bind TCP ${formatAddress(bind.host, bind.port)}: ${(lastError as Error).message}`, lastError);
+  }
+
+  sendDatagram(addr: string, bytes: Uint8Array): void {
+    if (this.closed) return;
+    const to = this.resolve(addr);
+    if (to === undefined) {
+      this.stats.sendErrors++;
+      return;
+    }
+    this.stats.udpPacketsOut++;
+    this.stats.udpBytesOut += bytes.length;
+    this.udp.send(bytes, to.port, to.host, (err) => {
+      if (err) this.stats.sendErrors++;
+    });
+  }
+
+  /** Opens a stream to `addr`, sends one frame and hands any reply frame to `streamReply`. */
+  sendStream(addr: string, bytes: Uint8Array): void {
+    const to = this.resolve(addr);
+    if (this.closed || to === undefined || this.outbound >= this.limits.outboundStreamsMax || bytes.length > this.limits.frameBytesMax) {
+      this.stats.streamsRefused++;
+      return;
+    }
+    this.outbound++;
+    this.stats.streamsOut++;
+    const socket = connect({ host: to.host, port: to.port });
+    this.track(socket, () => this.outbound--);
+    socket.once('connect', () => this.writeFrame(socket, bytes));
+    this.readFrame(socket, (reply) => {
+      socket.end();
+      this.handlers.streamReply(addr, reply);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.sockets) s.destroy();
+    await Promise.all([
+      new Promise<void>((resolve) => this.udp.close(() => resolve())),
+      new Promise<void>((resolve) => this.tcp.close(() => resolve())),
+    ]);
+  }
+
+  private acceptStream(socket: Socket): void {
+    if (this.closed || this.inbound >= this.limits.inboundStreamsMax) {
+      this.stats.streamsRefused++;
+      socket.destroy();
+      return;
+    }
+    this.inbound++;
+    this.stats.streamsIn++;
+    this.track(socket, () => this.inbound--);
+    const from = formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+    this.readFrame(socket, (request) => {
+      const reply = this.handlers.stream(from, request);
+      if (reply !== undefined) this.writeFrame(socket, reply);
+      socket.end();
+    });
+  }
+
+  /** Registers a socket for close(), bounds its lifetime and counts its errors. */
+  private track(socket: Socket, onClose: () => void): void {
+    this.sockets.add(socket);
+    socket.setTimeout(this.limits.streamTimeoutMs, () => {
+      this.stats.streamErrors++;
+      socket.destroy();
+    });
+    socket.on('error', () => this.stats.streamErrors++);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      onClose();
+    });
+  }
+
+  private writeFrame(socket: Socket, bytes: Uint8Array): void {
+    const header = Buffer.allocUnsafe(LENGTH_BYTES);
+    header.writeUInt32BE(bytes.length, 0);
+    socket.write(header);
+    socket.write(bytes);
+    this.stats.tcpBytesOut += LENGTH_BYTES + bytes.length;
+  }
+
+  /** Reads one length-prefixed frame; an oversized or truncated one ends the stream. */
+  private readFrame(socket: Socket, onFrame: (bytes: Uint8Array) => void): void {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let expected = -1;
+    const onData = (chunk: Buffer): void => {
+      this.stats.tcpBytesIn += chunk.length;
+      chunks.push(chunk);
+      received += chunk.length;
+      if (expected < 0 && received >= LENGTH_BYTES) {
+        expected = Buffer.concat(chunks).readUInt32BE(0);
+        if (expected > this.limits.frameBytesMax) {
+          this.stats.streamErrors++;
+          socket.destroy();
+          return;
+        }
+      }
+      if (expected >= 0 && received >= LENGTH_BYTES + expected) {
+        socket.off('data', onData);
+        const all = Buffer.concat(chunks);
+        onFrame(all.subarray(LENGTH_BYTES, LENGTH_BYTES + expected));
+      }
+    };
+    socket.on('data', onData);
+  }
+
+  private resolve(addr: string): Address | undefined {
+    let a = this.addresses.get(addr);
+    if (a !== undefined) return a;
+    try {
+      a = parseAddress(addr, 'addr');
+    } catch {
+      return undefined;
+    }
+    if (this.addresses.size >= ADDRESS_CACHE_MAX) this.addresses.clear();
+    this.addresses.set(addr, a);
+    return a;
+  }
+}
