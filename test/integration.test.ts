@@ -87,7 +87,11 @@ describe('a real cluster on loopback', () => {
     const leaver = agents.get('m8') as AgentProcess;
     leaver.send('leave');
     expect(await leaver.exited).toBe(0);
-    await until(() => stateEverywhere('m8', 'left', others('m8')), 10_000, 'everyone to see m8 left');
+    await until(() => stateEverywhere('m8', 'left', others('m8')), 10_000, 'everyone to see m8 left').catch(async (e: Error) => {
+      const views = await Promise.all(others('m8').map(async (a) => `${a.options.name}: ${JSON.stringify((await a.members()).find((m) => m.name === 'm8'))}`));
+      const own = leaver.lines.map((l) => JSON.stringify(l)).slice(-5);
+      throw new Error(`${e.message}\n${views.join('\n')}\nm8's last lines:\n${own.join('\n')}`);
+    });
     for (const a of others('m8')) expect(a.lines.some((l) => l.member === 'm8' && l.event === 'dead')).toBe(false);
   }, 20_000);
 

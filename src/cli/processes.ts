@@ -51,6 +51,7 @@ export class AgentProcess {
     if (options.keyHex !== undefined) flags.push('--key-hex', options.keyHex);
     const execArgs = FROM_SOURCE ? ['--import', 'tsx', MAIN, ...flags] : [MAIN, ...flags];
     this.child = spawn(process.execPath, execArgs, { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+    this.child.stdin?.on('error', () => undefined); // a child that already exited: nothing to tell it
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => {
       resolve(code ?? signal ?? -1);
       this.wake();
