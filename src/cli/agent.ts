@@ -48,6 +48,10 @@ export async function runAgent(argv: string[]): Promise<void> {
     print({ event: type, member: member.name, incarnation: member.incarnation }, `${gv.name}: ${member.name} ${type}`);
   });
   print({ ready: { name: gv.name, address: gv.address } }, `${gv.name} listening on ${gv.address}`);
+  // Members learned while joining were announced before anyone could listen: report them now.
+  for (const m of gv.members()) {
+    if (m.name !== gv.name) print({ event: 'joined', member: m.name, incarnation: m.incarnation }, `${gv.name}: ${m.name} joined`);
+  }
   const rl = createInterface({ input: process.stdin });
   const stop = (how: 'leave' | 'close'): void => {
     rl.close();

@@ -15,7 +15,10 @@ const MAIN = join(HERE, FROM_SOURCE ? 'main.ts' : 'main.js');
 const ROOT = join(HERE, '..', '..');
 
 export interface AgentLine {
+  /** When the agent printed it (its clock). */
   t: number;
+  /** When this process read it (our clock): the time base for comparing with other systems. */
+  at: number;
   ready?: { name: string; address: string };
   error?: { code?: string; message: string };
   event?: string;
@@ -34,6 +37,8 @@ export interface AgentOptions {
   profile?: 'lan' | 'wan' | 'local';
   protocol?: Record<string, number | boolean>;
   keyHex?: string;
+  /** Run the compiled CLI from dist/ (after `npm run build`) instead of the TypeScript sources. */
+  compiled?: boolean;
 }
 
 export class AgentProcess {
@@ -49,7 +54,8 @@ export class AgentProcess {
     for (const s of options.seeds ?? []) flags.push('--seed', s);
     if (options.protocol !== undefined) flags.push('--protocol', JSON.stringify(options.protocol));
     if (options.keyHex !== undefined) flags.push('--key-hex', options.keyHex);
-    const execArgs = FROM_SOURCE ? ['--import', 'tsx', MAIN, ...flags] : [MAIN, ...flags];
+    const execArgs = options.compiled === true ? [join(ROOT, 'dist', 'cli', 'main.js'), ...flags]
+      : FROM_SOURCE ? ['--import', 'tsx', MAIN, ...flags] : [MAIN, ...flags];
     this.child = spawn(process.execPath, execArgs, { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
     this.child.stdin?.on('error', () => undefined); // a child that already exited: nothing to tell it
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => {
@@ -59,7 +65,7 @@ export class AgentProcess {
     createInterface({ input: this.child.stdout! }).on('line', (text) => {
       let line: AgentLine;
       try {
-        line = JSON.parse(text) as AgentLine;
+        line = { ...(JSON.parse(text) as AgentLine), at: Date.now() };
       } catch {
         return;
       }
