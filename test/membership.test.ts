@@ -39,6 +39,19 @@ describe('membership core, stepped by hand', () => {
     }
   });
 
+  test('forty members joining through one seed at once converge within a few seconds (seed 28)', () => {
+    const h = new Harness({ seed: 28 });
+    h.addNode('n0');
+    h.runFor(1_000);
+    for (let i = 1; i < 40; i++) {
+      h.addNode(`n${i}`);
+      h.join(`n${i}`, ['n0']);
+    }
+    // Gossip alone leaves stragglers (each joiner's retransmits go to the few members it knows);
+    // the early push-pulls after a join close the gap long before the 30 s push-pull period.
+    expect(h.runUntilTrue(() => h.liveNodes().every((n) => n.core.members().length === 40), 3_000)).toBe(true);
+  });
+
   test('direct probe fails, indirect probe through others succeeds: no suspicion (seed 12)', () => {
     const h = new Harness({ seed: 12, trace: true });
     h.startCluster(4);

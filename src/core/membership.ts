@@ -149,6 +149,8 @@ const RELAYS_MAX = 1_024;
 const STALL_FRACTION = 0.5;
 /** After a stall, accusing timers wait this long once more so queued input is processed first. */
 const STALL_GRACE_MS = 5;
+/** The first push-pull after a join comes this many gossip intervals later (1 s on LAN). */
+const JOIN_SYNC_FACTOR = 5;
 
 export class Membership {
   readonly config: Readonly<Config>;
@@ -174,6 +176,14 @@ export class Membership {
   private probeIndex = 0;
   private probe: Probe | undefined;
   private probeTimer: Timer<TimerKind>;
+  private pushPullTimer: Timer<TimerKind> | undefined;
+  /**
+   * After a join, push-pull runs at growing intervals (1x, 2x, 4x ... the gossip interval times
+   * JOIN_SYNC_FACTOR) until it reaches the regular one. Members that join together learn of each
+   * other only by gossip, whose retransmits are spent on the few members each knows at first;
+   * a few early full-state exchanges close those gaps in seconds instead of a push-pull period.
+   */
+  private joinSyncMs = 0;
   private seq: number;
   /** Members in state alive or suspect, self included. */
   private liveCount = 1;
@@ -220,7 +230,7 @@ export class Membership {
     this.probeTimer = this.timers.schedule(now + randomInt(this.rng, config.probeIntervalMs), { kind: 'probe', deferred: false });
     this.timers.schedule(now + randomInt(this.rng, config.gossipIntervalMs), { kind: 'gossip' });
     if (config.pushPullIntervalMs > 0) {
-      this.timers.schedule(now + randomInt(this.rng, config.pushPullIntervalMs), { kind: 'push-pull' });
+      this.pushPullTimer = this.timers.schedule(now + randomInt(this.rng, config.pushPullIntervalMs), { kind: 'push-pull' });
     }
   }
 
@@ -300,7 +310,10 @@ export class Membership {
   /** Contacts seed addresses with a full-state exchange. Empty seeds: this member starts a cluster. */
   join(nowMs: number, seeds: readonly string[]): void {
     if (this.leaving) throw new InvalidStateError('join after leave');
-    void nowMs;
+    if (this.config.pushPullIntervalMs > 0 && seeds.length > 0) {
+      this.joinSyncMs = this.config.gossipIntervalMs * JOIN_SYNC_FACTOR;
+      this.schedulePushPull(nowMs, this.joinSyncMs);
+    }
     const request = encodePacket([this.localState(true, false)]);
     for (const seed of seeds) {
       if (seed !== this.self.addr) this.send({ addr: seed, bytes: request, stream: true });
@@ -692,7 +705,10 @@ export class Membership {
   }
 
   private onPushPullTick(now: number): void {
-    this.timers.schedule(now + pushPullIntervalMs(this.config, this.liveCount), { kind: 'push-pull' });
+    const regularMs = pushPullIntervalMs(this.config, this.liveCount);
+    if (this.joinSyncMs > 0) this.joinSyncMs *= 2;
+    if (this.joinSyncMs >= regularMs) this.joinSyncMs = 0;
+    this.schedulePushPull(now, this.joinSyncMs > 0 ? this.joinSyncMs : regularMs);
     if (this.leaving) return;
     const [peer] = this.sample(1, (e) => e.state === MemberState.Alive && e.addr !== undefined);
     // Also try one dead member: if it was only cut off, this heals the partition (antrea#4491).
@@ -701,6 +717,11 @@ export class Membership {
     const request = encodePacket([this.localState(false, false)]);
     if (peer !== undefined) this.send({ addr: peer.addr as string, bytes: request, stream: true });
     if (lost !== undefined) this.send({ addr: lost.addr as string, bytes: request, stream: true });
+  }
+
+  private schedulePushPull(now: number, delayMs: number): void {
+    if (this.pushPullTimer !== undefined) this.pushPullTimer.cancelled = true;
+    this.pushPullTimer = this.timers.schedule(now + delayMs, { kind: 'push-pull' });
   }
 
   // ---------------------------------------------------------------- table maintenance
