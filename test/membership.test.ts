@@ -1,9 +1,9 @@
 /**
  * Each protocol path, stepped by hand on a virtual clock: small clusters of cores on the fake
- * link of sim/harness.ts. Every test names its seed; rerun with the same seed to replay it.
+ * network of sim/engine.ts. Every test names its seed; rerun with the same seed to replay it.
  */
 import { describe, expect, test } from 'vitest';
-import { Harness, type TracedFrame } from '../sim/harness.js';
+import { Simulation, type TracedFrame } from '../sim/engine.js';
 import { Membership } from '../src/core/membership.js';
 import { seededRng } from '../src/core/rng.js';
 import { decodePacket, encodePacket, MessageType, type Message } from '../src/core/wire.js';
@@ -14,21 +14,21 @@ function messagesIn(frame: TracedFrame): Message[] {
   return r.ok ? r.messages : [];
 }
 
-function framesWith(h: Harness, type: number, filter: (f: TracedFrame, m: Message) => boolean = () => true): TracedFrame[] {
+function framesWith(h: Simulation, type: number, filter: (f: TracedFrame, m: Message) => boolean = () => true): TracedFrame[] {
   return (h.trace ?? []).filter((f) => messagesIn(f).some((m) => m.type === type && filter(f, m)));
 }
 
-function everyoneSees(h: Harness, subject: string, state: string, observers = h.liveNodes().map((n) => n.name)): boolean {
+function everyoneSees(h: Simulation, subject: string, state: string, observers = h.liveNodes().map((n) => n.name)): boolean {
   return observers.filter((o) => o !== subject).every((o) => h.stateOf(o, subject) === state);
 }
 
-function memberEvents(h: Harness, observer: string, subject: string): string[] {
+function memberEvents(h: Simulation, observer: string, subject: string): string[] {
   return h.eventsOf(observer).flatMap((e) => ('member' in e && e.member.name === subject ? [e.type] : []));
 }
 
 describe('membership core, stepped by hand', () => {
   test('probe ok: a healthy cluster converges and nobody is suspected (seed 11)', () => {
-    const h = new Harness({ seed: 11 });
+    const h = new Simulation({ seed: 11 });
     h.startCluster(5);
     expect(h.runUntilTrue(() => h.liveNodes().every((n) => n.core.members().length === 5), 5_000)).toBe(true);
     h.runFor(30_000);
@@ -40,7 +40,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('forty members joining through one seed at once converge within a few seconds (seed 28)', () => {
-    const h = new Harness({ seed: 28 });
+    const h = new Simulation({ seed: 28 });
     h.addNode('n0');
     h.runFor(1_000);
     for (let i = 1; i < 40; i++) {
@@ -53,7 +53,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('direct probe fails, indirect probe through others succeeds: no suspicion (seed 12)', () => {
-    const h = new Harness({ seed: 12, trace: true });
+    const h = new Simulation({ seed: 12, trace: true });
     h.startCluster(4);
     h.runFor(3_000);
     // n0 and n1 cannot exchange datagrams or streams; both reach n2 and n3.
@@ -68,7 +68,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('UDP blocked between two members: the stream fallback ping keeps them alive (seed 13)', () => {
-    const h = new Harness({ seed: 13, trace: true });
+    const h = new Simulation({ seed: 13, trace: true });
     h.startCluster(2);
     h.runFor(2_000);
     h.addDropRule((frame) => frame.kind === 'datagram');
@@ -78,7 +78,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('suspect then refute: a member cut off briefly refutes with a higher incarnation (seed 14)', () => {
-    const h = new Harness({ seed: 14 });
+    const h = new Simulation({ seed: 14 });
     h.startCluster(4);
     h.runFor(3_000);
     const heal = h.partition(['n1'], ['n0', 'n2', 'n3']);
@@ -95,7 +95,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('suspect then dead: a crashed member is declared dead by all, within the protocol bound (seed 15)', () => {
-    const h = new Harness({ seed: 15 });
+    const h = new Simulation({ seed: 15 });
     h.startCluster(6);
     h.runFor(5_000);
     const crashedAt = h.nowMs;
@@ -107,7 +107,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('Lifeguard: independent confirmations shrink the suspicion timeout toward the minimum (seed 16)', () => {
-    const h = new Harness({ seed: 16 });
+    const h = new Simulation({ seed: 16 });
     h.startCluster(8);
     h.runFor(5_000);
     h.crash('n7');
@@ -120,7 +120,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('Lifeguard off: plain SWIM uses the fixed minimum timeout', () => {
-    const h = new Harness({ seed: 17, config: { profile: 'lan', lifeguard: false } });
+    const h = new Simulation({ seed: 17, config: { profile: 'lan', lifeguard: false } });
     h.startCluster(8);
     h.runFor(5_000);
     h.crash('n7');
@@ -129,7 +129,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('buddy system: a ping to a suspect carries the suspicion (seed 18)', () => {
-    const h = new Harness({ seed: 18, trace: true });
+    const h = new Simulation({ seed: 18, trace: true });
     h.startCluster(4);
     h.runFor(3_000);
     const heal = h.partition(['n2'], ['n0', 'n1', 'n3']);
@@ -147,7 +147,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('graceful leave is disseminated as left, not dead (seed 19)', () => {
-    const h = new Harness({ seed: 19 });
+    const h = new Simulation({ seed: 19 });
     h.startCluster(5);
     h.runFor(5_000);
     h.leave('n3');
@@ -164,7 +164,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('rejoin after restart: the new process claims a higher incarnation (seed 20)', () => {
-    const h = new Harness({ seed: 20 });
+    const h = new Simulation({ seed: 20 });
     h.startCluster(4);
     h.runFor(5_000);
     h.crash('n2');
@@ -179,7 +179,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('a tombstone blocks stale gossip from resurrecting a dead member, until it is reaped (seed 21)', () => {
-    const h = new Harness({ seed: 21, config: { profile: 'lan', tombstoneReapMs: 60_000 } });
+    const h = new Simulation({ seed: 21, config: { profile: 'lan', tombstoneReapMs: 60_000 } });
     h.startCluster(3);
     h.runFor(3_000);
     const old = h.node('n0').core.member('n2');
@@ -196,7 +196,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('push-pull heals what gossip missed: a member partitioned past all retransmits learns a joiner (seed 22)', () => {
-    const h = new Harness({ seed: 22, config: { profile: 'lan', pushPullIntervalMs: 10_000 } });
+    const h = new Simulation({ seed: 22, config: { profile: 'lan', pushPullIntervalMs: 10_000 } });
     h.startCluster(3);
     h.runFor(3_000);
     const heal = h.partition(['n1'], ['n0', 'n2', 'n3']);
@@ -210,7 +210,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('a partition longer than suspicion and gossip-to-the-dead heals by itself (seed 23)', () => {
-    const h = new Harness({ seed: 23, config: { profile: 'lan', pushPullIntervalMs: 10_000 } });
+    const h = new Simulation({ seed: 23, config: { profile: 'lan', pushPullIntervalMs: 10_000 } });
     h.startCluster(6);
     h.runFor(5_000);
     const left = ['n0', 'n1', 'n2'];
@@ -225,7 +225,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('local health: a node that hears nothing back raises its score and slows its probing (seed 24)', () => {
-    const h = new Harness({ seed: 24, trace: true });
+    const h = new Simulation({ seed: 24, trace: true });
     h.startCluster(5);
     h.runFor(5_000);
     // n0 sends fine but receives nothing: every probe fails and no nack comes back.
@@ -240,7 +240,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('a stalled event loop does not make the stalled node accuse healthy peers (seed 25)', () => {
-    const h = new Harness({ seed: 25, trace: true });
+    const h = new Simulation({ seed: 25, trace: true });
     h.startCluster(5);
     h.runFor(5_000);
     // Stall right after n2 sends a ping, so its ack queues up behind the expired probe timers.
@@ -260,7 +260,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('name conflict: a second process with the same name is reported and refuted (seed 26)', () => {
-    const h = new Harness({ seed: 26 });
+    const h = new Simulation({ seed: 26 });
     h.startCluster(3);
     h.runFor(3_000);
     // An impostor announces n1 from another address with a higher incarnation.
@@ -276,7 +276,7 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('metadata updates spread with a new incarnation', () => {
-    const h = new Harness({ seed: 27 });
+    const h = new Simulation({ seed: 27 });
     h.startCluster(4);
     h.runFor(3_000);
     h.node('n3').core.setLocalRecord(h.nowMs, Uint8Array.from([7, 7]));

@@ -5,7 +5,7 @@
 import { test as propTest } from '@fast-check/vitest';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { Harness } from '../sim/harness.js';
+import { Simulation } from '../sim/engine.js';
 import { Membership } from '../src/core/membership.js';
 import { mergeFacts, type MemberFacts } from '../src/core/members.js';
 import { seededRng } from '../src/core/rng.js';
@@ -103,7 +103,7 @@ describe('core properties', () => {
   propTest.prop([fc.integer({ min: 0, max: 2 ** 31 }), fc.array(fc.tuple(fc.constantFrom('crash', 'restart', 'cut', 'heal', 'pause'), fc.integer({ min: 1, max: 4 })), { maxLength: 6 })], { numRuns: 15 })(
     'no observer ever sees a member\'s incarnation go down, through crashes, restarts, partitions and pauses',
     (seed, faults) => {
-      const h = new Harness({ seed, lossRate: 0.05 });
+      const h = new Simulation({ seed, network: { lossRate: 0.05 } });
       h.startCluster(5);
       const seen = new Map<string, number>();
       const check = (): void => {

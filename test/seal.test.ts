@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { Harness } from '../sim/harness.js';
+import { Simulation } from '../sim/engine.js';
 import { Keyring, SEAL_OVERHEAD_BYTES } from '../src/core/seal.js';
 import { seededRng } from '../src/core/rng.js';
 import { encodePacket, MessageType } from '../src/core/wire.js';
@@ -59,7 +59,7 @@ describe('keyring', () => {
 
 describe('encrypted clusters', () => {
   test('a node with the wrong key never joins; its packets are dropped and counted (seed 31)', () => {
-    const h = new Harness({ seed: 31 });
+    const h = new Simulation({ seed: 31 });
     for (let i = 0; i < 3; i++) {
       h.addNode(`n${i}`, { keyring: new Keyring([key(1)]) });
       if (i > 0) h.join(`n${i}`, ['n0']);
@@ -79,7 +79,7 @@ describe('encrypted clusters', () => {
   });
 
   test('live key rotation: add, use, remove on every node with no member ever suspected (seed 32)', () => {
-    const h = new Harness({ seed: 32, lossRate: 0.01 });
+    const h = new Simulation({ seed: 32, network: { lossRate: 0.01 } });
     const rings = new Map<string, Keyring>();
     for (let i = 0; i < 6; i++) {
       const ring = new Keyring([key(1)]);

@@ -182,8 +182,11 @@ export class Membership {
    * JOIN_SYNC_FACTOR) until it reaches the regular one. Members that join together learn of each
    * other only by gossip, whose retransmits are spent on the few members each knows at first;
    * a few early full-state exchanges close those gaps in seconds instead of a push-pull period.
+   * The first exchange that teaches nothing new ends this.
    */
   private joinSyncMs = 0;
+  /** Counts changes to other members' entries, so a push-pull can tell whether it taught us anything. */
+  private tableChanges = 0;
   private seq: number;
   /** Members in state alive or suspect, self included. */
   private liveCount = 1;
@@ -277,8 +280,10 @@ export class Membership {
       if (message.type === MessageType.Ping) {
         if (message.target === this.name) reply = encodePacket([{ type: MessageType.Ack, seq: message.seq }]);
       } else if (message.type === MessageType.PushPull) {
+        const changesBefore = this.tableChanges;
         this.mergeRemoteState(nowMs, from, message);
         if (!message.reply) reply = encodePacket([this.localState(message.join, true)]);
+        else if (this.joinSyncMs > 0 && this.tableChanges === changesBefore) this.endJoinSync(nowMs);
       } else {
         this.dispatch(nowMs, from, message, true);
       }
@@ -719,6 +724,12 @@ export class Membership {
     if (lost !== undefined) this.send({ addr: lost.addr as string, bytes: request, stream: true });
   }
 
+  /** A join-time push-pull brought nothing new: the table has converged, back to the regular period. */
+  private endJoinSync(now: number): void {
+    this.joinSyncMs = 0;
+    this.schedulePushPull(now, pushPullIntervalMs(this.config, this.liveCount));
+  }
+
   private schedulePushPull(now: number, delayMs: number): void {
     if (this.pushPullTimer !== undefined) this.pushPullTimer.cancelled = true;
     this.pushPullTimer = this.timers.schedule(now + delayMs, { kind: 'push-pull' });
@@ -739,6 +750,7 @@ export class Membership {
       suspicion: undefined, suspicionTimer: undefined, listIndex: this.others.length,
     };
     this.entries.set(name, e);
+    this.tableChanges++;
     this.others.push(e);
     if (isLive(state)) this.liveCount++;
     else this.tombstones.push({ entry: e, sinceMs: now });
@@ -910,6 +922,7 @@ export class Membership {
   }
 
   private emitMember(type: MemberChange, e: Entry): void {
+    this.tableChanges++;
     if (e.addr !== undefined) this.emit({ type, member: toInfo(e) });
   }
 

@@ -1,0 +1,129 @@
+/**
+ * The simulator as users and CI use it: the README example, fixed-seed scenarios with asserted
+ * bounds, and fast-check-generated fault schedules checked for safety and convergence.
+ */
+import { test as propTest } from '@fast-check/vitest';
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { runScenario, SCENARIOS, simulate, type ScenarioParams } from '../sim/index.js';
+
+describe('grapevine/sim for users', () => {
+  // The example from the README, as a user would paste it.
+  test('a crashed member is declared dead everywhere; a partition heals', () => {
+    const cluster = simulate({ nodes: 20, seed: 42 });
+    cluster.runFor(10_000);
+    expect(cluster.converged()).toBe(true);
+
+    cluster.crash('n7');
+    cluster.runFor(30_000);
+    expect(cluster.view('n1').member('n7')?.state).toBe('dead');
+
+    const heal = cluster.partition(['n1', 'n2'], ['n0', 'n3', 'n4', 'n5', 'n6', 'n8', 'n9', 'n10', 'n11', 'n12', 'n13', 'n14', 'n15', 'n16', 'n17', 'n18', 'n19']);
+    cluster.runFor(60_000);
+    heal();
+    expect(cluster.runUntilTrue(() => cluster.converged(), 120_000)).toBe(true);
+  });
+
+  test('the same seed replays the same run', () => {
+    const fingerprint = (seed: number): string => {
+      const c = simulate({ nodes: 10, seed, network: { lossRate: 0.05 } });
+      c.runFor(5_000);
+      c.crash('n3');
+      c.runFor(20_000);
+      return JSON.stringify([...c.nodes.values()].map((n) => [n.counters, n.core.members().map((m) => [m.name, m.state, m.incarnation])]));
+    };
+    expect(fingerprint(9)).toBe(fingerprint(9));
+    expect(fingerprint(9)).not.toBe(fingerprint(10));
+  });
+});
+
+function params(nodes: number, seconds: number, seed: number, extra: Partial<ScenarioParams> = {}): ScenarioParams {
+  return { nodes, seconds, seed, config: { profile: 'lan' }, network: { latency: { minMs: 1, maxMs: 5 } }, options: {}, ...extra };
+}
+
+describe('CI scenarios (fixed seeds, asserted bounds)', () => {
+  test('join: 200 nodes, every join reaches everyone within 3 s (seed 101)', () => {
+    const r = runScenario(SCENARIOS.join!, params(200, 30, 101));
+    expect(r.metrics.joins.count, 'seed 101').toBe(200);
+    expect(r.metrics.joins.p99, 'seed 101').toBeLessThan(3_000);
+    expect(r.metrics.falseSuspicions.events, 'seed 101').toBe(0);
+  });
+
+  test('crash: 150 nodes, 2% loss, three crashes detected by all; no false death (seed 102)', () => {
+    const r = runScenario(SCENARIOS.crash!, params(150, 90, 102, { options: { count: '3' }, network: { latency: { minMs: 1, maxMs: 5 }, lossRate: 0.02 } }));
+    expect(r.metrics.detection.allDead.count, 'seed 102').toBe(3);
+    // LAN at 150 members: the suspicion timeout is 8.7 s to 52 s; confirmations bring it to the minimum.
+    expect(r.metrics.detection.allDead.max, 'seed 102').toBeLessThan(20_000);
+    expect(r.metrics.falseDeaths.events, 'seed 102').toBe(0);
+  });
+
+  test('pauses: 100 nodes, 5% stall for 1-3 s again and again; nobody is declared dead (seed 103)', () => {
+    const r = runScenario(SCENARIOS.pauses!, params(100, 120, 103));
+    expect(r.metrics.falseDeaths.events, 'seed 103').toBe(0);
+  });
+
+  test('partition: 60 nodes, a fifth cut off for 40 s, then everyone converges (seed 104)', () => {
+    const r = runScenario(SCENARIOS.partition!, params(60, 150, 104, { options: { durationS: '40' } }));
+    const last = r.metrics.samples.at(-1);
+    expect(last?.viewAccuracy, 'seed 104').toBe(1);
+    expect(last?.staleMembers, 'seed 104').toBe(0);
+  });
+});
+
+/** A generated fault schedule for a small cluster: one fault every few seconds, then healing. */
+const fault = fc.oneof(
+  fc.record({ kind: fc.constant('crash' as const), node: fc.integer({ min: 1, max: 7 }) }),
+  fc.record({ kind: fc.constant('restart' as const), node: fc.integer({ min: 1, max: 7 }) }),
+  fc.record({ kind: fc.constant('pause' as const), node: fc.integer({ min: 1, max: 7 }), ms: fc.integer({ min: 100, max: 3_000 }) }),
+  fc.record({ kind: fc.constant('loss' as const), rate: fc.double({ min: 0, max: 0.2, noNaN: true }) }),
+  fc.record({ kind: fc.constant('partition' as const), nodes: fc.uniqueArray(fc.integer({ min: 0, max: 7 }), { minLength: 1, maxLength: 3 }), ms: fc.integer({ min: 1_000, max: 40_000 }) }),
+);
+
+describe('simulation-driven properties', () => {
+  propTest.prop([fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.array(fault, { maxLength: 8 })], { numRuns: 12 })(
+    'after the last fault heals and the cluster settles, every live node sees exactly the live nodes alive',
+    (seed, schedule) => {
+      const c = simulate({ nodes: 8, seed, network: { latency: { minMs: 1, maxMs: 10 } } });
+      c.runFor(5_000);
+      for (const f of schedule) {
+        const name = 'node' in f ? `n${f.node}` : '';
+        if (f.kind === 'crash') c.crash(name);
+        else if (f.kind === 'restart' && !c.node(name).up) {
+          c.restart(name);
+          c.join(name, ['n0']);
+        } else if (f.kind === 'pause') c.pause(name, f.ms);
+        else if (f.kind === 'loss') c.network.setLossRate(f.rate);
+        else if (f.kind === 'partition') {
+          const cut = f.nodes.map((i) => `n${i}`);
+          const heal = c.partition(cut, [...c.nodes.keys()].filter((n) => !cut.includes(n)));
+          c.at(c.nowMs + f.ms, heal);
+        }
+        c.runFor(3_000);
+      }
+      c.network.setLossRate(0);
+      c.runFor(45_000); // every partition has healed by now
+      // Settling: suspicion max (24 s at this size) plus push-pull's reconnect to dead members (30 s).
+      const settled = c.runUntilTrue(() => c.converged(), 120_000);
+      const views = c.liveNodes().map((n) => `${n.name}: ${n.core.members().map((m) => `${m.name}=${m.state}`).join(' ')}`);
+      expect(settled, `seed ${seed}, schedule ${JSON.stringify(schedule)}\n${views.join('\n')}`).toBe(true);
+    },
+  );
+
+  propTest.prop([fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.double({ min: 0, max: 0.05, noNaN: true }), fc.uniqueArray(fc.integer({ min: 1, max: 9 }), { maxLength: 3 })], { numRuns: 10 })(
+    'with loss up to 5% and no pauses, no live and reachable node is ever declared dead',
+    (seed, lossRate, crashes) => {
+      const c = simulate({ nodes: 10, seed, network: { lossRate, latency: { minMs: 1, maxMs: 10 } } });
+      const wrongly: string[] = [];
+      c.onEvent((observer, e, atMs) => {
+        if (e.type === 'dead' && c.node(e.member.name).up) wrongly.push(`${observer.name} declared ${e.member.name} dead at ${atMs} ms`);
+      });
+      c.runFor(10_000);
+      for (const i of crashes) {
+        c.crash(`n${i}`);
+        c.runFor(5_000);
+      }
+      c.runFor(60_000);
+      expect(wrongly, `seed ${seed}, loss ${lossRate}, crashes ${JSON.stringify(crashes)}`).toEqual([]);
+    },
+  );
+});
