@@ -256,6 +256,15 @@ async function measure(sys: System, n: number): Promise<Figures> {
   const leftAt = Date.now();
   sys.members.find((m) => m.name === leaver)?.signal('SIGINT');
   const left = await everyoneReports(sys, 'left', leaver, leftAt);
+  if (left.all > 3_000) {
+    // Slow leaves have been seen once in a while: show what the late observers reported about the leaver.
+    for (const m of sys.members.filter((x) => x.running() && x.name !== leaver)) {
+      const seen = sys.observations.filter((o) => o.observer === m.name && o.subject === leaver && o.at >= leftAt - 30_000);
+      if ((firstAt(sys, m.name, 'left', leaver, leftAt) ?? 0) - leftAt > 3_000) {
+        console.log(`  late: ${m.name} saw ${seen.map((o) => `${o.kind}@${o.at - leftAt}ms`).join(', ')}`);
+      }
+    }
+  }
   await sys.stopAll();
 
   const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);

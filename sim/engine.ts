@@ -76,6 +76,8 @@ export class Simulation {
   readonly trace: TracedFrame[] | undefined;
   /** Events run so far: the simulator's unit of work. */
   eventsProcessed = 0;
+  /** Nodes currently running (not crashed). */
+  upCount = 0;
   private readonly heap = new TimerHeap<SimEvent>();
   private readonly nodeSeeds: Rng;
   private readonly config: ConfigOptions;
@@ -109,6 +111,7 @@ export class Simulation {
       ...(options.incarnation !== undefined ? { incarnation: options.incarnation } : {}),
       ...(options.keyring !== undefined ? { keyring: options.keyring } : {}),
     });
+    if (!node.up || existing === undefined) this.upCount++;
     node.up = true;
     node.pausedUntilMs = 0;
     node.backlog = [];
@@ -168,6 +171,7 @@ export class Simulation {
   /** Stops a node silently: no leave, nothing more sent or received. */
   crash(name: string): void {
     const n = this.node(name);
+    if (n.up) this.upCount--;
     n.up = false;
     if (n.wake !== undefined) n.wake.cancelled = true;
     n.wake = undefined;

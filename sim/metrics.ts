@@ -36,12 +36,14 @@ export interface RunMetrics {
   detection: { firstSuspect: Distribution; firstDead: Distribution; allDead: Distribution; perObserver: Distribution };
   falseSuspicions: { events: number; members: number };
   falseDeaths: { events: number; members: number };
+  /** The part of falseDeaths about members with no fault at all (not even a pause): the ones Lifeguard protects. */
+  falseDeathsHealthy: { events: number; members: number };
   traffic: { messagesPerNodePerS: { mean: number; max: number }; bytesPerNodePerS: { mean: number; max: number } };
   memory: { heapBytesPerMember: number | undefined; members: number };
   samples: Sample[];
 }
 
-interface Spread { sinceMs: number; seen: Set<string>; doneMs: number | undefined }
+interface Spread { sinceMs: number; seen: Set<string> | undefined; doneMs: number | undefined }
 
 export class Recorder {
   /** Members that had any fault (pause, partition, slowness, crash, leave): suspecting them is fair. */
@@ -54,6 +56,8 @@ export class Recorder {
   private falseDeathEvents = 0;
   private readonly falselySuspected = new Set<string>();
   private readonly falselyDead = new Set<string>();
+  private falseHealthyDeathEvents = 0;
+  private readonly falselyDeadHealthy = new Set<string>();
   private readonly bornMs = new Map<string, number>();
   readonly samples: Sample[] = [];
   private lastTotals = { messages: 0, bytes: 0, tMs: 0 };
@@ -98,9 +102,12 @@ export class Recorder {
     const subject = event.member.name;
     if (event.type === 'joined' || event.type === 'alive' || event.type === 'updated') {
       const spread = this.joins.get(subject);
-      if (spread !== undefined && spread.doneMs === undefined) {
+      if (spread?.seen !== undefined) {
         spread.seen.add(node.name);
-        if (this.everyoneIn(spread.seen, subject)) spread.doneMs = atMs - spread.sinceMs;
+        if (this.everyoneIn(spread.seen, subject)) {
+          spread.doneMs = atMs - spread.sinceMs;
+          spread.seen = undefined; // done: at 1,000 nodes these sets would hold a million names
+        }
       }
     }
     const crash = this.crashes.get(subject);
@@ -124,13 +131,16 @@ export class Recorder {
     if (event.type === 'dead' && this.sim.nodes.get(subject)?.up === true && !this.unreachable.has(subject)) {
       this.falseDeathEvents++;
       this.falselyDead.add(subject);
+      if (!this.faulty.has(subject)) {
+        this.falseHealthyDeathEvents++;
+        this.falselyDeadHealthy.add(subject);
+      }
     }
   }
 
   /** True if every live node other than `subject` is in `set`. */
   private everyoneIn(set: Set<string>, subject: string): boolean {
-    let live = 0;
-    for (const n of this.sim.nodes.values()) if (n.up && n.name !== subject) live++;
+    const live = this.sim.upCount - (this.sim.nodes.get(subject)?.up === true ? 1 : 0);
     if (set.size < live) return false;
     for (const n of this.sim.nodes.values()) if (n.up && n.name !== subject && !set.has(n.name)) return false;
     return true;
@@ -188,6 +198,7 @@ export class Recorder {
       },
       falseSuspicions: { events: this.falseSuspicionEvents, members: this.falselySuspected.size },
       falseDeaths: { events: this.falseDeathEvents, members: this.falselyDead.size },
+      falseDeathsHealthy: { events: this.falseHealthyDeathEvents, members: this.falselyDeadHealthy.size },
       traffic: {
         messagesPerNodePerS: rates((n) => n.counters.packetsOut + n.counters.streamsOut),
         bytesPerNodePerS: rates((n) => n.counters.bytesOut),

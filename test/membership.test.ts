@@ -50,6 +50,11 @@ describe('membership core, stepped by hand', () => {
     // Gossip alone leaves stragglers (each joiner's retransmits go to the few members it knows);
     // the early push-pulls after a join close the gap long before the 30 s push-pull period.
     expect(h.runUntilTrue(() => h.liveNodes().every((n) => n.core.members().length === 40), 3_000)).toBe(true);
+    // Once a join-time push-pull teaches nothing new, the regular period (60 s at 40 members) resumes.
+    const streamsBefore = h.liveNodes().reduce((sum, n) => sum + n.counters.streamsOut, 0);
+    h.runFor(50_000);
+    const streamsAfter = h.liveNodes().reduce((sum, n) => sum + n.counters.streamsOut, 0);
+    expect(streamsAfter - streamsBefore).toBeLessThan(40);
   });
 
   test('direct probe fails, indirect probe through others succeeds: no suspicion (seed 12)', () => {

@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
 const MAIN = join(HERE, FROM_SOURCE ? 'main.ts' : 'main.js');
-/** The package root (from src/cli or dist/cli): where `tsx` resolves from when running sources. */
-const ROOT = join(HERE, '..', '..');
+/** The package root (from src/cli, or dist/src/cli when compiled): where `tsx` resolves from. */
+const ROOT = FROM_SOURCE ? join(HERE, '..', '..') : join(HERE, '..', '..', '..');
 
 export interface AgentLine {
   /** When the agent printed it (its clock). */
@@ -54,7 +54,7 @@ export class AgentProcess {
     for (const s of options.seeds ?? []) flags.push('--seed', s);
     if (options.protocol !== undefined) flags.push('--protocol', JSON.stringify(options.protocol));
     if (options.keyHex !== undefined) flags.push('--key-hex', options.keyHex);
-    const execArgs = options.compiled === true ? [join(ROOT, 'dist', 'cli', 'main.js'), ...flags]
+    const execArgs = options.compiled === true ? [join(ROOT, 'dist', 'src', 'cli', 'main.js'), ...flags]
       : FROM_SOURCE ? ['--import', 'tsx', MAIN, ...flags] : [MAIN, ...flags];
     this.child = spawn(process.execPath, execArgs, { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
     this.child.stdin?.on('error', () => undefined); // a child that already exited: nothing to tell it

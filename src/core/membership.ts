@@ -44,12 +44,13 @@ import {
   bytesEqual, identityNewer, livenessNewer, STATE_NAMES, type MemberFacts, type MemberInfo,
 } from './members.js';
 import { Fifo } from './fifo.js';
+import { intern } from './intern.js';
 import { type Rng, randomInt, shuffle } from './rng.js';
 import { isSealed, type Keyring, SEAL_OVERHEAD_BYTES } from './seal.js';
 import { Suspicion } from './suspicion.js';
 import { type Timer, TimerHeap } from './timers.js';
 import {
-  type AliveMessage, buildPacket, decodePacket, encodeMessage, encodePacket, HEADER_BYTES, MemberState, type Message,
+  type AliveMessage, buildPacket, decodePacket, EMPTY_BYTES, encodeMessage, encodePacket, HEADER_BYTES, MemberState, type Message,
   MessageType, type PushPullEntry, type PushPullMessage, utf8Length, type WireLimits,
 } from './wire.js';
 
@@ -206,7 +207,7 @@ export class Membership {
     if (typeof options.addr !== 'string' || options.addr.length === 0 || utf8Length(options.addr) > ADDR_BYTES_MAX) {
       throw new InvalidOptionError('addr', `must be a non-empty string of at most ${ADDR_BYTES_MAX} bytes`);
     }
-    const meta = options.meta ?? new Uint8Array(0);
+    const meta = options.meta ?? EMPTY_BYTES;
     if (meta.length > config.metaBytesMax) throw new OversizedError('meta', meta.length, config.metaBytesMax);
     const incarnation = options.incarnation ?? 0;
     if (!Number.isInteger(incarnation) || incarnation < 0 || incarnation > 0xffff_fff0) {
@@ -431,13 +432,15 @@ export class Membership {
       this.emitMember('joined', created);
       return;
     }
+    // Most alive messages repeat what we know (gossip echoes, push-pull): leave those early.
+    if (m.incarnation < e.aliveIncarnation) return;
     // Liveness newer implies identity newer (an alive message sets both), so this test suffices.
     if (!identityNewer(e.aliveIncarnation, e.addr, e.meta, m.incarnation, m.addr, m.meta)) return;
     const wasVisible = e.addr !== undefined;
     const identityChanged = e.addr !== m.addr || !bytesEqual(e.meta, m.meta);
     const before = e.state;
     e.aliveIncarnation = m.incarnation;
-    e.addr = m.addr;
+    e.addr = intern(m.addr);
     e.meta = m.meta;
     if (livenessNewer(e.incarnation, e.state, m.incarnation, MemberState.Alive)) {
       this.setState(now, e, m.incarnation, MemberState.Alive);
@@ -473,7 +476,7 @@ export class Membership {
     const encoded = (): Uint8Array => encodeMessage({ type: MessageType.Suspect, node, incarnation, from });
     let e = this.entries.get(node);
     if (e === undefined) {
-      e = this.createEntry(now, node, incarnation, MemberState.Suspect, -1, undefined, EMPTY);
+      e = this.createEntry(now, node, incarnation, MemberState.Suspect, -1, undefined, EMPTY_BYTES);
       if (e === undefined) return;
       this.startSuspicion(now, e, from);
       if (spreadNew) this.broadcasts.enqueue(node, encoded());
@@ -505,7 +508,7 @@ export class Membership {
     const type = state === MemberState.Left ? MessageType.Left : MessageType.Dead;
     let e = this.entries.get(node);
     if (e === undefined) {
-      e = this.createEntry(now, node, incarnation, state, -1, undefined, EMPTY);
+      e = this.createEntry(now, node, incarnation, state, -1, undefined, EMPTY_BYTES);
       if (e !== undefined && spreadNew) this.broadcasts.enqueue(node, encodeMessage({ type, node, incarnation }));
       return;
     }
@@ -746,10 +749,10 @@ export class Membership {
       return undefined;
     }
     const e: Entry = {
-      name, addr, meta, incarnation, aliveIncarnation, state, stateChangeMs: now,
+      name: intern(name), addr: addr === undefined ? undefined : intern(addr), meta, incarnation, aliveIncarnation, state, stateChangeMs: now,
       suspicion: undefined, suspicionTimer: undefined, listIndex: this.others.length,
     };
-    this.entries.set(name, e);
+    this.entries.set(e.name, e);
     this.tableChanges++;
     this.others.push(e);
     if (isLive(state)) this.liveCount++;
@@ -940,7 +943,6 @@ export class Membership {
   }
 }
 
-const EMPTY = new Uint8Array(0);
 
 function isLive(state: MemberState): boolean {
   return state === MemberState.Alive || state === MemberState.Suspect;

@@ -203,7 +203,7 @@ function fromTuple(value: unknown, limits: WireLimits): Message | typeof UNKNOWN
     case MessageType.Alive: {
       const bad = need(v, 5) ?? name(v[1], 'node', limits) ?? u32(v[2], 'incarnation')
         ?? addr(v[3], 'addr', limits) ?? meta(v[4], limits);
-      return bad ?? { type: t, node: v[1] as string, incarnation: v[2] as number, addr: v[3] as string, meta: v[4] as Uint8Array };
+      return bad ?? { type: t, node: v[1] as string, incarnation: v[2] as number, addr: v[3] as string, meta: bytes(v[4] as Uint8Array) };
     }
     case MessageType.Dead:
     case MessageType.Left: {
@@ -229,11 +229,18 @@ function pushPullMembers(v: unknown[], limits: WireLimits): PushPullMessage | st
       ?? u32(e[3], 'aliveIncarnation') ?? u32(e[4], 'incarnation') ?? memberState(e[5]);
     if (problem !== undefined) return `member ${i}: ${problem}`;
     members[i] = {
-      name: e[0] as string, addr: e[1] as string, meta: e[2] as Uint8Array,
+      name: e[0] as string, addr: e[1] as string, meta: bytes(e[2] as Uint8Array),
       aliveIncarnation: e[3] as number, incarnation: e[4] as number, state: e[5] as MemberState,
     };
   }
   return { type: MessageType.PushPull, join: v[1] as boolean, reply: v[2] as boolean, members };
+}
+
+/** Empty metadata is the common case: share one instance instead of one allocation per member and per node. */
+export const EMPTY_BYTES = new Uint8Array(0);
+
+function bytes(b: Uint8Array): Uint8Array {
+  return b.length === 0 ? EMPTY_BYTES : b;
 }
 
 function need(v: unknown[], n: number): string | undefined {
