@@ -40,6 +40,8 @@ export type DropRule = (frame: Frame) => boolean;
 
 export class Network {
   private readonly rules = new Set<DropRule>();
+  /** Latency of particular links ("from>to"), overriding the default. */
+  private readonly links = new Map<string, Latency>();
   readonly options: Required<Omit<NetworkOptions, 'latency'>> & { latency: Latency };
 
   constructor(private readonly rng: Rng, options: NetworkOptions = {}) {
@@ -60,6 +62,12 @@ export class Network {
     this.options.lossRate = rate;
   }
 
+  /** Gives the link from `from` to `to` its own latency (both directions unless `oneWay`). */
+  setLinkLatency(from: string, to: string, latency: Latency, oneWay = false): void {
+    this.links.set(`${from}>${to}`, latency);
+    if (!oneWay) this.links.set(`${to}>${from}`, latency);
+  }
+
   addDropRule(rule: DropRule): () => void {
     this.rules.add(rule);
     return () => void this.rules.delete(rule);
@@ -78,17 +86,17 @@ export class Network {
     const o = this.options;
     if (frame.kind !== 'datagram') {
       if (o.streamFailureRate > 0 && randomFloat(this.rng) < o.streamFailureRate) return [];
-      return [this.latency() + o.streamExtraMs];
+      return [this.latency(frame) + o.streamExtraMs];
     }
     if (frame.bytes.length > o.mtuBytes) return [];
     if (o.lossRate > 0 && randomFloat(this.rng) < o.lossRate) return [];
-    const delay = (): number => this.latency() + (o.reorderRate > 0 && randomFloat(this.rng) < o.reorderRate ? o.reorderDelayMs : 0);
+    const delay = (): number => this.latency(frame) + (o.reorderRate > 0 && randomFloat(this.rng) < o.reorderRate ? o.reorderDelayMs : 0);
     const first = delay();
     return o.duplicateRate > 0 && randomFloat(this.rng) < o.duplicateRate ? [first, delay()] : [first];
   }
 
-  private latency(): number {
-    const l = this.options.latency;
+  private latency(frame: Frame): number {
+    const l = this.links.size === 0 ? this.options.latency : this.links.get(`${frame.from}>${frame.to}`) ?? this.options.latency;
     if (typeof l === 'number') return l;
     if ('minMs' in l) return l.minMs + randomFloat(this.rng) * (l.maxMs - l.minMs);
     // Log-normal: Box-Muller normal draw, exponentiated; the tail grows with sigma.
