@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROFILES, type ConfigOptions, type ProfileName } from '../src/core/config.js';
 import type { NetworkOptions } from './network.js';
-import { renderHtml, summaryRows } from './report.js';
+import { renderHtml, replayCommand, summaryRows } from './report.js';
 import { runScenario, type RunResult } from './run.js';
 import { SCENARIOS, type ScenarioParams } from './scenarios/index.js';
 
@@ -103,7 +103,7 @@ function main(): void {
   const base = join(out, `${scenario}-${params.seed}${compare !== undefined ? `-${compare[0]}` : ''}`);
   writeFileSync(`${base}.json`, JSON.stringify(runs, null, 1));
   writeFileSync(`${base}.html`, renderHtml(runs));
-  console.log(`\nwrote ${base}.json and ${base}.html — replay with --seed ${params.seed}`);
+  console.log(`\nwrote ${base}.json and ${base}.html\nreplay: ${replayCommand(runs[0]!)}`);
 }
 
 main();

@@ -19,7 +19,7 @@ function escape(s: string): string {
 function niceMax(v: number): number {
   if (!(v > 0)) return 1;
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
 
@@ -93,6 +93,16 @@ function dist(d: Distribution, unit = 'ms'): string {
   return d.count === 0 ? '-' : `${fmt(d.p50)} / ${fmt(d.p99)} / ${fmt(d.max)} ${unit} (n=${d.count})`;
 }
 
+/** The command line that reruns this run (custom latency models aside, which show in the report). */
+export function replayCommand(r: RunResult): string {
+  const p = r.params;
+  const flags = [`--scenario ${r.scenario}`, `--nodes ${p.nodes}`, `--seconds ${p.seconds}`, `--seed ${p.seed}`];
+  if ((p.network.lossRate ?? 0) > 0) flags.push(`--loss ${p.network.lossRate}`);
+  for (const [k, v] of Object.entries(p.config)) flags.push(`--${k} ${String(v)}`);
+  for (const [k, v] of Object.entries(p.options)) flags.push(`--${k} ${v}`);
+  return `npm run sim -- ${flags.join(' ')}`;
+}
+
 /** Rows of the summary table, shared by the console and the HTML report. */
 export function summaryRows(r: RunResult): [string, string][] {
   const m = r.metrics;
@@ -123,8 +133,8 @@ export function renderHtml(runs: RunResult[]): string {
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;font-size:13px}figure{margin:16px 0}figcaption{font-weight:bold;margin-bottom:4px}
 code{background:#f3f4f6;padding:1px 4px}</style></head><body>
 <h1>grapevine simulation — ${header}</h1>
-<p>Replay with <code>npm run sim -- --scenario ${escape(first.scenario)} --nodes ${p.nodes} --seconds ${p.seconds} --seed ${p.seed}</code>
- (network ${escape(JSON.stringify(p.network))}, protocol ${escape(JSON.stringify(p.config))}, options ${escape(JSON.stringify(p.options))}).</p>
+<p>Replay with <code>${escape(replayCommand(first))}</code>
+ (network ${escape(JSON.stringify(p.network))}).</p>
 <table><tr><th></th>${runs.map((r) => `<th>${escape(r.label)}</th>`).join('')}</tr>${rows.join('')}</table>
 ${lineChart('Membership convergence: share of live nodes each live node sees alive', runs.map((r) => ({ label: r.label, points: t(r, (s) => s.viewAccuracy) })), 'virtual time (s)', 'view accuracy', 1)}
 ${lineChart('Stale members: crashed or departed nodes still held alive or suspect, per live node', runs.map((r) => ({ label: r.label, points: t(r, (s) => s.staleMembers) })), 'virtual time (s)', 'members')}
