@@ -247,8 +247,7 @@ async function measure(sys: System, n: number): Promise<Figures> {
   const victim = names[n - 1] as string;
   const killedAt = Date.now();
   sys.members.find((m) => m.name === victim)?.signal('SIGKILL');
-  const suspected = await waitUntil(() => sys.observations.some((o) => o.kind === 'suspect' && o.subject === victim && o.at >= killedAt), `${sys.label}: suspicion of ${victim}`);
-  void suspected;
+  await waitUntil(() => sys.observations.some((o) => o.kind === 'suspect' && o.subject === victim && o.at >= killedAt), `${sys.label}: suspicion of ${victim}`);
   const firstSuspect = Math.min(...sys.observations.filter((o) => o.kind === 'suspect' && o.subject === victim && o.at >= killedAt).map((o) => o.at)) - killedAt;
   const dead = await everyoneReports(sys, 'dead', victim, killedAt);
 

@@ -168,6 +168,23 @@ describe('membership core, stepped by hand', () => {
     }
   });
 
+  test('a leave reaches every member at once, even in a small cluster with a dead member (seeds 0-199)', () => {
+    // Gossip alone gives a broadcast 4 sends below ten members; one leave in a few hundred went
+    // unheard by some member until it suspected the departed one itself.
+    for (let seed = 0; seed < 200; seed++) {
+      const h = new Simulation({ seed, network: { latency: { minMs: 0.05, maxMs: 0.3 } } });
+      h.startCluster(10);
+      h.runFor(20_000);
+      h.crash('n9');
+      h.runFor(25_000);
+      h.leave('n8');
+      h.runUntilTrue(() => h.eventsOf('n8', 'leave-disseminated').length > 0, 5_000);
+      h.crash('n8');
+      const everyone = h.runUntilTrue(() => everyoneSees(h, 'n8', 'left', h.liveNodes().map((n) => n.name)), 1_000);
+      expect(everyone, `seed ${seed}`).toBe(true);
+    }
+  });
+
   test('rejoin after restart: the new process claims a higher incarnation (seed 20)', () => {
     const h = new Simulation({ seed: 20 });
     h.startCluster(4);

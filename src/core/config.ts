@@ -33,8 +33,9 @@ export interface Config {
   /** Dead and left members are kept as tombstones this long, so stale gossip cannot revive them. */
   tombstoneReapMs: number;
   /**
-   * Lifeguard on or off: local health awareness, confirmation-shrunk suspicion timeouts and the
-   * buddy system. Off gives plain SWIM with a fixed suspicion timeout (for comparisons).
+   * Lifeguard on or off: local health awareness (including the wait before accusing anyone
+   * after a stalled event loop), confirmation-shrunk suspicion timeouts and the buddy system.
+   * Off gives plain SWIM with a fixed suspicion timeout (for comparisons).
    */
   lifeguard: boolean;
   /** Largest node metadata carried in alive messages. */
