@@ -66,6 +66,14 @@ export function pick(rng: Rng, sim: Simulation, k: number): string[] {
   return chosen;
 }
 
+/** Boots the cluster, then at the end of the warm-up applies `fault` to --count nodes (default 1%). */
+function countedFault(sim: Simulation, rec: Recorder, p: ScenarioParams, fault: (name: string) => void): void {
+  boot(sim, rec, p);
+  sim.at(warmupMs(p), () => {
+    for (const name of pick(faultRng(p), sim, numberOption(p, 'count', Math.max(1, Math.round(p.nodes / 100))))) fault(name);
+  });
+}
+
 const join: Scenario = {
   name: 'join',
   summary: 'N nodes join through one seed node; measures how fast each join reaches everyone',
@@ -76,12 +84,9 @@ const crash: Scenario = {
   name: 'crash',
   summary: 'after warm-up, --count nodes (default 1%) crash silently; measures detection',
   setup(sim, rec, p) {
-    boot(sim, rec, p);
-    sim.at(warmupMs(p), () => {
-      for (const name of pick(faultRng(p), sim, numberOption(p, 'count', Math.max(1, Math.round(p.nodes / 100))))) {
-        rec.trackCrash(name);
-        sim.crash(name);
-      }
+    countedFault(sim, rec, p, (name) => {
+      rec.trackCrash(name);
+      sim.crash(name);
     });
   },
 };
@@ -90,13 +95,10 @@ const leave: Scenario = {
   name: 'leave',
   summary: 'after warm-up, --count nodes (default 1%) leave gracefully, then exit',
   setup(sim, rec, p) {
-    boot(sim, rec, p);
-    sim.at(warmupMs(p), () => {
-      for (const name of pick(faultRng(p), sim, numberOption(p, 'count', Math.max(1, Math.round(p.nodes / 100))))) {
-        rec.trackCrash(name);
-        sim.leave(name);
-        sim.at(sim.nowMs + 2_000, () => sim.crash(name));
-      }
+    countedFault(sim, rec, p, (name) => {
+      rec.trackCrash(name);
+      sim.leave(name);
+      sim.at(sim.nowMs + 2_000, () => sim.crash(name));
     });
   },
 };
@@ -175,17 +177,14 @@ const restart: Scenario = {
   name: 'restart',
   summary: 'after warm-up, --count nodes (1%) crash and restart under the same name --downS (20) later',
   setup(sim, rec, p) {
-    boot(sim, rec, p);
-    sim.at(warmupMs(p), () => {
-      for (const name of pick(faultRng(p), sim, numberOption(p, 'count', Math.max(1, Math.round(p.nodes / 100))))) {
-        rec.trackCrash(name);
-        sim.crash(name);
-        sim.at(sim.nowMs + numberOption(p, 'downS', 20) * 1_000, () => {
-          sim.restart(name);
-          rec.trackJoin(name);
-          sim.join(name, ['n0']);
-        });
-      }
+    countedFault(sim, rec, p, (name) => {
+      rec.trackCrash(name);
+      sim.crash(name);
+      sim.at(sim.nowMs + numberOption(p, 'downS', 20) * 1_000, () => {
+        sim.restart(name);
+        rec.trackJoin(name);
+        sim.join(name, ['n0']);
+      });
     });
   },
 };
