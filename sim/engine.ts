@@ -10,6 +10,7 @@ import { Membership, type MembershipEvent } from '../src/core/membership.js';
 import { type Rng, seededRng } from '../src/core/rng.js';
 import type { Keyring } from '../src/core/seal.js';
 import { type Timer, TimerHeap } from '../src/core/timers.js';
+import { EMPTY_BYTES, encodePacket, MemberState, MessageType } from '../src/core/wire.js';
 import { type DropRule, type Frame, Network, type NetworkOptions } from './network.js';
 
 export interface SimulationOptions {
@@ -142,6 +143,22 @@ export class Simulation {
       }
     }
     return nodes;
+  }
+
+  /**
+   * Starts the named nodes already converged: each receives the whole table as the reply to a
+   * join would carry it, so nothing is gossiped about it. For steady-state runs at large N.
+   */
+  bootstrap(names: readonly string[]): void {
+    const table = encodePacket([{
+      type: MessageType.PushPull, join: true, reply: true,
+      members: names.map((name) => ({ name, addr: name, meta: EMPTY_BYTES, aliveIncarnation: 0, incarnation: 0, state: MemberState.Alive })),
+    }]);
+    for (const name of names) {
+      const n = this.addNode(name, { config: { ...this.config, membersMax: Math.max(100_000, names.length + 1) } });
+      n.core.handleStream(this.nowMs, name, table);
+      this.drain(n);
+    }
   }
 
   /** Runs `action` at virtual time `atMs` (scenario steps, scheduled faults). */

@@ -64,6 +64,13 @@ describe('grapevine/sim for users', () => {
     expect(net.deliveries(frame(10, 'datagram'))).toHaveLength(0);
   });
 
+  test('a bootstrapped cluster starts converged and detects a crash (seed 6)', () => {
+    const r = runScenario(SCENARIOS.crash!, params(300, 60, 6, { options: { bootstrap: 'true', warmupS: '10', count: '2' } }));
+    expect(r.metrics.samples[0]?.viewAccuracy, 'seed 6').toBe(1);
+    expect(r.metrics.detection.allDead.count, 'seed 6').toBe(2);
+    expect(r.metrics.falseDeaths.events, 'seed 6').toBe(0);
+  });
+
   test('the same seed replays the same run', () => {
     const fingerprint = (seed: number): string => {
       const c = simulate({ nodes: 10, seed, network: { lossRate: 0.05 } });

@@ -44,8 +44,16 @@ export function faultRng(p: ScenarioParams): Rng {
   return seededRng((p.seed ^ 0x5eed_fa17) >>> 0);
 }
 
-/** Starts n0 and lets the others join through it over the first second; tracks every join. */
+/**
+ * Starts n0 and lets the others join through it over the first second; tracks every join. With
+ * --bootstrap true every node starts already knowing every other (as after a long-settled join),
+ * which skips the join's O(N² log N) messages for steady-state runs at large N.
+ */
 export function boot(sim: Simulation, rec: Recorder, p: ScenarioParams): void {
+  if (p.options.bootstrap === 'true') {
+    sim.bootstrap(Array.from({ length: p.nodes }, (_, i) => `n${i}`));
+    return;
+  }
   rec.trackJoin('n0');
   sim.addNode('n0');
   for (let i = 1; i < p.nodes; i++) {
