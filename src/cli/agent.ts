@@ -64,7 +64,7 @@ export async function runAgent(argv: string[]): Promise<void> {
       print({ members }, members.map((m) => `${m.name.padEnd(16)} ${m.state.padEnd(8)} ${m.addr}`).join('\n'));
     } else if (cmd === 'stats') {
       const mem = process.memoryUsage();
-      print({ stats: gv.stats(), heapUsed: mem.heapUsed, rss: mem.rss }, JSON.stringify(gv.stats()));
+      print({ stats: gv.stats(), healthScore: gv.healthScore, heapUsed: mem.heapUsed, rss: mem.rss }, JSON.stringify(gv.stats()));
     } else if (cmd === 'leave' || cmd === 'close') {
       stop(cmd);
     }

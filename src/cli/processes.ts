@@ -26,6 +26,7 @@ export interface AgentLine {
   incarnation?: number;
   members?: { name: string; state: string; incarnation: number; addr: string }[];
   stats?: unknown;
+  healthScore?: number;
   heapUsed?: number;
   rss?: number;
 }
