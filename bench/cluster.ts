@@ -30,7 +30,8 @@ interface System {
 
 const WAIT_MS = 90_000;
 const IDLE_MS = 20_000;
-const SETTLE_MS = 5_000;
+// Past the join-time push-pulls (1, 3 and 7 s after a join), so the idle window is the steady state.
+const SETTLE_MS = 15_000;
 
 // ---------------------------------------------------------------- grapevine
 

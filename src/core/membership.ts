@@ -154,6 +154,8 @@ const STALL_GRACE_MS = 5;
 const LEAVE_DIRECT_MAX = 64;
 /** The first push-pull after a join comes this many gossip intervals later (1 s on LAN). */
 const JOIN_SYNC_FACTOR = 5;
+/** Join-time push-pulls that teach nothing, in a row, before the regular period resumes. */
+const JOIN_SYNC_QUIET_MAX = 3;
 
 export class Membership {
   readonly config: Readonly<Config>;
@@ -185,9 +187,12 @@ export class Membership {
    * JOIN_SYNC_FACTOR) until it reaches the regular one. Members that join together learn of each
    * other only by gossip, whose retransmits are spent on the few members each knows at first;
    * a few early full-state exchanges close those gaps in seconds instead of a push-pull period.
-   * The first exchange that teaches nothing new ends this.
+   * JOIN_SYNC_QUIET_MAX exchanges in a row that teach nothing new end this early: one alone is
+   * not enough, as the random peer may lack the same members (seen in simulation: a member then
+   * waited for the regular 90 s push-pull to learn of two others).
    */
   private joinSyncMs = 0;
+  private joinSyncQuiet = 0;
   /** Counts changes to other members' entries, so a push-pull can tell whether it taught us anything. */
   private tableChanges = 0;
   private seq: number;
@@ -286,7 +291,7 @@ export class Membership {
         const changesBefore = this.tableChanges;
         this.mergeRemoteState(nowMs, from, message);
         if (!message.reply) reply = encodePacket([this.localState(message.join, true)]);
-        else if (this.joinSyncMs > 0 && this.tableChanges === changesBefore) this.endJoinSync(nowMs);
+        else if (this.joinSyncMs > 0) this.noteJoinSync(nowMs, this.tableChanges !== changesBefore);
       } else {
         this.dispatch(nowMs, from, message, true);
       }
@@ -320,6 +325,7 @@ export class Membership {
     if (this.leaving) throw new InvalidStateError('join after leave');
     if (this.config.pushPullIntervalMs > 0 && seeds.length > 0) {
       this.joinSyncMs = this.config.gossipIntervalMs * JOIN_SYNC_FACTOR;
+      this.joinSyncQuiet = 0;
       this.schedulePushPull(nowMs, this.joinSyncMs);
     }
     const request = encodePacket([this.localState(true, false)]);
@@ -743,8 +749,10 @@ export class Membership {
     if (lost !== undefined) this.send({ addr: lost.addr as string, bytes: request, stream: true });
   }
 
-  /** A join-time push-pull brought nothing new: the table has converged, back to the regular period. */
-  private endJoinSync(now: number): void {
+  /** After a join-time push-pull reply: enough quiet ones in a row mean converged, back to the regular period. */
+  private noteJoinSync(now: number, learned: boolean): void {
+    this.joinSyncQuiet = learned ? 0 : this.joinSyncQuiet + 1;
+    if (this.joinSyncQuiet < JOIN_SYNC_QUIET_MAX) return;
     this.joinSyncMs = 0;
     this.schedulePushPull(now, pushPullIntervalMs(this.config, this.liveCount));
   }
