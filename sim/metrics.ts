@@ -62,7 +62,7 @@ export class Recorder {
   readonly samples: Sample[] = [];
   private lastTotals = { messages: 0, bytes: 0, tMs: 0 };
 
-  constructor(private readonly sim: Simulation, private readonly sampleEveryMs = 1_000) {
+  constructor(private readonly sim: Simulation, sampleEveryMs = 1_000) {
     sim.onEvent((node, event, atMs) => this.onEvent(node, event, atMs));
     const sample = (): void => {
       this.sample();

@@ -180,7 +180,6 @@ export class Membership {
   private probeOrder: Entry[] = [];
   private probeIndex = 0;
   private probe: Probe | undefined;
-  private probeTimer: Timer<TimerKind>;
   private pushPullTimer: Timer<TimerKind> | undefined;
   /**
    * After a join, push-pull runs at growing intervals (1x, 2x, 4x ... the gossip interval times
@@ -238,7 +237,7 @@ export class Membership {
     this.entries.set(this.name, this.self);
     this.broadcastSelfAlive();
     // Random first deadlines spread members' rounds apart, as memberlist staggers its tickers.
-    this.probeTimer = this.timers.schedule(now + randomInt(this.rng, config.probeIntervalMs), { kind: 'probe', deferred: false });
+    this.timers.schedule(now + randomInt(this.rng, config.probeIntervalMs), { kind: 'probe', deferred: false });
     this.timers.schedule(now + randomInt(this.rng, config.gossipIntervalMs), { kind: 'gossip' });
     if (config.pushPullIntervalMs > 0) {
       this.pushPullTimer = this.timers.schedule(now + randomInt(this.rng, config.pushPullIntervalMs), { kind: 'push-pull' });
@@ -437,7 +436,7 @@ export class Membership {
   }
 
   private onAlive(now: number, m: Omit<AliveMessage, 'type'>, spreadNew: boolean): void {
-    if (m.node === this.name) return this.onAliveAboutSelf(now, m);
+    if (m.node === this.name) return this.onAliveAboutSelf(m);
     const e = this.entries.get(m.node);
     if (e === undefined) {
       const created = this.createEntry(now, m.node, m.incarnation, MemberState.Alive, m.incarnation, m.addr, m.meta);
@@ -469,7 +468,7 @@ export class Membership {
     }
   }
 
-  private onAliveAboutSelf(now: number, m: Omit<AliveMessage, 'type'>): void {
+  private onAliveAboutSelf(m: Omit<AliveMessage, 'type'>): void {
     if (this.leaving) return;
     const self = this.self;
     const differs = m.addr !== self.addr || !bytesEqual(m.meta, self.meta);
@@ -566,12 +565,12 @@ export class Membership {
 
   private onProbeTick(now: number, lateMs: number, deferred: boolean): void {
     if (this.probe !== undefined && !this.probe.acked && !deferred && this.stalled(lateMs)) {
-      this.probeTimer = this.timers.schedule(now + STALL_GRACE_MS, { kind: 'probe', deferred: true });
+      this.timers.schedule(now + STALL_GRACE_MS, { kind: 'probe', deferred: true });
       return;
     }
     this.finishProbe(now);
     if (!this.leaving) this.startProbe(now);
-    this.probeTimer = this.timers.schedule(now + this.awareness.scale(this.config.probeIntervalMs), { kind: 'probe', deferred: false });
+    this.timers.schedule(now + this.awareness.scale(this.config.probeIntervalMs), { kind: 'probe', deferred: false });
   }
 
   private startProbe(now: number): void {
