@@ -32,6 +32,8 @@ const WAIT_MS = 90_000;
 const IDLE_MS = 20_000;
 // Past the join-time push-pulls (1, 3 and 7 s after a join), so the idle window is the steady state.
 const SETTLE_MS = 15_000;
+/** Crash-detection trials per run; the table shows their medians. */
+const CRASH_TRIALS = 3;
 
 // ---------------------------------------------------------------- grapevine
 
@@ -261,12 +263,21 @@ async function measure(sys: System, n: number): Promise<Figures> {
   const inIdle = sys.observations.filter((o) => o.at >= idleStart && o.at <= idleEnd);
   const rss = sys.members.map((m) => rssBytes(m.pid));
 
-  const victim = names[n - 1] as string;
-  const killedAt = Date.now();
-  sys.members.find((m) => m.name === victim)?.signal('SIGKILL');
-  await waitUntil(() => sys.observations.some((o) => o.kind === 'suspect' && o.subject === victim && o.at >= killedAt), `${sys.label}: suspicion of ${victim}`);
-  const firstSuspect = Math.min(...sys.observations.filter((o) => o.kind === 'suspect' && o.subject === victim && o.at >= killedAt).map((o) => o.at)) - killedAt;
-  const dead = await everyoneReports(sys, 'dead', victim, killedAt);
+  // Crash detection, CRASH_TRIALS times (one victim at a time): the first suspicion depends on
+  // where the victim sat in everyone's probe order, so one trial is noisy. Medians are reported.
+  const trials: { firstSuspect: number; first: number; all: number }[] = [];
+  for (let t = 0; t < CRASH_TRIALS; t++) {
+    const victim = names[n - 1 - t * 2] as string;
+    const killedAt = Date.now();
+    sys.members.find((m) => m.name === victim)?.signal('SIGKILL');
+    const dead = await everyoneReports(sys, 'dead', victim, killedAt);
+    const suspicions = sys.observations.filter((o) => o.kind === 'suspect' && o.subject === victim && o.at >= killedAt).map((o) => o.at - killedAt);
+    trials.push({ firstSuspect: suspicions.length > 0 ? Math.min(...suspicions) : Number.NaN, first: dead.first, all: dead.all });
+  }
+  const med = (pick: (x: (typeof trials)[number]) => number): number => {
+    const xs = trials.map(pick).sort((a, b) => a - b);
+    return xs[Math.floor(xs.length / 2)] as number;
+  };
 
   const leaver = names[n - 2] as string;
   const leftAt = Date.now();
@@ -288,9 +299,9 @@ async function measure(sys: System, n: number): Promise<Figures> {
   return {
     convergeMs: convergedAt - lastJoinedAt,
     joinTotalMs: convergedAt - spawnedAt,
-    firstSuspectMs: firstSuspect,
-    firstDeadMs: dead.first,
-    allDeadMs: dead.all,
+    firstSuspectMs: med((x) => x.firstSuspect),
+    firstDeadMs: med((x) => x.first),
+    allDeadMs: med((x) => x.all),
     allLeftMs: left.all,
     falseSuspects: new Set(inIdle.filter((o) => o.kind === 'suspect').map((o) => o.subject)).size,
     falseDeaths: inIdle.filter((o) => o.kind === 'dead').length,
@@ -361,9 +372,9 @@ async function main(): Promise<void> {
       ['figure', 'grapevine', 'serf', 'grapevine/serf', 'grapevine 500 ms', '500 ms/serf'],
       row('join: all see all, after last join (s)', 'convergeMs', 2, 1e-3),
       row('join: all see all, from first spawn (s)', 'joinTotalMs', 2, 1e-3),
-      row('crash: first suspicion (s)', 'firstSuspectMs', 2, 1e-3),
-      row('crash: first declares dead (s)', 'firstDeadMs', 2, 1e-3),
-      row('crash: all declare dead (s)', 'allDeadMs', 2, 1e-3),
+      row('crash: first suspicion (s, median of 3)', 'firstSuspectMs', 2, 1e-3),
+      row('crash: first declares dead (s, median of 3)', 'firstDeadMs', 2, 1e-3),
+      row('crash: all declare dead (s, median of 3)', 'allDeadMs', 2, 1e-3),
       row('leave: all see left (s)', 'allLeftMs', 2, 1e-3),
       row('idle: members falsely suspected', 'falseSuspects', 0),
       row('idle: false deaths', 'falseDeaths', 0),
