@@ -197,6 +197,16 @@ describe('membership core, stepped by hand', () => {
     }
   });
 
+  test('a whole cluster leaving at once finishes promptly: nobody waits for listeners that left (seed 29)', () => {
+    const h = new Simulation({ seed: 29 });
+    h.startCluster(5);
+    h.runFor(5_000);
+    for (const n of h.liveNodes()) h.leave(n.name);
+    expect(h.runUntilTrue(() => h.liveNodes().every((n) => h.eventsOf(n.name, 'leave-disseminated').length === 1), 1_000)).toBe(true);
+    h.runFor(5_000);
+    for (const n of h.liveNodes()) expect(h.eventsOf(n.name, 'leave-disseminated')).toHaveLength(1);
+  });
+
   test('rejoin after restart: the new process claims a higher incarnation (seed 20)', () => {
     const h = new Simulation({ seed: 20 });
     h.startCluster(4);

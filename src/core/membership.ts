@@ -198,6 +198,8 @@ export class Membership {
   /** Members in state alive or suspect, self included. */
   private liveCount = 1;
   private leaving = false;
+  /** 'leave-disseminated' has been emitted (it is emitted once). */
+  private leaveReported = false;
   private readonly outbox = new Fifo<Transmit>();
   private readonly eventQueue = new Fifo<MembershipEvent>();
   private readonly counters: MembershipStats = {
@@ -347,7 +349,7 @@ export class Membership {
     const packet = buildPacket([left]);
     for (const member of direct) this.send({ addr: member.addr as string, bytes: packet, stream: false });
     this.broadcasts.enqueue(this.name, left, () => this.emit({ type: 'leave-disseminated' }));
-    if (direct.length === 0) this.emit({ type: 'leave-disseminated' });
+    if (direct.length === 0) this.leaveDone();
   }
 
   /** Replaces this member's metadata and announces it with a new incarnation. */
@@ -716,6 +718,8 @@ export class Membership {
     // Counted sends go to live members only: each broadcast has few sends (4 below ten members),
     // and spending them on dead ones can leave live members never hearing it (seen in simulation).
     const targets = this.sample(this.config.gossipNodes, (e) => e.addr !== undefined && isLive(e.state));
+    // Everyone else left too (a whole cluster shutting down): nobody is left to tell.
+    if (targets.length === 0 && this.leaving) this.leaveDone();
     let first: Uint8Array | undefined;
     for (const target of targets) {
       const bodies: Uint8Array[] = [];
@@ -871,6 +875,13 @@ export class Membership {
     if (this.awareness.apply(delta)) this.emit({ type: 'health', score: this.awareness.score });
   }
 
+  /** Ends a leave early when no live member remains to hear it; emits 'leave-disseminated' once. */
+  private leaveDone(): void {
+    if (this.leaveReported) return;
+    this.broadcasts.remove(this.name); // drops our left message without its onRetire
+    this.emit({ type: 'leave-disseminated' });
+  }
+
   /** Part of local health awareness: with Lifeguard off the core behaves as plain SWIM. */
   private stalled(lateMs: number): boolean {
     return this.config.lifeguard && lateMs > this.config.probeTimeoutMs * STALL_FRACTION;
@@ -954,6 +965,7 @@ export class Membership {
   }
 
   private emit(event: MembershipEvent): void {
+    if (event.type === 'leave-disseminated') this.leaveReported = true;
     if (this.eventQueue.size >= this.config.eventQueueMax) {
       this.eventQueue.shift(); // the oldest goes: a driver that stopped draining must not grow memory
       this.counters.eventsDropped++;
