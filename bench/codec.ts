@@ -4,10 +4,10 @@
  */
 import { pack, unpack, unpackMultiple } from 'msgpackr';
 import { HEADER_BYTES } from '../src/core/wire.js';
-import { buildPacket, decodePacket, encodeMessage, MessageType, type Message } from '../src/core/wire.js';
+import { buildPacket, decodePacket, encodeMessage, MessageType, type Message, withRecord } from '../src/core/wire.js';
 import { compare, fmt, table } from './util.js';
 
-const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, metaBytesMax: 512, membersMax: 100_000 };
+const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, metaBytesMax: 512, metaSizeMax: 65_536, membersMax: 100_000 };
 
 /** A realistic gossip packet: a ping plus alive/suspect/dead updates until the payload is full. */
 function fullPacketMessages(): Message[] {
@@ -16,7 +16,7 @@ function fullPacketMessages(): Message[] {
   for (let i = 0; ; i++) {
     const node = `service-${i.toString(16)}-node-${i % 50}`;
     const m: Message = i % 3 === 0
-      ? { type: MessageType.Alive, node, incarnation: 1_000 + i, addr: `10.1.${i % 250}.${(i * 7) % 250}:7946`, meta: new Uint8Array(24).fill(i) }
+      ? { type: MessageType.Alive, node, incarnation: 1_000 + i, addr: `10.1.${i % 250}.${(i * 7) % 250}:7946`, ...withRecord(new Uint8Array(24).fill(i)) }
       : i % 3 === 1
         ? { type: MessageType.Suspect, node, incarnation: 1_000 + i, from: 'api-gateway-node-1' }
         : { type: MessageType.Dead, node, incarnation: 1_000 + i };

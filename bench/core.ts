@@ -5,10 +5,10 @@
  */
 import { Membership } from '../src/core/membership.js';
 import { seededRng } from '../src/core/rng.js';
-import { decodePacket, encodePacket, MemberState, MessageType, type Message, type PushPullEntry } from '../src/core/wire.js';
+import { decodePacket, encodePacket, MemberState, MessageType, type Message, type PushPullEntry, withRecord } from '../src/core/wire.js';
 import { fmt, median, table, withGcCount } from './util.js';
 
-const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, metaBytesMax: 512, membersMax: 100_000 };
+const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, metaBytesMax: 512, metaSizeMax: 65_536, membersMax: 100_000 };
 
 function peerName(i: number): string {
   return `node-${i}`;
@@ -17,7 +17,7 @@ function peerName(i: number): string {
 function buildCore(n: number): Membership {
   const core = new Membership({ name: 'self', addr: 'self:7946', rng: seededRng(n), nowMs: 0 });
   const members: PushPullEntry[] = Array.from({ length: n - 1 }, (_, i) => ({
-    name: peerName(i), addr: `10.0.${i >> 8}.${i & 255}:7946`, meta: new Uint8Array(24).fill(i & 255),
+    name: peerName(i), addr: `10.0.${i >> 8}.${i & 255}:7946`, ...withRecord(new Uint8Array(24).fill(i & 255)),
     aliveIncarnation: 1, incarnation: 1, state: MemberState.Alive,
   }));
   core.handleStream(0, 'seed', encodePacket([{ type: MessageType.PushPull, join: true, reply: true, members }]));
@@ -90,7 +90,7 @@ function gossipPacket(n: number, first: number, incarnation: number): Uint8Array
   const messages: Message[] = [];
   for (let i = 0; i < 20; i++) {
     const idx = (first + i) % (n - 1);
-    messages.push({ type: MessageType.Alive, node: peerName(idx), incarnation, addr: `10.0.${idx >> 8}.${idx & 255}:7946`, meta: new Uint8Array(24).fill(idx & 255) });
+    messages.push({ type: MessageType.Alive, node: peerName(idx), incarnation, addr: `10.0.${idx >> 8}.${idx & 255}:7946`, ...withRecord(new Uint8Array(24).fill(idx & 255)) });
   }
   return encodePacket(messages);
 }

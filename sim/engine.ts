@@ -10,7 +10,7 @@ import { Membership, type MembershipEvent } from '../src/core/membership.js';
 import { type Rng, seededRng } from '../src/core/rng.js';
 import type { Keyring } from '../src/core/seal.js';
 import { type Timer, TimerHeap } from '../src/core/timers.js';
-import { EMPTY_BYTES, encodePacket, MemberState, MessageType } from '../src/core/wire.js';
+import { encodePacket, MemberState, MessageType, withRecord } from '../src/core/wire.js';
 import { type DropRule, type Frame, Network, type NetworkOptions } from './network.js';
 
 export interface SimulationOptions {
@@ -152,7 +152,7 @@ export class Simulation {
   bootstrap(names: readonly string[]): void {
     const table = encodePacket([{
       type: MessageType.PushPull, join: true, reply: true,
-      members: names.map((name) => ({ name, addr: name, meta: EMPTY_BYTES, aliveIncarnation: 0, incarnation: 0, state: MemberState.Alive })),
+      members: names.map((name) => ({ name, addr: name, aliveIncarnation: 0, incarnation: 0, state: MemberState.Alive, ...withRecord() })),
     }]);
     for (const name of names) {
       const n = this.addNode(name, { config: { ...this.config, membersMax: Math.max(100_000, names.length + 1) } });

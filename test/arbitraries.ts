@@ -1,8 +1,8 @@
 /** fast-check generators for wire messages, shared by the codec and core property tests. */
 import fc from 'fast-check';
-import { MemberState, MessageType, type Message, type PushPullEntry } from '../src/core/wire.js';
+import { MemberState, MessageType, type Message, type PushPullEntry, withRecord } from '../src/core/wire.js';
 
-export const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, metaBytesMax: 512, membersMax: 1_000 };
+export const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, metaBytesMax: 512, metaSizeMax: 65_536, membersMax: 1_000 };
 
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
 const name = fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' });
@@ -13,9 +13,15 @@ const addr = fc.oneof(
 const meta = fc.uint8Array({ maxLength: 64 });
 const state = fc.constantFrom(MemberState.Alive, MemberState.Suspect, MemberState.Dead, MemberState.Left);
 
-const entry: fc.Arbitrary<PushPullEntry> = fc.record({
-  name, addr, meta, aliveIncarnation: u32, incarnation: u32, state,
-});
+/** A record carried inline, or announced by digest alone (empty bytes, non-zero size). */
+const record = fc.oneof(
+  fc.tuple(meta, u32).map(([m, version]) => withRecord(m, version)),
+  fc.tuple(fc.uint8Array({ minLength: 8, maxLength: 8 }), u32, fc.integer({ min: 1, max: 65_536 }))
+    .map(([digest, version, metaBytes]) => ({ meta: new Uint8Array(0), version, digest, metaBytes })),
+);
+
+const entry: fc.Arbitrary<PushPullEntry> = fc.tuple(fc.record({ name, addr, aliveIncarnation: u32, incarnation: u32, state }), record)
+  .map(([e, r]) => ({ ...e, ...r }));
 
 /** Any message of any type, with valid fields. */
 export const message: fc.Arbitrary<Message> = fc.oneof(
@@ -24,7 +30,8 @@ export const message: fc.Arbitrary<Message> = fc.oneof(
   fc.record({ type: fc.constant(MessageType.Ack), seq: u32 }),
   fc.record({ type: fc.constant(MessageType.Nack), seq: u32 }),
   fc.record({ type: fc.constant(MessageType.Suspect), node: name, incarnation: u32, from: name }),
-  fc.record({ type: fc.constant(MessageType.Alive), node: name, incarnation: u32, addr, meta }),
+  fc.tuple(fc.record({ type: fc.constant(MessageType.Alive), node: name, incarnation: u32, addr }), record).map(([m, r]) => ({ ...m, ...r })),
+  fc.record({ type: fc.constant(MessageType.MetaPull), node: name, incarnation: u32, version: u32 }),
   fc.record({ type: fc.constant(MessageType.Dead), node: name, incarnation: u32 }),
   fc.record({ type: fc.constant(MessageType.Left), node: name, incarnation: u32 }),
   fc.record({

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { pack } from 'msgpackr';
 import { describe, expect, test } from 'vitest';
 import {
-  buildPacket, decodePacket, encodeMessage, encodePacket, HEADER_BYTES, MessageType, type DecodeErrorReason, type Message,
+  buildPacket, decodePacket, encodeMessage, encodePacket, HEADER_BYTES, MessageType, type DecodeErrorReason, type Message, withRecord,
 } from '../src/core/wire.js';
 import { LIMITS, message, normalize } from './arbitraries.js';
 
@@ -40,7 +40,7 @@ describe('codec round trip', () => {
 
   test('message type numbers are the protocol and never change', () => {
     // Append-only: a renumbering would break mixed-version clusters, so pin them.
-    expect(MessageType).toEqual({ Ping: 1, PingReq: 2, Ack: 3, Nack: 4, Suspect: 5, Alive: 6, Dead: 7, Left: 8, PushPull: 9 });
+    expect(MessageType).toEqual({ Ping: 1, PingReq: 2, Ack: 3, Nack: 4, Suspect: 5, Alive: 6, Dead: 7, Left: 8, PushPull: 9, MetaPull: 10 });
   });
 
   test('buildPacket concatenates pre-encoded bodies', () => {
@@ -143,7 +143,7 @@ describe('decoder on hostile input', () => {
   });
 
   test('decoded blobs do not alias the input buffer', () => {
-    const bytes = encodePacket([{ type: MessageType.Alive, node: 'n', incarnation: 1, addr: 'a:1', meta: Uint8Array.from([1, 2, 3]) }]);
+    const bytes = encodePacket([{ type: MessageType.Alive, node: 'n', incarnation: 1, addr: 'a:1', ...withRecord(Uint8Array.from([1, 2, 3])) }]);
     const [m] = decodeOk(bytes);
     bytes.fill(0);
     expect(m?.type === MessageType.Alive && Array.from(m.meta)).toEqual([1, 2, 3]);

@@ -9,7 +9,7 @@ import { Simulation } from '../sim/engine.js';
 import { Membership } from '../src/core/membership.js';
 import { mergeFacts, type MemberFacts } from '../src/core/members.js';
 import { seededRng } from '../src/core/rng.js';
-import { encodePacket, MemberState, MessageType, type Message } from '../src/core/wire.js';
+import { encodePacket, MemberState, MessageType, type Message, withRecord } from '../src/core/wire.js';
 import { normalize } from './arbitraries.js';
 
 const facts: fc.Arbitrary<MemberFacts> = fc
@@ -17,10 +17,11 @@ const facts: fc.Arbitrary<MemberFacts> = fc
     incarnation: fc.integer({ min: 0, max: 4 }),
     state: fc.constantFrom(MemberState.Alive, MemberState.Suspect, MemberState.Dead, MemberState.Left),
     aliveIncarnation: fc.integer({ min: -1, max: 4 }),
+    version: fc.integer({ min: 0, max: 2 }),
     addr: fc.option(fc.constantFrom('a:1', 'b:1', 'c:1'), { nil: undefined }),
-    meta: fc.uint8Array({ maxLength: 2 }),
+    digest: fc.uint8Array({ maxLength: 2 }),
   })
-  .map((f) => (f.aliveIncarnation < 0 ? { ...f, addr: undefined, meta: new Uint8Array(0) } : f));
+  .map((f) => (f.aliveIncarnation < 0 ? { ...f, version: 0, addr: undefined, digest: new Uint8Array(0) } : f));
 
 describe('member-state merge is a semilattice join', () => {
   propTest.prop([facts, facts])('commutative', (a, b) => {
@@ -38,8 +39,9 @@ describe('member-state merge is a semilattice join', () => {
 const update: fc.Arbitrary<Message> = fc.oneof(
   fc.record({
     type: fc.constant(MessageType.Alive), node: fc.constantFrom('s0', 's1', 's2', 's3'),
-    incarnation: fc.integer({ min: 0, max: 3 }), addr: fc.constantFrom('x:1', 'y:1'), meta: fc.uint8Array({ maxLength: 1 }),
-  }),
+    incarnation: fc.integer({ min: 0, max: 3 }), addr: fc.constantFrom('x:1', 'y:1'),
+    meta: fc.uint8Array({ maxLength: 1 }), version: fc.integer({ min: 0, max: 2 }),
+  }).map((m) => ({ ...m, ...withRecord(m.meta, m.version) })),
   fc.record({
     type: fc.constant(MessageType.Suspect), node: fc.constantFrom('s0', 's1', 's2', 's3'),
     incarnation: fc.integer({ min: 0, max: 3 }), from: fc.constantFrom('o0', 'o1', 'o2'),
@@ -51,7 +53,7 @@ const update: fc.Arbitrary<Message> = fc.oneof(
 function table(core: Membership): unknown {
   return normalize(core.members()
     .filter((m) => m.name !== core.name)
-    .map(({ name, addr, meta, incarnation, state }) => ({ name, addr, meta, incarnation, state }))
+    .map(({ name, addr, meta, version, incarnation, state }) => ({ name, addr, meta, version, incarnation, state }))
     .sort((a, b) => (a.name < b.name ? -1 : 1)));
 }
 
@@ -142,7 +144,7 @@ describe('core properties', () => {
 describe('stall grace, called directly', () => {
   function suspectedPair(): Membership {
     const core = new Membership({ name: 'a', addr: 'a', rng: seededRng(3), nowMs: 0, config: { pushPullIntervalMs: 0 } });
-    core.handleDatagram(0, 'b', encodePacket([{ type: MessageType.Alive, node: 'b', incarnation: 0, addr: 'b', meta: new Uint8Array(0) }]));
+    core.handleDatagram(0, 'b', encodePacket([{ type: MessageType.Alive, node: 'b', incarnation: 0, addr: 'b', ...withRecord() }]));
     core.handleDatagram(0, 'c', encodePacket([{ type: MessageType.Suspect, node: 'b', incarnation: 0, from: 'c' }]));
     expect(core.member('b')?.state).toBe('suspect');
     return core;
@@ -158,7 +160,7 @@ describe('stall grace, called directly', () => {
     const core = suspectedPair();
     core.handleTimeout(7_000); // the loop was stalled for 3 s past the deadline
     expect(core.member('b')?.state).toBe('suspect');
-    core.handleDatagram(7_001, 'b', encodePacket([{ type: MessageType.Alive, node: 'b', incarnation: 1, addr: 'b', meta: new Uint8Array(0) }]));
+    core.handleDatagram(7_001, 'b', encodePacket([{ type: MessageType.Alive, node: 'b', incarnation: 1, addr: 'b', ...withRecord() }]));
     core.handleTimeout(7_010);
     expect(core.member('b')?.state).toBe('alive');
   });

@@ -38,8 +38,10 @@ export interface Config {
    * Off gives plain SWIM with a fixed suspicion timeout (for comparisons).
    */
   lifeguard: boolean;
-  /** Largest node metadata carried in alive messages. */
+  /** Largest member record (the registry's services and node metadata), in bytes. */
   metaBytesMax: number;
+  /** Records up to this size ride inside gossip; larger ones are announced by digest and pulled over a stream. */
+  metaInlineBytesMax: number;
   /** Longest member name, in UTF-8 bytes. */
   nameBytesMax: number;
   /** Largest frame accepted or produced on the stream (TCP) path, e.g. a push-pull state. */
@@ -67,7 +69,8 @@ const LAN: Config = {
   gossipToTheDeadMs: 30_000, // memberlist LAN
   tombstoneReapMs: 300_000, // ours: outlives stale gossip (seconds) and several push-pull rounds (30-90 s)
   lifeguard: true,
-  metaBytesMax: 512, // memberlist's MetaMaxSize; larger registry records travel over TCP (registry issue)
+  metaBytesMax: 65_536, // ours: many services with rich metadata; memberlist caps node meta at 512 bytes
+  metaInlineBytesMax: 512, // memberlist's MetaMaxSize: leaves most of a 1,400-byte packet for other gossip
   nameBytesMax: 128, // ours: DNS-label-like names fit easily; bounds every decoded name
   streamBytesMax: 16 * 1024 * 1024, // ours: a 10,000-member push-pull with full metadata is ~6 MiB
   membersMax: 100_000, // ours: 10x the largest cluster we simulate
@@ -123,7 +126,8 @@ const BOUNDS: Record<Exclude<keyof Config, 'lifeguard'>, Bound> = {
   awarenessMax: { min: 1, max: 64, integer: true },
   gossipToTheDeadMs: { min: 0, max: 86_400_000, integer: false },
   tombstoneReapMs: { min: 0, max: 7 * 86_400_000, integer: false },
-  metaBytesMax: { min: 0, max: 65_536, integer: true },
+  metaBytesMax: { min: 0, max: 4 * 1024 * 1024, integer: true },
+  metaInlineBytesMax: { min: 0, max: 4_096, integer: true },
   nameBytesMax: { min: 1, max: 1_024, integer: true },
   streamBytesMax: { min: 1_024, max: 1024 * 1024 * 1024, integer: true },
   membersMax: { min: 1, max: 10_000_000, integer: true },
@@ -158,6 +162,12 @@ export function resolveConfig(options: ConfigOptions = {}): Config {
       throw new InvalidOptionError(key, `must be between ${bound.min} and ${bound.max}, got ${value}`);
     }
     (config as unknown as Record<string, number>)[key] = value;
+  }
+  if (config.metaInlineBytesMax > config.udpPayloadBytesMax / 2) {
+    throw new InvalidOptionError('metaInlineBytesMax', `must leave half of udpPayloadBytesMax (${config.udpPayloadBytesMax}) for other gossip`);
+  }
+  if (config.metaBytesMax + 1_024 > config.streamBytesMax) {
+    throw new InvalidOptionError('metaBytesMax', `must fit in a stream frame (streamBytesMax ${config.streamBytesMax})`);
   }
   if (config.probeTimeoutMs > config.probeIntervalMs) {
     throw new InvalidOptionError('probeTimeoutMs', `must not exceed probeIntervalMs (${config.probeIntervalMs})`);

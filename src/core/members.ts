@@ -7,9 +7,10 @@
  *
  *  - liveness (incarnation, state): a higher incarnation wins; at equal incarnation
  *    left > dead > suspect > alive (SWIM's precedence, with a graceful leave above a death);
- *  - identity (aliveIncarnation, addr, meta): what the newest alive message said about where the
- *    member is and what it carries. Ties, which only a name conflict can produce, break on the
- *    bytes so every node picks the same one.
+ *  - identity (aliveIncarnation, version, addr, digest): what the newest alive message said about
+ *    where the member is and which record (metadata) it carries. A record write bumps the version
+ *    within an incarnation. Ties, which only a name conflict can produce, break on the address and
+ *    then the digest so every node picks the same one.
  *
  * Suspect, dead and left messages carry no address, so a node can learn a member's liveness
  * before its identity; such an entry stays hidden from users until an alive message names it.
@@ -24,7 +25,10 @@ export const STATE_NAMES: readonly MemberStateName[] = ['alive', 'suspect', 'dea
 export interface MemberInfo {
   name: string;
   addr: string;
+  /** The newest record this node holds; it can trail `version` while a large one is being pulled. */
   meta: Uint8Array;
+  /** Record version: bumped by the member on every write, starting again in a new incarnation. */
+  version: number;
   incarnation: number;
   state: MemberStateName;
   /** Core time of the last state change, as seen by this node. */
@@ -37,8 +41,9 @@ export interface MemberFacts {
   state: MemberState;
   /** -1 until some alive message has been seen. */
   aliveIncarnation: number;
+  version: number;
   addr: string | undefined;
-  meta: Uint8Array;
+  digest: Uint8Array;
 }
 
 /** True if liveness (incB, stateB) is strictly newer than (incA, stateA). */
@@ -47,21 +52,24 @@ export function livenessNewer(incA: number, stateA: MemberState, incB: number, s
 }
 
 /** True if identity b is strictly newer than identity a. */
-export function identityNewer(
-  incA: number, addrA: string | undefined, metaA: Uint8Array,
-  incB: number, addrB: string | undefined, metaB: Uint8Array,
-): boolean {
-  if (incB !== incA) return incB > incA;
-  const byAddr = compareStrings(addrA ?? '', addrB ?? '');
+export function identityNewer(a: Identity, b: Identity): boolean {
+  if (b.aliveIncarnation !== a.aliveIncarnation) return b.aliveIncarnation > a.aliveIncarnation;
+  if (b.version !== a.version) return b.version > a.version;
+  const byAddr = compareStrings(a.addr ?? '', b.addr ?? '');
   if (byAddr !== 0) return byAddr < 0;
-  return compareBytes(metaA, metaB) < 0;
+  return compareBytes(a.digest, b.digest) < 0;
 }
+
+export type Identity = Pick<MemberFacts, 'aliveIncarnation' | 'version' | 'addr' | 'digest'>;
 
 /** Combines two sets of facts about the same member (the lattice join). */
 export function mergeFacts(a: MemberFacts, b: MemberFacts): MemberFacts {
   const live = livenessNewer(a.incarnation, a.state, b.incarnation, b.state) ? b : a;
-  const id = identityNewer(a.aliveIncarnation, a.addr, a.meta, b.aliveIncarnation, b.addr, b.meta) ? b : a;
-  return { incarnation: live.incarnation, state: live.state, aliveIncarnation: id.aliveIncarnation, addr: id.addr, meta: id.meta };
+  const id = identityNewer(a, b) ? b : a;
+  return {
+    incarnation: live.incarnation, state: live.state,
+    aliveIncarnation: id.aliveIncarnation, version: id.version, addr: id.addr, digest: id.digest,
+  };
 }
 
 function compareStrings(a: string, b: string): number {

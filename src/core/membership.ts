@@ -50,8 +50,8 @@ import { isSealed, type Keyring, SEAL_OVERHEAD_BYTES } from './seal.js';
 import { Suspicion } from './suspicion.js';
 import { type Timer, TimerHeap } from './timers.js';
 import {
-  type AliveMessage, buildPacket, decodePacket, EMPTY_BYTES, encodeMessage, encodePacket, HEADER_BYTES, MemberState, type Message,
-  MessageType, type PushPullEntry, type PushPullMessage, utf8Length, type WireLimits,
+  type AliveMessage, buildPacket, decodePacket, EMPTY_BYTES, EMPTY_DIGEST, encodeMessage, encodePacket, HEADER_BYTES, MemberState,
+  type Message, MessageType, metaDigest, type PushPullEntry, type PushPullMessage, utf8Length, type WireLimits,
 } from './wire.js';
 
 export interface MembershipOptions {
@@ -59,7 +59,11 @@ export interface MembershipOptions {
   name: string;
   /** The address peers should send to (opaque to the core; the driver understands it). */
   addr: string;
-  /** Node metadata carried in alive messages, at most `config.metaBytesMax` bytes. */
+  /**
+   * This member's record: opaque bytes (the registry's encoded services), at most
+   * `config.metaBytesMax`. Up to `metaInlineBytesMax` it rides on gossip; larger ones are
+   * announced by digest and pulled over the stream path.
+   */
   meta?: Uint8Array;
   /** A profile name and overrides, or an already resolved config. */
   config?: ConfigOptions;
@@ -115,10 +119,17 @@ type TimerKind =
   | { kind: 'gossip' }
   | { kind: 'push-pull' }
   | { kind: 'suspicion'; name: string; deferred: boolean }
-  | { kind: 'relay'; seq: number };
+  | { kind: 'relay'; seq: number }
+  | { kind: 'pull'; name: string };
 
 interface Entry extends MemberFacts {
   readonly name: string;
+  /** The newest record held; while `metaPending` it is older than `digest` names. */
+  meta: Uint8Array;
+  metaBytes: number;
+  metaPending: boolean;
+  /** Who offered the record being waited for (the owner is asked if they fail). */
+  pullFrom: string | undefined;
   stateChangeMs: number;
   suspicion: Suspicion | undefined;
   suspicionTimer: Timer<TimerKind> | undefined;
@@ -156,6 +167,10 @@ const LEAVE_DIRECT_MAX = 64;
 const JOIN_SYNC_FACTOR = 5;
 /** Join-time push-pulls that teach nothing, in a row, before the regular period resumes. */
 const JOIN_SYNC_QUIET_MAX = 3;
+/** Record pulls in flight at once; the rest wait their turn. */
+const PULLS_MAX = 16;
+/** A record pull unanswered after this many probe intervals is retried from the owner (then dropped). */
+const PULL_TIMEOUT_PROBES = 2;
 
 export class Membership {
   readonly config: Readonly<Config>;
@@ -172,6 +187,9 @@ export class Membership {
   private readonly broadcasts = new BroadcastQueue();
   private readonly timers = new TimerHeap<TimerKind>();
   private readonly relays = new Map<number, Relay>();
+  /** Record pulls in flight, by member name, and members waiting for a slot (insertion order). */
+  private readonly pulls = new Map<string, { addr: string; timer: Timer<TimerKind> }>();
+  private readonly pullsWaiting = new Set<Entry>();
   private readonly datagramLimits: WireLimits;
   private readonly streamLimits: WireLimits;
   /** Members that became dead or left, oldest first, with the time they did. */
@@ -228,12 +246,14 @@ export class Membership {
     this.awareness = new Awareness(config.awarenessMax);
     this.seq = options.rng.nextUint32();
     this.datagramLimits = {
-      nameBytesMax: config.nameBytesMax, addrBytesMax: ADDR_BYTES_MAX, metaBytesMax: config.metaBytesMax, membersMax: 0,
+      nameBytesMax: config.nameBytesMax, addrBytesMax: ADDR_BYTES_MAX, metaBytesMax: config.metaInlineBytesMax,
+      metaSizeMax: config.metaBytesMax, membersMax: 0,
     };
-    this.streamLimits = { ...this.datagramLimits, membersMax: config.membersMax };
+    this.streamLimits = { ...this.datagramLimits, metaBytesMax: config.metaBytesMax, membersMax: config.membersMax };
     const now = options.nowMs;
     this.self = {
-      name: options.name, addr: options.addr, meta, incarnation, aliveIncarnation: incarnation,
+      name: options.name, addr: options.addr, meta, metaBytes: meta.length, metaPending: false, pullFrom: undefined,
+      version: 0, digest: metaDigest(meta), incarnation, aliveIncarnation: incarnation,
       state: MemberState.Alive, stateChangeMs: now, suspicion: undefined, suspicionTimer: undefined, listIndex: -1,
     };
     this.entries.set(this.name, this.self);
@@ -288,6 +308,13 @@ export class Membership {
     for (const message of decoded.messages) {
       if (message.type === MessageType.Ping) {
         if (message.target === this.name) reply = encodePacket([{ type: MessageType.Ack, seq: message.seq }]);
+      } else if (message.type === MessageType.MetaPull) {
+        const e = this.entries.get(message.node);
+        // Only a record we hold whole, and at least as new as asked for; the asker retries elsewhere.
+        if (e !== undefined && e.addr !== undefined && !e.metaPending
+          && (e.aliveIncarnation > message.incarnation || (e.aliveIncarnation === message.incarnation && e.version >= message.version))) {
+          reply = encodePacket([this.aliveOf(e, true)]);
+        }
       } else if (message.type === MessageType.PushPull) {
         const changesBefore = this.tableChanges;
         this.mergeRemoteState(nowMs, from, message);
@@ -317,6 +344,7 @@ export class Membership {
         case 'push-pull': this.onPushPullTick(nowMs); break;
         case 'suspicion': this.onSuspicionTimeout(nowMs, timer, lateMs); break;
         case 'relay': this.onRelayTimeout(t.seq); break;
+        case 'pull': this.onPullTimeout(nowMs, timer); break;
       }
     }
   }
@@ -352,12 +380,21 @@ export class Membership {
     if (direct.length === 0) this.leaveDone();
   }
 
-  /** Replaces this member's metadata and announces it with a new incarnation. */
+  /** Replaces this member's record and announces it under the next version. */
   setLocalRecord(nowMs: number, meta: Uint8Array): void {
     if (this.leaving) throw new InvalidStateError('setLocalRecord after leave');
     if (meta.length > this.config.metaBytesMax) throw new OversizedError('meta', meta.length, this.config.metaBytesMax);
-    this.self.meta = meta;
-    this.bumpIncarnation(this.self.incarnation);
+    const self = this.self;
+    self.meta = meta;
+    self.metaBytes = meta.length;
+    self.digest = metaDigest(meta);
+    if (self.version < 0xffff_ffff) {
+      self.version++;
+      this.broadcastSelfAlive();
+    } else {
+      self.version = 0; // a new incarnation orders after every version of the old one
+      this.bumpIncarnation(self.incarnation);
+    }
     void nowMs;
   }
 
@@ -426,56 +463,142 @@ export class Membership {
       case MessageType.Nack:
         if (this.probe !== undefined && this.probe.seq === m.seq) this.probe.nacksReceived++;
         return;
-      case MessageType.Alive: return this.onAlive(now, m, true);
+      case MessageType.Alive: return this.onAlive(now, from, m, true);
       case MessageType.Suspect: return this.onSuspect(now, m.node, m.incarnation, m.from, true);
       case MessageType.Dead: return this.onDeadOrLeft(now, m.node, m.incarnation, MemberState.Dead, true);
       case MessageType.Left: return this.onDeadOrLeft(now, m.node, m.incarnation, MemberState.Left, true);
       case MessageType.PushPull:
-        // Full state only travels on streams, where its size is bounded separately.
-        if (!viaStream) this.drop(from, 'push-pull-over-datagram');
+      case MessageType.MetaPull:
+        // These only travel on streams, where their size is bounded separately.
+        if (!viaStream) this.drop(from, 'stream-message-over-datagram');
         return;
     }
   }
 
-  private onAlive(now: number, m: Omit<AliveMessage, 'type'>, spreadNew: boolean): void {
+  private onAlive(now: number, from: string, m: Omit<AliveMessage, 'type'>, spreadNew: boolean): void {
     if (m.node === this.name) return this.onAliveAboutSelf(m);
+    const carried = m.meta.length === m.metaBytes;
     const e = this.entries.get(m.node);
     if (e === undefined) {
-      const created = this.createEntry(now, m.node, m.incarnation, MemberState.Alive, m.incarnation, m.addr, m.meta);
+      if (!this.checkDigest(from, m, carried)) return;
+      const created = this.createEntry(now, m.node, m.incarnation, MemberState.Alive);
       if (created === undefined) return;
-      if (spreadNew) this.broadcasts.enqueue(m.node, encodeMessage({ type: MessageType.Alive, ...m }));
+      this.setIdentity(now, created, from, m, carried);
+      if (spreadNew && !created.metaPending) this.broadcasts.enqueue(m.node, encodeMessage(this.aliveOf(created, false)));
       this.emitMember('joined', created);
       return;
     }
     // Most alive messages repeat what we know (gossip echoes, push-pull): leave those early.
     if (m.incarnation < e.aliveIncarnation) return;
+    if (m.incarnation === e.aliveIncarnation && m.version === e.version && m.addr === e.addr && bytesEqual(m.digest, e.digest)) {
+      // The answer to a record pull (or an inline copy) for the identity we already adopted.
+      if (e.metaPending && carried && this.checkDigest(from, m, true)) this.recordArrived(now, e, m.meta);
+      return;
+    }
     // Liveness newer implies identity newer (an alive message sets both), so this test suffices.
-    if (!identityNewer(e.aliveIncarnation, e.addr, e.meta, m.incarnation, m.addr, m.meta)) return;
+    if (!identityNewer(e, { aliveIncarnation: m.incarnation, version: m.version, addr: m.addr, digest: m.digest })) return;
+    const contentKnown = !e.metaPending && bytesEqual(e.digest, m.digest);
+    if (!contentKnown && !this.checkDigest(from, m, carried)) return;
     const wasVisible = e.addr !== undefined;
-    const identityChanged = e.addr !== m.addr || !bytesEqual(e.meta, m.meta);
+    const addrChanged = e.addr !== m.addr;
+    const metaBefore = e.meta;
     const before = e.state;
-    e.aliveIncarnation = m.incarnation;
-    e.addr = intern(m.addr);
-    e.meta = m.meta;
+    this.setIdentity(now, e, from, m, carried || contentKnown);
     if (livenessNewer(e.incarnation, e.state, m.incarnation, MemberState.Alive)) {
       this.setState(now, e, m.incarnation, MemberState.Alive);
     }
-    if (spreadNew || wasVisible) this.broadcasts.enqueue(m.node, encodeMessage({ type: MessageType.Alive, ...m }));
+    // A record still being pulled is passed on once it arrives, so whoever hears of it can pull it from us.
+    if ((spreadNew || wasVisible) && !e.metaPending) this.broadcasts.enqueue(m.node, encodeMessage(this.aliveOf(e, false)));
     if (!wasVisible) {
       if (isLive(e.state)) this.emitMember('joined', e);
     } else if (before !== e.state) {
       this.emitMember(before === MemberState.Suspect ? 'alive' : 'joined', e);
-    } else if (identityChanged) {
+    } else if (addrChanged || e.meta !== metaBefore) {
       this.emitMember('updated', e);
     }
+  }
+
+  /** False (dropped and counted) if a carried record does not match its digest. */
+  private checkDigest(from: string, m: Omit<AliveMessage, 'type'>, carried: boolean): boolean {
+    if (!carried || m.metaBytes === 0 || bytesEqual(metaDigest(m.meta), m.digest)) return true;
+    this.drop(from, 'bad-digest', m.node);
+    return false;
+  }
+
+  /**
+   * Adopts a newer identity. `have`: the record is in `m` or already held (same digest);
+   * otherwise it is pulled, first from `from`.
+   */
+  private setIdentity(now: number, e: Entry, from: string, m: Omit<AliveMessage, 'type'>, have: boolean): void {
+    e.aliveIncarnation = m.incarnation;
+    e.version = m.version;
+    e.addr = intern(m.addr);
+    const held = bytesEqual(e.digest, m.digest) && !e.metaPending;
+    e.digest = m.digest;
+    e.metaBytes = m.metaBytes;
+    if (held) return;
+    if (have) {
+      e.meta = m.meta;
+      e.metaPending = false;
+      return;
+    }
+    e.metaPending = true;
+    e.pullFrom = from;
+    this.pullsWaiting.add(e);
+    this.pumpPulls(now);
+  }
+
+  private recordArrived(now: number, e: Entry, meta: Uint8Array): void {
+    e.meta = meta;
+    e.metaPending = false;
+    e.pullFrom = undefined;
+    const pull = this.pulls.get(e.name);
+    if (pull !== undefined) {
+      pull.timer.cancelled = true;
+      this.pulls.delete(e.name);
+    }
+    this.broadcasts.enqueue(e.name, encodeMessage(this.aliveOf(e, false)));
+    this.emitMember('updated', e);
+    this.pumpPulls(now);
+  }
+
+  private pumpPulls(now: number): void {
+    for (const e of this.pullsWaiting) {
+      if (this.pulls.size >= PULLS_MAX) return;
+      this.pullsWaiting.delete(e);
+      if (!e.metaPending || e.listIndex < 0 || !isLive(e.state) || this.pulls.has(e.name)) continue;
+      this.startPull(now, e, e.pullFrom ?? (e.addr as string));
+    }
+  }
+
+  private startPull(now: number, e: Entry, addr: string): void {
+    const request = encodePacket([{ type: MessageType.MetaPull, node: e.name, incarnation: e.aliveIncarnation, version: e.version }]);
+    this.send({ addr, bytes: request, stream: true });
+    const timer = this.timers.schedule(now + PULL_TIMEOUT_PROBES * this.config.probeIntervalMs, { kind: 'pull', name: e.name });
+    this.pulls.set(e.name, { addr, timer });
+  }
+
+  /** No record came back: ask the owner itself, and after that wait for the next offer. */
+  private onPullTimeout(now: number, timer: Timer<TimerKind>): void {
+    const name = (timer.kind as { name: string }).name;
+    const pull = this.pulls.get(name);
+    if (pull === undefined || pull.timer !== timer) return;
+    this.pulls.delete(name);
+    const e = this.entries.get(name);
+    if (e !== undefined && e.metaPending && e.addr !== undefined && isLive(e.state) && pull.addr !== e.addr) {
+      this.startPull(now, e, e.addr);
+    }
+    this.pumpPulls(now);
   }
 
   private onAliveAboutSelf(m: Omit<AliveMessage, 'type'>): void {
     if (this.leaving) return;
     const self = this.self;
-    const differs = m.addr !== self.addr || !bytesEqual(m.meta, self.meta);
+    // Our own older versions echo around harmlessly; a newer or different one at our incarnation
+    // is our previous life's (restart) or another process using our name.
+    const differs = m.version > self.version
+      || (m.version === self.version && (m.addr !== self.addr || !bytesEqual(m.digest, self.digest)));
     if (m.incarnation > self.incarnation || (m.incarnation === self.incarnation && differs)) {
-      // Either our previous life's announcement (restart) or another process using our name.
       if (m.addr !== self.addr) this.emit({ type: 'conflict', name: this.name, addr: self.addr as string, otherAddr: m.addr });
       this.bumpIncarnation(m.incarnation);
     }
@@ -491,7 +614,7 @@ export class Membership {
     const encoded = (): Uint8Array => encodeMessage({ type: MessageType.Suspect, node, incarnation, from });
     let e = this.entries.get(node);
     if (e === undefined) {
-      e = this.createEntry(now, node, incarnation, MemberState.Suspect, -1, undefined, EMPTY_BYTES);
+      e = this.createEntry(now, node, incarnation, MemberState.Suspect);
       if (e === undefined) return;
       this.startSuspicion(now, e, from);
       if (spreadNew) this.broadcasts.enqueue(node, encoded());
@@ -523,7 +646,7 @@ export class Membership {
     const type = state === MemberState.Left ? MessageType.Left : MessageType.Dead;
     let e = this.entries.get(node);
     if (e === undefined) {
-      e = this.createEntry(now, node, incarnation, state, -1, undefined, EMPTY_BYTES);
+      e = this.createEntry(now, node, incarnation, state);
       if (e !== undefined && spreadNew) this.broadcasts.enqueue(node, encodeMessage({ type, node, incarnation }));
       return;
     }
@@ -542,7 +665,9 @@ export class Membership {
    */
   private mergeRemoteState(now: number, from: string, m: PushPullMessage): void {
     for (const r of m.members) {
-      this.onAlive(now, { node: r.name, incarnation: r.aliveIncarnation, addr: r.addr, meta: r.meta }, !m.reply);
+      this.onAlive(now, from, {
+        node: r.name, incarnation: r.aliveIncarnation, addr: r.addr, meta: r.meta, version: r.version, digest: r.digest, metaBytes: r.metaBytes,
+      }, !m.reply);
       if (r.state === MemberState.Suspect || r.state === MemberState.Dead) {
         this.onSuspect(now, r.name, r.incarnation, this.name, true);
       } else if (r.state === MemberState.Left) {
@@ -557,7 +682,8 @@ export class Membership {
     for (const e of this.entries.values()) {
       if (e.addr === undefined) continue;
       members.push({
-        name: e.name, addr: e.addr, meta: e.meta, aliveIncarnation: e.aliveIncarnation, incarnation: e.incarnation, state: e.state,
+        name: e.name, addr: e.addr, meta: this.inlineMeta(e, false), aliveIncarnation: e.aliveIncarnation, incarnation: e.incarnation,
+        state: e.state, version: e.version, digest: e.digest, metaBytes: e.metaBytes,
       });
     }
     return { type: MessageType.PushPull, join, reply, members };
@@ -767,16 +893,15 @@ export class Membership {
 
   // ---------------------------------------------------------------- table maintenance
 
-  private createEntry(
-    now: number, name: string, incarnation: number, state: MemberState, aliveIncarnation: number,
-    addr: string | undefined, meta: Uint8Array,
-  ): Entry | undefined {
+  /** A new entry with no identity yet (the caller sets one from an alive message). */
+  private createEntry(now: number, name: string, incarnation: number, state: MemberState): Entry | undefined {
     if (this.entries.size >= this.config.membersMax) {
-      this.drop(addr ?? name, 'member-limit', name);
+      this.drop(name, 'member-limit', name);
       return undefined;
     }
     const e: Entry = {
-      name: intern(name), addr: addr === undefined ? undefined : intern(addr), meta, incarnation, aliveIncarnation, state, stateChangeMs: now,
+      name: intern(name), addr: undefined, meta: EMPTY_BYTES, metaBytes: 0, metaPending: false, pullFrom: undefined,
+      version: 0, digest: EMPTY_DIGEST, incarnation, aliveIncarnation: -1, state, stateChangeMs: now,
       suspicion: undefined, suspicionTimer: undefined, listIndex: this.others.length,
     };
     this.entries.set(e.name, e);
@@ -864,10 +989,19 @@ export class Membership {
   }
 
   private broadcastSelfAlive(): void {
-    const self = this.self;
-    this.broadcasts.enqueue(this.name, encodeMessage({
-      type: MessageType.Alive, node: this.name, incarnation: self.incarnation, addr: self.addr as string, meta: self.meta,
-    }));
+    this.broadcasts.enqueue(this.name, encodeMessage(this.aliveOf(this.self, false)));
+  }
+
+  /** The alive message for `e`'s identity; the record rides along if held and small enough (any size on a stream). */
+  private aliveOf(e: Entry, stream: boolean): AliveMessage {
+    return {
+      type: MessageType.Alive, node: e.name, incarnation: e.aliveIncarnation, addr: e.addr as string,
+      meta: this.inlineMeta(e, stream), version: e.version, digest: e.digest, metaBytes: e.metaBytes,
+    };
+  }
+
+  private inlineMeta(e: Entry, stream: boolean): Uint8Array {
+    return !e.metaPending && (stream || e.metaBytes <= this.config.metaInlineBytesMax) ? e.meta : EMPTY_BYTES;
   }
 
   private applyAwareness(delta: number): void {
@@ -986,7 +1120,7 @@ function isLive(state: MemberState): boolean {
 
 function toInfo(e: Entry): MemberInfo {
   return {
-    name: e.name, addr: e.addr as string, meta: e.meta, incarnation: e.incarnation,
+    name: e.name, addr: e.addr as string, meta: e.meta, version: e.version, incarnation: e.incarnation,
     state: STATE_NAMES[e.state] as MemberInfo['state'], stateChangeMs: e.stateChangeMs,
   };
 }

@@ -7,6 +7,7 @@
  * trailing elements and skip message types they do not know.
  */
 import { Packr, Unpackr } from 'msgpackr';
+import nacl from 'tweetnacl';
 import { scanValue, type ScanErrorReason, type ScanLimits } from './msgpack-scan.js';
 
 /** Message type numbers are part of the protocol. ONLY APPEND TO THIS LIST. */
@@ -20,6 +21,7 @@ export const MessageType = {
   Dead: 7,
   Left: 8,
   PushPull: 9,
+  MetaPull: 10,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
@@ -42,14 +44,24 @@ export interface AckMessage { type: typeof MessageType.Ack; seq: number }
 /** Sent by an indirect prober whose target did not answer in time: the path, not the requester, is fine. */
 export interface NackMessage { type: typeof MessageType.Nack; seq: number }
 export interface SuspectMessage { type: typeof MessageType.Suspect; node: string; incarnation: number; from: string }
+/**
+ * A member's identity: where it is and its metadata record. The record is named by `version`
+ * (bumped on every write, within an incarnation) and `digest`/`metaBytes`; `meta` carries the
+ * record itself when it fits (gossip: metaInlineBytesMax; streams: any size) and is empty when
+ * the receiver must pull it with MetaPull.
+ */
 export interface AliveMessage {
   type: typeof MessageType.Alive; node: string; incarnation: number; addr: string; meta: Uint8Array;
+  version: number; digest: Uint8Array; metaBytes: number;
 }
 export interface DeadMessage { type: typeof MessageType.Dead; node: string; incarnation: number }
 /** A graceful leave, said by the member itself. */
 export interface LeftMessage { type: typeof MessageType.Left; node: string; incarnation: number }
 
-/** One member as carried in a push-pull state. */
+/** Asks the receiver for `node`'s record at `version` or newer (stream only); the reply is an Alive carrying it. */
+export interface MetaPullMessage { type: typeof MessageType.MetaPull; node: string; incarnation: number; version: number }
+
+/** One member as carried in a push-pull state; `meta` is empty when the record is too large to inline. */
 export interface PushPullEntry {
   name: string;
   addr: string;
@@ -58,6 +70,9 @@ export interface PushPullEntry {
   aliveIncarnation: number;
   incarnation: number;
   state: MemberState;
+  version: number;
+  digest: Uint8Array;
+  metaBytes: number;
 }
 /** Full state exchange over a stream; `reply` marks the answer to one. */
 export interface PushPullMessage {
@@ -66,13 +81,16 @@ export interface PushPullMessage {
 
 export type Message =
   | PingMessage | PingReqMessage | AckMessage | NackMessage | SuspectMessage
-  | AliveMessage | DeadMessage | LeftMessage | PushPullMessage;
+  | AliveMessage | DeadMessage | LeftMessage | PushPullMessage | MetaPullMessage;
 
 /** Limits applied while decoding peer input. */
 export interface WireLimits {
   nameBytesMax: number;
   addrBytesMax: number;
+  /** Largest record carried inline in one message. */
   metaBytesMax: number;
+  /** Largest record size a digest may announce. */
+  metaSizeMax: number;
   /** Most members in one push-pull message. */
   membersMax: number;
 }
@@ -102,11 +120,14 @@ function toTuple(m: Message): unknown[] {
     case MessageType.Ack: return [m.type, m.seq];
     case MessageType.Nack: return [m.type, m.seq];
     case MessageType.Suspect: return [m.type, m.node, m.incarnation, m.from];
-    case MessageType.Alive: return [m.type, m.node, m.incarnation, m.addr, m.meta];
+    case MessageType.Alive: return [m.type, m.node, m.incarnation, m.addr, m.meta, m.version, m.digest, m.metaBytes];
     case MessageType.Dead: return [m.type, m.node, m.incarnation];
     case MessageType.Left: return [m.type, m.node, m.incarnation];
     case MessageType.PushPull:
-      return [m.type, m.join, m.reply, m.members.map((e) => [e.name, e.addr, e.meta, e.aliveIncarnation, e.incarnation, e.state])];
+      return [m.type, m.join, m.reply, m.members.map((e) => [
+        e.name, e.addr, e.meta, e.aliveIncarnation, e.incarnation, e.state, e.version, e.digest, e.metaBytes,
+      ])];
+    case MessageType.MetaPull: return [m.type, m.node, m.incarnation, m.version];
   }
 }
 
@@ -144,7 +165,7 @@ export function decodePacket(bytes: Uint8Array, limits: WireLimits): DecodeResul
     depthMax: 3,
     arrayLengthMax: Math.max(8, limits.membersMax),
     stringBytesMax: Math.max(limits.nameBytesMax, limits.addrBytesMax),
-    binaryBytesMax: limits.metaBytesMax,
+    binaryBytesMax: Math.max(DIGEST_BYTES, limits.metaBytesMax),
   };
   // Scan every value first, so msgpackr only ever sees input that passed the bounds.
   let pos = HEADER_BYTES;
@@ -201,9 +222,16 @@ function fromTuple(value: unknown, limits: WireLimits): Message | typeof UNKNOWN
       return bad ?? { type: t, node: v[1] as string, incarnation: v[2] as number, from: v[3] as string };
     }
     case MessageType.Alive: {
-      const bad = need(v, 5) ?? name(v[1], 'node', limits) ?? u32(v[2], 'incarnation')
-        ?? addr(v[3], 'addr', limits) ?? meta(v[4], limits);
-      return bad ?? { type: t, node: v[1] as string, incarnation: v[2] as number, addr: v[3] as string, meta: bytes(v[4] as Uint8Array) };
+      const bad = need(v, 8) ?? name(v[1], 'node', limits) ?? u32(v[2], 'incarnation')
+        ?? addr(v[3], 'addr', limits) ?? record(v[4], v[5], v[6], v[7], limits);
+      return bad ?? {
+        type: t, node: v[1] as string, incarnation: v[2] as number, addr: v[3] as string, meta: bytes(v[4] as Uint8Array),
+        version: v[5] as number, digest: sharedDigest(v[6] as Uint8Array), metaBytes: v[7] as number,
+      };
+    }
+    case MessageType.MetaPull: {
+      const bad = need(v, 4) ?? name(v[1], 'node', limits) ?? u32(v[2], 'incarnation') ?? u32(v[3], 'version');
+      return bad ?? { type: t, node: v[1] as string, incarnation: v[2] as number, version: v[3] as number };
     }
     case MessageType.Dead:
     case MessageType.Left: {
@@ -224,13 +252,14 @@ function pushPullMembers(v: unknown[], limits: WireLimits): PushPullMessage | st
   const members: PushPullEntry[] = new Array(list.length);
   for (let i = 0; i < list.length; i++) {
     const e: unknown = list[i];
-    if (!Array.isArray(e) || e.length < 6) return `member ${i} is not a 6-element array`;
-    const problem = name(e[0], 'member name', limits) ?? addr(e[1], 'member addr', limits) ?? meta(e[2], limits)
-      ?? u32(e[3], 'aliveIncarnation') ?? u32(e[4], 'incarnation') ?? memberState(e[5]);
+    if (!Array.isArray(e) || e.length < 9) return `member ${i} is not a 9-element array`;
+    const problem = name(e[0], 'member name', limits) ?? addr(e[1], 'member addr', limits)
+      ?? u32(e[3], 'aliveIncarnation') ?? u32(e[4], 'incarnation') ?? memberState(e[5]) ?? record(e[2], e[6], e[7], e[8], limits);
     if (problem !== undefined) return `member ${i}: ${problem}`;
     members[i] = {
       name: e[0] as string, addr: e[1] as string, meta: bytes(e[2] as Uint8Array),
       aliveIncarnation: e[3] as number, incarnation: e[4] as number, state: e[5] as MemberState,
+      version: e[6] as number, digest: sharedDigest(e[7] as Uint8Array), metaBytes: e[8] as number,
     };
   }
   return { type: MessageType.PushPull, join: v[1] as boolean, reply: v[2] as boolean, members };
@@ -238,6 +267,25 @@ function pushPullMembers(v: unknown[], limits: WireLimits): PushPullMessage | st
 
 /** Empty metadata is the common case: share one instance instead of one allocation per member and per node. */
 export const EMPTY_BYTES = new Uint8Array(0);
+
+export const DIGEST_BYTES = 8;
+
+/** Names a record's content: the first 8 bytes of its SHA-512, enough to tell versions apart (not a MAC). */
+export function metaDigest(meta: Uint8Array): Uint8Array {
+  return meta.length === 0 ? EMPTY_DIGEST : nacl.hash(meta).slice(0, DIGEST_BYTES);
+}
+export const EMPTY_DIGEST = nacl.hash(EMPTY_BYTES).slice(0, DIGEST_BYTES);
+
+/** Most members carry no record: share the empty record's digest rather than keep one copy per entry. */
+function sharedDigest(d: Uint8Array): Uint8Array {
+  for (let i = 0; i < DIGEST_BYTES; i++) if (d[i] !== EMPTY_DIGEST[i]) return d;
+  return EMPTY_DIGEST;
+}
+
+/** The record fields of an alive message or push-pull entry that carries `meta` inline (tests, tools, bootstrap). */
+export function withRecord(meta: Uint8Array = EMPTY_BYTES, version = 0): { meta: Uint8Array; version: number; digest: Uint8Array; metaBytes: number } {
+  return { meta, version, digest: metaDigest(meta), metaBytes: meta.length };
+}
 
 function bytes(b: Uint8Array): Uint8Array {
   return b.length === 0 ? EMPTY_BYTES : b;
@@ -258,8 +306,15 @@ function name(x: unknown, field: string, limits: WireLimits): string | undefined
 function addr(x: unknown, field: string, limits: WireLimits): string | undefined {
   return typeof x === 'string' && x.length > 0 && utf8Length(x) <= limits.addrBytesMax ? undefined : `${field} is not a valid address`;
 }
-function meta(x: unknown, limits: WireLimits): string | undefined {
-  return x instanceof Uint8Array && x.length <= limits.metaBytesMax ? undefined : 'meta is not a byte string within the limit';
+/** A record field group: inline bytes (empty, or exactly `size` long), version, digest, size. */
+function record(body: unknown, version: unknown, digest: unknown, size: unknown, limits: WireLimits): string | undefined {
+  if (!(body instanceof Uint8Array) || body.length > limits.metaBytesMax) return 'meta is not a byte string within the limit';
+  const bad = u32(version, 'version') ?? u32(size, 'metaBytes');
+  if (bad !== undefined) return bad;
+  if (!(digest instanceof Uint8Array) || digest.length !== DIGEST_BYTES) return 'digest is not 8 bytes';
+  if ((size as number) > limits.metaSizeMax) return `metaBytes ${String(size)} exceeds ${limits.metaSizeMax}`;
+  if (body.length !== 0 && body.length !== size) return 'meta length differs from metaBytes';
+  return undefined;
 }
 function memberState(x: unknown): string | undefined {
   return x === 0 || x === 1 || x === 2 || x === 3 ? undefined : 'state is not a member state';
