@@ -220,6 +220,13 @@ export class Simulation {
     return this.network.partition(groupA, groupB, oneWay);
   }
 
+  /** Runs a command against a node's core (e.g. a record write), then sends what it produced. */
+  command(name: string, apply: (core: Membership, nowMs: number) => void): void {
+    const n = this.node(name);
+    apply(n.core, this.nowMs);
+    this.drain(n);
+  }
+
   /** Hands `bytes` to a node as if a datagram had arrived from `from` (forged or replayed input). */
   inject(name: string, from: string, bytes: Uint8Array): void {
     const n = this.node(name);

@@ -10,10 +10,18 @@
  * cluster.crash('n7');
  * cluster.runFor(30_000);
  * cluster.view('n1').member('n7')?.state;                 // 'dead'
+ *
+ * cluster.register('n3', { name: 'billing', port: 8080 });
+ * cluster.runFor(2_000);
+ * cluster.view('n9').lookup('billing');                   // [{ node: 'n3', port: 8080, ... }]
  * ```
  */
 import type { ConfigOptions } from '../src/core/config.js';
 import type { Membership } from '../src/core/membership.js';
+import { seededRng } from '../src/core/rng.js';
+import { LocalRecord } from '../src/registry/local.js';
+import type { Health, ServiceDefinition } from '../src/registry/record.js';
+import { Registry } from '../src/registry/registry.js';
 import { Simulation, type SimulationOptions } from './engine.js';
 import type { NetworkOptions } from './network.js';
 
@@ -41,11 +49,76 @@ export interface SimulateOptions {
   trace?: boolean;
 }
 
-/** A simulated cluster, with a read-only view of any member's table. */
+/** What one simulated member knows: its member table and its service registry. */
+export type NodeView = Pick<Membership, 'members' | 'member' | 'healthScore' | 'incarnation' | 'liveMembers' | 'stats'>
+  & Pick<Registry, 'lookup' | 'pick' | 'services' | 'nodeMeta'>;
+
+interface Catalog {
+  core: Membership;
+  registry: Registry;
+  local: LocalRecord;
+}
+
+/**
+ * A simulated cluster, with a read-only view of any member's table and registry. A member's
+ * registry is built the first time it is used (from the member's current table) and then kept
+ * current from its events, so clusters that never look up a service pay nothing for it.
+ */
 export class SimulatedCluster extends Simulation {
-  /** What member `name` knows: `members()`, `member(other)`, `healthScore`, `incarnation`. */
-  view(name: string): Pick<Membership, 'members' | 'member' | 'healthScore' | 'incarnation' | 'liveMembers' | 'stats'> {
-    return this.node(name).core;
+  private readonly catalogs = new Map<string, Catalog>();
+
+  constructor(options: SimulationOptions) {
+    super(options);
+    this.onEvent((n, e) => {
+      const c = this.catalogs.get(n.name);
+      if (c !== undefined && c.core === n.core) c.local.handleEvent(e);
+    });
+  }
+
+  /** What member `name` knows: `members()`, `member(other)`, `lookup(service)`, `pick(service)` ... */
+  view(name: string): NodeView {
+    const { core, registry } = this.catalog(name);
+    return {
+      members: () => core.members(), member: (other) => core.member(other),
+      get healthScore() { return core.healthScore; }, get incarnation() { return core.incarnation; },
+      get liveMembers() { return core.liveMembers; }, get stats() { return core.stats; },
+      lookup: (service, filter) => registry.lookup(service, filter), pick: (service, options) => registry.pick(service, options),
+      services: () => registry.services(), nodeMeta: (node) => registry.nodeMeta(node),
+    };
+  }
+
+  /** Registers a service instance on member `name` (as its process would); returns the instance id. */
+  register(name: string, service: ServiceDefinition): string {
+    let id = '';
+    this.command(name, (_core, now) => {
+      id = this.catalog(name).local.register(now, service);
+    });
+    return id;
+  }
+
+  deregister(name: string, id: string): boolean {
+    let found = false;
+    this.command(name, (_core, now) => {
+      found = this.catalog(name).local.deregister(now, id);
+    });
+    return found;
+  }
+
+  /** Sets an instance's health on its owner, as a health check would. */
+  setHealth(name: string, id: string, health: Health): void {
+    this.command(name, (_core, now) => this.catalog(name).local.setHealth(now, id, health));
+  }
+
+  private catalog(name: string): Catalog {
+    const core = this.node(name).core;
+    let c = this.catalogs.get(name);
+    if (c === undefined || c.core !== core) { // first use, or the member restarted
+      const registry = new Registry({ rng: seededRng((this.seed ^ hashName(name)) >>> 0) });
+      for (const m of core.members()) registry.applyMember(m);
+      c = { core, registry, local: new LocalRecord(core, registry) };
+      this.catalogs.set(name, c);
+    }
+    return c;
   }
 
   /** True when every running member sees exactly the running members alive, and nothing else alive. */
@@ -56,6 +129,12 @@ export class SimulatedCluster extends Simulation {
       return alive.length === live.length && alive.every((name, i) => name === live[i]);
     });
   }
+}
+
+function hashName(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 /** Builds a cluster of `nodes` members that join through n0, ready to run. */

@@ -8,7 +8,8 @@ export type GrapevineErrorCode =
   | 'grapevine.oversized'
   | 'grapevine.invalid-state'
   | 'grapevine.bind-failed'
-  | 'grapevine.join-failed';
+  | 'grapevine.join-failed'
+  | 'grapevine.watch-overflow';
 
 export class GrapevineError extends Error {
   readonly code: GrapevineErrorCode;

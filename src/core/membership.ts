@@ -491,8 +491,14 @@ export class Membership {
     // Most alive messages repeat what we know (gossip echoes, push-pull): leave those early.
     if (m.incarnation < e.aliveIncarnation) return;
     if (m.incarnation === e.aliveIncarnation && m.version === e.version && m.addr === e.addr && bytesEqual(m.digest, e.digest)) {
-      // The answer to a record pull (or an inline copy) for the identity we already adopted.
-      if (e.metaPending && carried && this.checkDigest(from, m, true)) this.recordArrived(now, e, m.meta);
+      // The answer to a record pull (or an inline copy) for the identity we already adopted, or
+      // another offer of it: one that failed from its first source and the owner is retried now.
+      if (!e.metaPending) return;
+      if (carried) {
+        if (this.checkDigest(from, m, true)) this.recordArrived(now, e, m.meta);
+      } else if (!this.pulls.has(e.name)) {
+        this.wantRecord(now, e, from);
+      }
       return;
     }
     // Liveness newer implies identity newer (an alive message sets both), so this test suffices.
@@ -503,10 +509,11 @@ export class Membership {
     const addrChanged = e.addr !== m.addr;
     const metaBefore = e.meta;
     const before = e.state;
-    this.setIdentity(now, e, from, m, carried || contentKnown);
+    // Liveness first: a pull is only started for a live member.
     if (livenessNewer(e.incarnation, e.state, m.incarnation, MemberState.Alive)) {
       this.setState(now, e, m.incarnation, MemberState.Alive);
     }
+    this.setIdentity(now, e, from, m, carried || contentKnown);
     // A record still being pulled is passed on once it arrives, so whoever hears of it can pull it from us.
     if ((spreadNew || wasVisible) && !e.metaPending) this.broadcasts.enqueue(m.node, encodeMessage(this.aliveOf(e, false)));
     if (!wasVisible) {
@@ -543,6 +550,10 @@ export class Membership {
       return;
     }
     e.metaPending = true;
+    this.wantRecord(now, e, from);
+  }
+
+  private wantRecord(now: number, e: Entry, from: string): void {
     e.pullFrom = from;
     this.pullsWaiting.add(e);
     this.pumpPulls(now);
