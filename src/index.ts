@@ -1,6 +1,8 @@
 /**
  * grapevine: an embedded, peer-to-peer service registry for Node.js. This entry point only
- * re-exports: the runtime (`Grapevine.start`) and the pure core it drives.
+ * re-exports: the runtime (`Grapevine.start`), the registry and health checks it serves, and the pure core it drives.
  */
 export * from './runtime/index.js';
+export * from './registry/index.js';
+export * from './health/index.js';
 export * from './core/index.js';

@@ -2,6 +2,7 @@
  * Real processes on 127.0.0.1: ten agents, encrypted, on the lan profile. Each step checks what
  * every other member reports through its own event stream and member table.
  */
+import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AgentProcess } from '../src/cli/processes.js';
 import { Grapevine, JoinError } from '../src/index.js';
@@ -100,6 +101,29 @@ describe('a real cluster on loopback', () => {
     await expect(intruder.ready()).rejects.toMatchObject({ code: 'grapevine.join-failed' });
     for (const a of others('intruder')) expect((await a.members()).some((m) => m.name === 'intruder')).toBe(false);
   }, 20_000);
+
+  test('a service whose HTTP health endpoint goes down leaves every healthy lookup, and comes back', async () => {
+    const server = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const web = await Grapevine.start({ name: 'web-1', bind: '127.0.0.1:0', seeds: [seed], keyring: [Buffer.from(KEY, 'hex')] });
+    try {
+      const handle = await web.register({ name: 'web', port, check: { http: `http://127.0.0.1:${port}/health`, intervalMs: 250, rise: 1, fall: 1 } });
+      expect(handle.health).toBe('passing');
+      const healthEverywhere = async (health: string): Promise<boolean> => {
+        const views = await Promise.all(others('').map((a) => a.lookup('web')));
+        return views.every((instances) => instances.length === 1 && instances[0]?.health === health);
+      };
+      await until(() => healthEverywhere('passing'), 10_000, 'web passing on every agent');
+      await new Promise((resolve) => server.close(resolve));
+      await until(() => healthEverywhere('critical'), 10_000, 'web critical on every agent');
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+      await until(() => healthEverywhere('passing'), 10_000, 'web passing again on every agent');
+    } finally {
+      server.close();
+      await web.close();
+    }
+  }, 40_000);
 });
 
 describe('Grapevine.start in this process', () => {

@@ -1,12 +1,13 @@
 /**
  * `grapevine agent`: runs one member in this process. With --json it prints one JSON object per
- * line ({"ready":...} once joined, then every member event) and answers "members" and "stats"
- * on stdin; "leave" and "close" end it. Used by the demo, the integration tests and the cluster
- * benchmark, and by operators who want a member for a non-Node service.
+ * line ({"ready":...} once joined, then every member and service event) and answers "members",
+ * "stats", "services" and "lookup <service>" on stdin; "leave" and "close" end it. `--service`
+ * registers an instance for a non-Node service ("name:port", or a JSON registration with a
+ * health check). Used by the demo, the integration tests and the cluster benchmark.
  */
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { Grapevine } from '../runtime/grapevine.js';
+import { Grapevine, type Registration } from '../runtime/grapevine.js';
 import type { ProfileName } from '../core/config.js';
 
 export async function runAgent(argv: string[]): Promise<void> {
@@ -21,6 +22,7 @@ export async function runAgent(argv: string[]): Promise<void> {
       protocol: { type: 'string' },
       'key-hex': { type: 'string' },
       json: { type: 'boolean', default: false },
+      service: { type: 'string', multiple: true, default: [] },
     },
   });
   const json = values.json === true;
@@ -44,6 +46,18 @@ export async function runAgent(argv: string[]): Promise<void> {
     process.exitCode = 3;
     return;
   }
+  try {
+    for (const spec of values.service) await gv.register(parseService(spec));
+  } catch (e) {
+    const err = e as { code?: string; message: string };
+    print({ error: { code: err.code, message: err.message } }, `error: ${err.message}`);
+    process.exitCode = 3;
+    await gv.close();
+    return;
+  }
+  gv.on('service', ({ type, instance }) => {
+    print({ service: type, instance }, `${gv.name}: ${instance.service} ${instance.id} on ${instance.node} ${type} (${instance.health})`);
+  });
   gv.on('member', ({ type, member }) => {
     print({ event: type, member: member.name, incarnation: member.incarnation }, `${gv.name}: ${member.name} ${type}`);
   });
@@ -62,6 +76,12 @@ export async function runAgent(argv: string[]): Promise<void> {
     if (cmd === 'members') {
       const members = gv.members().map((m) => ({ name: m.name, state: m.state, incarnation: m.incarnation, addr: m.addr }));
       print({ members }, members.map((m) => `${m.name.padEnd(16)} ${m.state.padEnd(8)} ${m.addr}`).join('\n'));
+    } else if (cmd.startsWith('lookup ')) {
+      const service = cmd.slice('lookup '.length).trim();
+      const instances = gv.lookup(service);
+      print({ lookup: { service, instances } }, instances.map((i) => `${i.service} ${i.id} ${i.address}:${i.port} ${i.health} (${i.node})`).join('\n'));
+    } else if (cmd === 'services') {
+      print({ services: gv.services() }, gv.services().join('\n'));
     } else if (cmd === 'stats') {
       const mem = process.memoryUsage();
       print({ stats: gv.stats(), healthScore: gv.healthScore, heapUsed: mem.heapUsed, rss: mem.rss }, JSON.stringify(gv.stats()));
@@ -71,4 +91,11 @@ export async function runAgent(argv: string[]): Promise<void> {
   });
   process.once('SIGTERM', () => stop('leave'));
   process.once('SIGINT', () => stop('leave'));
+}
+
+/** "name:port" or a JSON registration, e.g. {"name":"web","port":8080,"check":{"http":"http://127.0.0.1:8080/health"}}. */
+function parseService(spec: string): Registration {
+  if (spec.trimStart().startsWith('{')) return JSON.parse(spec) as Registration;
+  const at = spec.lastIndexOf(':');
+  return { name: spec.slice(0, at), port: Number(spec.slice(at + 1)) };
 }

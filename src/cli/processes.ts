@@ -25,6 +25,8 @@ export interface AgentLine {
   member?: string;
   incarnation?: number;
   members?: { name: string; state: string; incarnation: number; addr: string }[];
+  lookup?: { service: string; instances: { id: string; node: string; address: string; port: number; health: string }[] };
+  service?: string;
   stats?: unknown;
   healthScore?: number;
   heapUsed?: number;
@@ -38,6 +40,8 @@ export interface AgentOptions {
   profile?: 'lan' | 'wan' | 'local';
   protocol?: Record<string, number | boolean>;
   keyHex?: string;
+  /** Registrations, as for `grapevine agent --service` (JSON objects). */
+  services?: Record<string, unknown>[];
   /** Run the compiled CLI from dist/ (after `npm run build`) instead of the TypeScript sources. */
   compiled?: boolean;
 }
@@ -55,6 +59,7 @@ export class AgentProcess {
     for (const s of options.seeds ?? []) flags.push('--seed', s);
     if (options.protocol !== undefined) flags.push('--protocol', JSON.stringify(options.protocol));
     if (options.keyHex !== undefined) flags.push('--key-hex', options.keyHex);
+    for (const s of options.services ?? []) flags.push('--service', JSON.stringify(s));
     const execArgs = options.compiled === true ? [join(ROOT, 'dist', 'src', 'cli', 'main.js'), ...flags]
       : FROM_SOURCE ? ['--import', 'tsx', MAIN, ...flags] : [MAIN, ...flags];
     this.child = spawn(process.execPath, execArgs, { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
@@ -127,6 +132,14 @@ export class AgentProcess {
     this.send('members');
     const line = await this.waitFor((l) => l.members !== undefined, timeoutMs, from);
     return line.members ?? [];
+  }
+
+  /** Asks for the instances of `service` this agent knows; waits for the answer. */
+  async lookup(service: string, timeoutMs = 5_000): Promise<NonNullable<AgentLine['lookup']>['instances']> {
+    const from = this.lines.length;
+    this.send(`lookup ${service}`);
+    const line = await this.waitFor((l) => l.lookup?.service === service, timeoutMs, from);
+    return line.lookup?.instances ?? [];
   }
 
   /** Asks for counters and memory; waits for the answer. */

@@ -9,7 +9,8 @@ export type GrapevineErrorCode =
   | 'grapevine.invalid-state'
   | 'grapevine.bind-failed'
   | 'grapevine.join-failed'
-  | 'grapevine.watch-overflow';
+  | 'grapevine.watch-overflow'
+  | 'grapevine.timeout';
 
 export class GrapevineError extends Error {
   readonly code: GrapevineErrorCode;

@@ -1,7 +1,9 @@
 /**
  * The Node runtime: drives the pure core with real sockets, a monotonic clock, crypto randomness
  * and one timer. After every input it drains the core in the documented order (transmits,
- * events, next deadline) and re-arms a single unref'd timer for the earliest deadline.
+ * events, next deadline) and re-arms a single unref'd timer for the earliest deadline. Member
+ * events also feed the registry, whose lookups then answer from memory; this node's own
+ * services and their health checks write its record.
  */
 import { EventEmitter } from 'node:events';
 import { hostname, networkInterfaces } from 'node:os';
@@ -10,6 +12,11 @@ import { GrapevineError, InvalidOptionError, InvalidStateError } from '../core/e
 import { type MemberChange, Membership, type MembershipEvent, type MembershipStats } from '../core/membership.js';
 import type { MemberInfo } from '../core/members.js';
 import { Keyring, SEAL_OVERHEAD_BYTES } from '../core/seal.js';
+import { type CheckDefinition, HealthCheck } from '../health/check.js';
+import { LocalRecord } from '../registry/local.js';
+import { checkMeta, decodeRecord, type Health, type ServiceDefinition } from '../registry/record.js';
+import { type Instance, type LookupFilter, type PickOptions, Registry, type ServiceChange } from '../registry/registry.js';
+import { watchService, type WatchOptions } from '../registry/watch.js';
 import { type Address, formatAddress, parseAddress } from './address.js';
 import { cryptoRng, monotonicMs } from './system.js';
 import { Transport, type TransportStats } from './transport.js';
@@ -33,8 +40,10 @@ export interface GrapevineOptions {
   protocol?: Partial<Config>;
   /** 32-byte keys; the first seals outgoing packets, any opens incoming ones. Or a Keyring to share. */
   keyring?: readonly Uint8Array[] | Keyring;
-  /** Node metadata carried with this member (at most protocol.metaBytesMax bytes). */
-  meta?: Uint8Array;
+  /** Node metadata, part of this member's record (with its services). */
+  meta?: Readonly<Record<string, string>>;
+  /** Whether a suspect member's instances stay in lookups, marked `suspect`. Default true. */
+  includeSuspect?: boolean;
   /** How long start() waits for a seed to answer before rejecting. Default 10 s. */
   joinTimeoutMs?: number;
   /** Longest a TCP stream (push-pull, fallback ping) may take. Default 10 s, as memberlist's TCPTimeout. */
@@ -45,15 +54,35 @@ export interface GrapevineOptions {
   signal?: AbortSignal;
 }
 
+/** A member as the runtime reports it: its node metadata decoded from its record. */
+export type Member = Omit<MemberInfo, 'meta'> & { meta: Readonly<Record<string, string>> };
+
+/** A service to register, optionally with a health check that keeps its health current. */
+export type Registration = ServiceDefinition & { check?: CheckDefinition };
+
+/** What register() returns: the instance id, TTL heartbeats, and a way to deregister. */
+export interface ServiceHandle {
+  readonly id: string;
+  /** The instance's current health (from its check, or as registered). */
+  readonly health: Health;
+  /** TTL checks: report in. */
+  pass(): void;
+  warn(): void;
+  fail(): void;
+  deregister(): Promise<boolean>;
+}
+
 /** Events a Grapevine emits. `member` carries every membership change; each also has its own name. */
 export type GrapevineEvents = {
-  member: [change: { type: MemberChange; member: MemberInfo }];
-  joined: [member: MemberInfo];
-  suspect: [member: MemberInfo];
-  alive: [member: MemberInfo];
-  dead: [member: MemberInfo];
-  left: [member: MemberInfo];
-  updated: [member: MemberInfo];
+  member: [change: { type: MemberChange; member: Member }];
+  joined: [member: Member];
+  suspect: [member: Member];
+  alive: [member: Member];
+  dead: [member: Member];
+  left: [member: Member];
+  updated: [member: Member];
+  /** A service instance was added, updated (health, tags, ...) or removed, on any member. */
+  service: [change: ServiceChange];
   /** Lifeguard local health score changed (0 is healthy). */
   health: [score: number];
   /** A peer packet was rejected (malformed, wrong key, ...); it changed nothing. */
@@ -67,6 +96,13 @@ export class JoinError extends GrapevineError {
   readonly option = 'seeds';
   constructor(message: string) {
     super('grapevine.join-failed', message);
+  }
+}
+
+/** waitFor() saw no matching instance in time. */
+export class WaitTimeoutError extends GrapevineError {
+  constructor(service: string, timeoutMs: number) {
+    super('grapevine.timeout', `no instance of ${JSON.stringify(service)} within ${timeoutMs} ms`);
   }
 }
 
@@ -88,6 +124,9 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /** The keyring in use, if encryption is on: add/use/remove rotate keys live. */
   readonly keyring: Keyring | undefined;
   private readonly core: Membership;
+  private readonly registry: Registry;
+  private readonly local: LocalRecord;
+  private readonly checks = new Map<string, HealthCheck>();
   private transport!: Transport;
   private timer: NodeJS.Timeout | undefined;
   private timerDeadline = Number.POSITIVE_INFINITY;
@@ -97,9 +136,12 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   private leaving: Promise<void> | undefined;
   private readonly internal = new EventEmitter();
 
-  private constructor(core: Membership, name: string, address: string, bound: Address, keyring: Keyring | undefined) {
+  private constructor(core: Membership, name: string, address: string, bound: Address, keyring: Keyring | undefined, includeSuspect: boolean) {
     super();
     this.core = core;
+    this.registry = new Registry({ rng: cryptoRng(), includeSuspect });
+    this.local = new LocalRecord(core, this.registry);
+    this.registry.onChange((change) => this.emit('service', change));
     this.name = name;
     this.address = address;
     this.boundAddress = formatAddress(bound.host, bound.port);
@@ -138,16 +180,17 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     try {
       core = new Membership({
         name, addr: address, rng: cryptoRng(), nowMs: monotonicMs(), config: o.config,
-        ...(o.meta !== undefined ? { meta: o.meta } : {}),
         ...(o.keyring !== undefined ? { keyring: o.keyring } : {}),
       });
     } catch (e) {
       await transport.close();
       throw e;
     }
-    gv = new Grapevine(core, name, address, transport.bound, o.keyring);
+    gv = new Grapevine(core, name, address, transport.bound, o.keyring, o.includeSuspect);
     gv.transport = transport;
-    gv.input(() => undefined);
+    const local = gv.local;
+    if (o.meta !== undefined) gv.input((now) => local.setNodeMeta(now, o.meta as Record<string, string>));
+    else gv.input(() => undefined);
     const seeds = o.seeds.filter((s) => s !== address);
     if (seeds.length > 0) {
       try {
@@ -161,12 +204,114 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   }
 
   /** Every member this node knows, itself included, with its state. Read from local memory. */
-  members(): MemberInfo[] {
-    return this.core.members();
+  members(): Member[] {
+    return this.core.members().map((m) => this.toMember(m));
   }
 
-  member(name: string): MemberInfo | undefined {
-    return this.core.member(name);
+  member(name: string): Member | undefined {
+    const m = this.core.member(name);
+    return m === undefined ? undefined : this.toMember(m);
+  }
+
+  /**
+   * Registers a service instance of this node (same id: replaces it). With a check, resolves
+   * once the check's first result is in the record. Rejects with InvalidOptionError (naming the
+   * field) or OversizedError when the record would exceed protocol.metaBytesMax.
+   */
+  async register(registration: Registration): Promise<ServiceHandle> {
+    this.assertOpen('register');
+    const { check: checkDef, ...def } = registration ?? ({} as Registration);
+    const check = checkDef === undefined ? undefined : new HealthCheck(checkDef, (health) => {
+      if (this.closing === undefined) this.input((now) => this.local.setHealth(now, id, health));
+    });
+    let id = '';
+    this.input((now) => {
+      id = this.local.register(now, check === undefined ? def : { ...def, health: 'critical' });
+    });
+    this.checks.get(id)?.stop();
+    if (check !== undefined) {
+      this.checks.set(id, check);
+      await check.start();
+    }
+    const gv = this;
+    return {
+      id,
+      get health(): Health {
+        return gv.registry.lookup(def.name).find((i) => i.node === gv.name && i.id === id)?.health ?? 'critical';
+      },
+      pass: () => check?.pass(),
+      warn: () => check?.warn(),
+      fail: () => check?.fail(),
+      deregister: () => this.deregister(id),
+    };
+  }
+
+  /** Removes one of this node's instances (and stops its check). False if there is none with that id. */
+  async deregister(id: string): Promise<boolean> {
+    this.checks.get(id)?.stop();
+    this.checks.delete(id);
+    if (this.closing !== undefined || this.leaving !== undefined) return false;
+    let found = false;
+    this.input((now) => {
+      found = this.local.deregister(now, id);
+    });
+    return found;
+  }
+
+  /** Instances of `service` across the cluster, from local memory (no I/O). */
+  lookup(service: string, filter?: LookupFilter): readonly Instance[] {
+    return this.registry.lookup(service, filter);
+  }
+
+  /** One healthy instance of `service` (round-robin unless `strategy` says otherwise), or undefined. */
+  pick(service: string, options?: PickOptions): Instance | undefined {
+    return this.registry.pick(service, options);
+  }
+
+  /** Names of all services with at least one instance. */
+  services(): string[] {
+    return this.registry.services();
+  }
+
+  /** Changes to `service`'s instances as an async iterator (current ones first, unless `initial: false`). */
+  watch(service: string, options?: WatchOptions): AsyncIterableIterator<ServiceChange> {
+    return watchService(this.registry, service, options);
+  }
+
+  /**
+   * Resolves with an instance of `service` matching `filter` (healthy by default) as soon as
+   * there is one; rejects with a TimeoutError after `timeoutMs` or with the signal's reason.
+   */
+  waitFor(service: string, options: LookupFilter & { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Instance> {
+    const { timeoutMs, signal, ...rest } = options;
+    const filter: LookupFilter = { healthy: true, ...rest };
+    const found = (): Instance | undefined => this.registry.lookup(service, filter)[0];
+    const now = found();
+    if (now !== undefined) return Promise.resolve(now);
+    return new Promise<Instance>((resolve, reject) => {
+      const cleanup = (): void => {
+        unsubscribe();
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const unsubscribe = this.registry.onChange((change) => {
+        if (change.instance.service !== service) return;
+        const instance = found();
+        if (instance === undefined) return;
+        cleanup();
+        resolve(instance);
+      });
+      const onAbort = (): void => {
+        cleanup();
+        reject(signal?.reason);
+      };
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+        cleanup();
+        reject(new WaitTimeoutError(service, timeoutMs));
+      }, timeoutMs);
+      if (signal?.aborted === true) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /** Lifeguard local health score: 0 is healthy. */
@@ -179,10 +324,10 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     return { core: this.core.stats, transport: this.transport.stats };
   }
 
-  /** Replaces this member's metadata; it spreads with a new incarnation. */
-  setMeta(meta: Uint8Array): void {
+  /** Replaces this node's metadata; it spreads with the record's next version. */
+  setMeta(meta: Readonly<Record<string, string>>): void {
     this.assertOpen('setMeta');
-    this.input((now) => this.core.setLocalRecord(now, meta));
+    this.input((now) => this.local.setNodeMeta(now, meta));
   }
 
   /**
@@ -210,6 +355,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /** Stops at once, without telling anyone (they will detect the silence). Idempotent. */
   close(): Promise<void> {
     if (this.closing !== undefined) return this.closing;
+    for (const check of this.checks.values()) check.stop();
+    this.checks.clear();
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     this.closing = this.transport.close();
@@ -276,8 +423,10 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
 
   private dispatch(e: MembershipEvent): void {
     if ('member' in e) {
-      this.emit('member', { type: e.type, member: e.member });
-      if (MEMBER_CHANGES.has(e.type)) this.emit(e.type, e.member);
+      this.local.handleEvent(e);
+      const member = this.toMember(e.member);
+      this.emit('member', { type: e.type, member });
+      if (MEMBER_CHANGES.has(e.type)) this.emit(e.type, member);
       return;
     }
     switch (e.type) {
@@ -305,6 +454,16 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     this.timer.unref();
   }
 
+  private toMember(m: MemberInfo): Member {
+    let meta = this.registry.nodeMeta(m.name);
+    if (meta === undefined) {
+      const record = decodeRecord(m.meta);
+      meta = typeof record === 'string' ? {} : record.meta;
+    }
+    const { meta: _bytes, ...rest } = m;
+    return { ...rest, meta };
+  }
+
   private assertOpen(what: string): void {
     if (this.closing !== undefined || this.leaving !== undefined) throw new InvalidStateError(`${what} after leave or close`);
   }
@@ -317,7 +476,8 @@ interface ValidOptions {
   seeds: string[];
   config: Config;
   keyring: Keyring | undefined;
-  meta: Uint8Array | undefined;
+  meta: Readonly<Record<string, string>> | undefined;
+  includeSuspect: boolean;
   joinTimeoutMs: number;
   streamTimeoutMs: number;
   inboundStreamsMax: number;
@@ -325,7 +485,7 @@ interface ValidOptions {
 
 const KNOWN_OPTIONS = new Set([
   'name', 'bind', 'advertise', 'seeds', 'profile', 'protocol', 'keyring', 'meta', 'joinTimeoutMs', 'streamTimeoutMs',
-  'inboundStreamsMax', 'signal',
+  'inboundStreamsMax', 'signal', 'includeSuspect',
 ]);
 
 function validate(options: GrapevineOptions): ValidOptions {
@@ -350,9 +510,12 @@ function validate(options: GrapevineOptions): ValidOptions {
     if (!Array.isArray(options.keyring)) throw new InvalidOptionError('keyring', 'must be an array of 32-byte keys or a Keyring');
     keyring = new Keyring(options.keyring);
   }
-  if (options.meta !== undefined && !(options.meta instanceof Uint8Array)) throw new InvalidOptionError('meta', 'must be a Uint8Array');
+  const meta = options.meta === undefined ? undefined : checkMeta(options.meta, 'meta');
+  if (options.includeSuspect !== undefined && typeof options.includeSuspect !== 'boolean') {
+    throw new InvalidOptionError('includeSuspect', 'must be a boolean');
+  }
   return {
-    name: options.name, bind, advertise, seeds, config, keyring, meta: options.meta,
+    name: options.name, bind, advertise, seeds, config, keyring, meta, includeSuspect: options.includeSuspect ?? true,
     joinTimeoutMs: positive(options.joinTimeoutMs, 'joinTimeoutMs', 10_000),
     streamTimeoutMs: positive(options.streamTimeoutMs, 'streamTimeoutMs', 10_000),
     inboundStreamsMax: positive(options.inboundStreamsMax, 'inboundStreamsMax', 64),

@@ -1,0 +1,78 @@
+/**
+ * The registry through the public API: three members in this process on 127.0.0.1, the
+ * `local` profile. Waits are bounded; nothing asserts on speed.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Grapevine, type ServiceChange, WaitTimeoutError } from '../src/index.js';
+
+let a: Grapevine;
+let b: Grapevine;
+let c: Grapevine;
+
+async function until(check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('registry over the runtime', () => {
+  beforeAll(async () => {
+    a = await Grapevine.start({ name: 'a', bind: '127.0.0.1:0', profile: 'local', meta: { zone: 'z1' } });
+    b = await Grapevine.start({ name: 'b', bind: '127.0.0.1:0', profile: 'local', seeds: [a.address] });
+    c = await Grapevine.start({ name: 'c', bind: '127.0.0.1:0', profile: 'local', seeds: [a.address] });
+    await until(() => [a, b, c].every((g) => g.members().filter((m) => m.state === 'alive').length === 3));
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all([a, b, c].map((g) => g?.close()));
+  });
+
+  test('node metadata is part of the record', async () => {
+    expect(b.member('a')?.meta).toEqual({ zone: 'z1' });
+    a.setMeta({ zone: 'z2' });
+    await until(() => c.member('a')?.meta.zone === 'z2');
+  });
+
+  test('register with a TTL check: waitFor, watch, pick, deregister', async () => {
+    const changes: ServiceChange[] = [];
+    const ac = new AbortController();
+    const watching = (async () => {
+      for await (const change of c.watch('api', { signal: ac.signal })) changes.push(change);
+    })();
+    const handle = await a.register({ name: 'api', port: 9000, tags: ['v1'], check: { ttlMs: 5_000 } });
+    expect(handle.health).toBe('critical');
+    await expect(b.waitFor('api', { timeoutMs: 300 })).rejects.toBeInstanceOf(WaitTimeoutError);
+    const waiting = b.waitFor('api', { timeoutMs: 10_000, tags: ['v1'] });
+    handle.pass();
+    const instance = await waiting;
+    expect(instance).toMatchObject({ node: 'a', port: 9000, address: '127.0.0.1', health: 'passing' });
+    expect(b.pick('api')?.node).toBe('a');
+    expect(await handle.deregister()).toBe(true);
+    await until(() => c.lookup('api').length === 0);
+    ac.abort();
+    await watching;
+    expect(changes.map((ch) => `${ch.type}:${ch.instance.health}`)).toEqual(['added:critical', 'updated:passing', 'removed:passing']);
+  });
+
+  test('a record far larger than a packet reaches every member (pulled over TCP)', async () => {
+    for (let i = 0; i < 40; i++) {
+      await b.register({ name: 'shard', id: `shard-${i}`, port: 10_000 + i, meta: { blob: String(i).repeat(1_000).slice(0, 1_000) } });
+    }
+    await until(() => a.lookup('shard').length === 40 && c.lookup('shard').length === 40);
+    expect(b.members().length).toBe(3);
+    // Far beyond the 512 bytes gossip carries: the others can only have pulled it.
+    expect(b.stats().core.bytesOut).toBeGreaterThan(2 * 40_000);
+    expect(c.lookup('shard').find((i) => i.id === 'shard-7')?.meta.blob).toBe('7'.repeat(1_000));
+  });
+
+  test('bad and oversized registrations are typed errors and change nothing', async () => {
+    await expect(a.register({ name: '', port: 1 })).rejects.toMatchObject({ code: 'grapevine.invalid-option', option: 'service.name' });
+    await expect(a.register({ name: 'x', port: 1, check: { http: 'nope' } })).rejects.toMatchObject({ option: 'check.http' });
+    const huge = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}`, 'v'.repeat(1_000)]));
+    const many = Array.from({ length: 3 }, (_, i) => a.register({ name: 'huge', id: `h${i}`, port: 1, meta: huge }));
+    await expect(Promise.all(many)).rejects.toMatchObject({ code: 'grapevine.oversized' });
+    expect(a.lookup('huge').length).toBeLessThan(3);
+  });
+});
