@@ -21,7 +21,7 @@ import type { Membership } from '../src/core/membership.js';
 import { seededRng } from '../src/core/rng.js';
 import { LocalRecord } from '../src/registry/local.js';
 import type { Health, ServiceDefinition } from '../src/registry/record.js';
-import { Registry } from '../src/registry/registry.js';
+import { Registry, type ServiceChange } from '../src/registry/registry.js';
 import { Simulation, type SimulationOptions } from './engine.js';
 import type { NetworkOptions } from './network.js';
 
@@ -66,6 +66,7 @@ interface Catalog {
  */
 export class SimulatedCluster extends Simulation {
   private readonly catalogs = new Map<string, Catalog>();
+  private readonly serviceListeners = new Set<(node: string, change: ServiceChange, nowMs: number) => void>();
 
   constructor(options: SimulationOptions) {
     super(options);
@@ -85,6 +86,16 @@ export class SimulatedCluster extends Simulation {
       lookup: (service, filter) => registry.lookup(service, filter), pick: (service, options) => registry.pick(service, options),
       services: () => registry.services(), nodeMeta: (node) => registry.nodeMeta(node),
     };
+  }
+
+  /**
+   * Calls `listener` whenever any member's registry changes (an instance added, updated or
+   * removed as that member sees it). Members whose registry is not built yet are not reported:
+   * call `view(name)` first for each member to follow.
+   */
+  onService(listener: (node: string, change: ServiceChange, nowMs: number) => void): () => void {
+    this.serviceListeners.add(listener);
+    return () => void this.serviceListeners.delete(listener);
   }
 
   /** Registers a service instance on member `name` (as its process would); returns the instance id. */
@@ -114,6 +125,9 @@ export class SimulatedCluster extends Simulation {
     let c = this.catalogs.get(name);
     if (c === undefined || c.core !== core) { // first use, or the member restarted
       const registry = new Registry({ rng: seededRng((this.seed ^ hashName(name)) >>> 0) });
+      registry.onChange((change) => {
+        for (const listener of this.serviceListeners) listener(name, change, this.nowMs);
+      });
       for (const m of core.members()) registry.applyMember(m);
       c = { core, registry, local: new LocalRecord(core, registry) };
       this.catalogs.set(name, c);

@@ -102,6 +102,8 @@ export class Registry {
       if (typeof decoded === 'string') this.badRecords++;
       else record = decoded;
     }
+    // Most members register nothing: keep no state for them (their next record is decoded afresh).
+    if (record !== undefined && record.services.length === 0 && old === undefined && isEmpty(record.meta)) return;
     const state: NodeState = {
       bytes: member.meta, addr: member.addr, suspect, record: record ?? { meta: {}, services: [] }, instances: new Map(),
     };
@@ -228,6 +230,11 @@ export class Registry {
   private notify(change: ServiceChange): void {
     for (const listener of this.listeners) listener(change);
   }
+}
+
+function isEmpty(meta: Readonly<Record<string, string>>): boolean {
+  for (const _ in meta) return false;
+  return true;
 }
 
 function keyOf(i: Instance): string {
