@@ -1,7 +1,9 @@
-/** `npm run bench`: prints codec and core figures. Compare ratios within one run; machines are noisy. */
+/** `npm run bench`: prints codec, core and registry figures. Compare ratios within one run; machines are noisy. */
 import { benchCodec } from './codec.js';
 import { benchCore } from './core.js';
+import { benchRegistry } from './registry.js';
 
 console.log(`grapevine bench — node ${process.version}, ${new Date().toISOString()}`);
 benchCodec();
 benchCore();
+await benchRegistry();

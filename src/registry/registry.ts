@@ -56,11 +56,21 @@ export interface RegistryOptions {
 
 const NONE: readonly Instance[] = Object.freeze([]);
 
+/** Distinct tag/meta filters whose results each service keeps between changes. */
+const FILTERS_CACHED_MAX = 16;
+
 class ServiceIndex {
   readonly byKey = new Map<string, Instance>();
-  visible: readonly Instance[] | undefined;
-  healthy: readonly Instance[] | undefined;
+  visible: readonly Instance[] | undefined = undefined;
+  healthy: readonly Instance[] | undefined = undefined;
+  filtered: Map<string, readonly Instance[]> | undefined = undefined;
   cursor = 0;
+
+  changed(): void {
+    this.visible = undefined;
+    this.healthy = undefined;
+    this.filtered = undefined;
+  }
 }
 
 interface NodeState {
@@ -78,6 +88,7 @@ export class Registry {
   private readonly nodes = new Map<string, NodeState>();
   private readonly index = new Map<string, ServiceIndex>();
   private readonly listeners = new Set<(change: ServiceChange) => void>();
+  private readonly cumulative = new WeakMap<readonly Instance[], Float64Array>();
   private instanceCount = 0;
   /** Records from peers that failed to decode (their previous record, if any, stays). */
   badRecords = 0;
@@ -136,37 +147,67 @@ export class Registry {
   lookup(name: string, filter?: LookupFilter): readonly Instance[] {
     const idx = this.index.get(name);
     if (idx === undefined) return NONE;
-    const base = filter?.healthy === true ? this.healthyOf(idx) : this.visibleOf(idx);
-    const tags = filter?.tags;
-    const meta = filter?.meta;
-    if ((tags === undefined || tags.length === 0) && meta === undefined) return base;
-    return base.filter((i) => matches(i, tags, meta));
+    if (filter === undefined) return idx.visible ?? this.visibleOf(idx);
+    return this.select(idx, filter.healthy === true, filter.tags, filter.meta);
   }
 
   /** One instance of `name`, healthy ones only unless `healthy: false`; undefined if none. */
-  pick(name: string, options: PickOptions = {}): Instance | undefined {
+  pick(name: string, options?: PickOptions): Instance | undefined {
     const idx = this.index.get(name);
     if (idx === undefined) return undefined;
-    const list = this.lookup(name, options.healthy === false ? options : { ...options, healthy: true });
-    if (list.length === 0) return undefined;
-    switch (options.strategy ?? 'round-robin') {
-      case 'round-robin':
-        idx.cursor = (idx.cursor + 1) % 0x4000_0000;
-        return list[idx.cursor % list.length];
-      case 'random':
-        return list[randomInt(this.rng, list.length)];
-      case 'weighted': {
-        let total = 0;
-        for (const i of list) total += i.weight;
-        if (total <= 0) return list[randomInt(this.rng, list.length)];
-        let point = randomFloat(this.rng) * total;
-        for (const i of list) {
-          point -= i.weight;
-          if (point < 0) return i;
-        }
-        return list[list.length - 1];
-      }
+    const list = options === undefined
+      ? idx.healthy ?? this.healthyOf(idx)
+      : this.select(idx, options.healthy !== false, options.tags, options.meta);
+    const n = list.length;
+    if (n === 0) return undefined;
+    const strategy = options?.strategy;
+    if (strategy === undefined || strategy === 'round-robin') {
+      idx.cursor = (idx.cursor + 1) % 0x4000_0000;
+      return list[idx.cursor % n];
     }
+    if (strategy === 'random') return list[randomInt(this.rng, n)];
+    return this.weighted(list);
+  }
+
+  /**
+   * The instances passing a filter. Results for tag/meta filters are cached per service (a few
+   * distinct filters each, dropped on any change to the service), so a caller asking the same
+   * question in a loop pays a map read, not a scan.
+   */
+  private select(idx: ServiceIndex, healthy: boolean, tags: readonly string[] | undefined, meta: LookupFilter['meta']): readonly Instance[] {
+    const base = healthy ? idx.healthy ?? this.healthyOf(idx) : idx.visible ?? this.visibleOf(idx);
+    if ((tags === undefined || tags.length === 0) && meta === undefined) return base;
+    let key = healthy ? 'h' : 'a';
+    if (tags !== undefined) for (const t of tags) key += `\u0001${t}`;
+    if (meta !== undefined) for (const k in meta) key += `\u0002${k}\u0003${meta[k] as string}`;
+    const cached = idx.filtered?.get(key);
+    if (cached !== undefined) return cached;
+    const out = Object.freeze(base.filter((i) => matches(i, tags, meta)));
+    idx.filtered ??= new Map();
+    if (idx.filtered.size < FILTERS_CACHED_MAX) idx.filtered.set(key, out);
+    return out;
+  }
+
+  /** A weighted choice by binary search over cumulative weights, computed once per list. */
+  private weighted(list: readonly Instance[]): Instance | undefined {
+    let sums = this.cumulative.get(list);
+    if (sums === undefined) {
+      sums = new Float64Array(list.length);
+      let total = 0;
+      for (let i = 0; i < list.length; i++) sums[i] = total += (list[i] as Instance).weight;
+      this.cumulative.set(list, sums);
+    }
+    const total = sums[sums.length - 1] as number;
+    if (total <= 0) return list[randomInt(this.rng, list.length)];
+    const point = randomFloat(this.rng) * total;
+    let lo = 0;
+    let hi = sums.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((sums[mid] as number) > point) hi = mid;
+      else lo = mid + 1;
+    }
+    return list[lo];
   }
 
   /** Names of services with at least one instance. */
@@ -212,8 +253,7 @@ export class Registry {
     const key = keyOf(instance);
     if (!idx.byKey.has(key)) this.instanceCount++;
     idx.byKey.set(key, instance);
-    idx.visible = undefined;
-    idx.healthy = undefined;
+    idx.changed();
     this.notify({ type, instance });
   }
 
@@ -221,8 +261,7 @@ export class Registry {
     const idx = this.index.get(instance.service);
     if (idx === undefined || !idx.byKey.delete(keyOf(instance))) return;
     this.instanceCount--;
-    idx.visible = undefined;
-    idx.healthy = undefined;
+    idx.changed();
     if (idx.byKey.size === 0) this.index.delete(instance.service);
     this.notify({ type: 'removed', instance });
   }
