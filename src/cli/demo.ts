@@ -1,7 +1,9 @@
 /**
- * `npm run demo`: a real cluster on 127.0.0.1, one process per member. It waits for the members
- * to find each other, SIGKILLs one and shows every other member detecting it, restarts it under
- * the same name and shows it rejoining, then leaves gracefully and exits. Every phase is bounded.
+ * `npm run demo`: a real cluster on 127.0.0.1, one process per member, each registering a `web`
+ * instance. It waits for the members to find each other and every registry to list every
+ * instance, SIGKILLs one and shows every other member detecting it and its instance vanishing
+ * from lookups, restarts it under the same name and shows it rejoining, then leaves gracefully
+ * and exits. Every phase is bounded.
  */
 import { parseArgs } from 'node:util';
 import { AgentProcess } from './processes.js';
@@ -19,7 +21,8 @@ export async function runDemo(argv: string[]): Promise<void> {
   const say = (text: string): void => void process.stdout.write(`${clock()}  ${text}\n`);
 
   const launch = async (name: string, bind: string, seeds: string[]): Promise<AgentProcess> => {
-    const agent = new AgentProcess({ name, bind, seeds, profile: 'lan' });
+    const port = 8_001 + names.indexOf(name);
+    const agent = new AgentProcess({ name, bind, seeds, profile: 'lan', services: [{ name: 'web', port, tags: ['demo'] }] });
     agents.set(name, agent);
     await agent.ready();
     return agent;
@@ -34,6 +37,21 @@ export async function runDemo(argv: string[]): Promise<void> {
       rows.push(`${name.padEnd(10)}${names.map((n) => state(n).padEnd(9)).join('')}`);
     }
     process.stdout.write(`\n${rows.map((r) => `        ${r}`).join('\n')}\n\n`);
+  };
+  const printLookup = async (from: string): Promise<number> => {
+    const instances = await (agents.get(from) as AgentProcess).lookup('web');
+    const list = instances.map((i) => `${i.address}:${i.port} (${i.node}, ${i.health})`).sort();
+    say(`${from}: lookup('web') -> ${list.length} instances: ${list.join(', ')}`);
+    return list.length;
+  };
+  const allLookups = async (want: number, what: string): Promise<void> => {
+    const deadline = Date.now() + PHASE_TIMEOUT_MS;
+    for (;;) {
+      const counts = await Promise.all([...agents.values()].filter((a) => a.running).map(async (a) => (await a.lookup('web')).length));
+      if (counts.every((c) => c === want)) return;
+      if (Date.now() > deadline) throw new Error(`demo: timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   };
   const everyone = async (check: (observer: string, states: Map<string, string>) => boolean, what: string): Promise<void> => {
     const deadline = Date.now() + PHASE_TIMEOUT_MS;
@@ -73,6 +91,8 @@ export async function runDemo(argv: string[]): Promise<void> {
     await everyone((_, s) => names.every((n) => s.get(n) === 'alive'), 'all members to see each other');
     say('every member sees every other member alive');
     await printTable();
+    await allLookups(count, 'every registry to list every web instance');
+    await printLookup(names[0] as string);
 
     const victim = names[Math.floor(count / 2)] as string;
     const victimAgent = agents.get(victim) as AgentProcess;
@@ -84,6 +104,8 @@ export async function runDemo(argv: string[]): Promise<void> {
     await everyone((o, s) => o === victim || s.get(victim) === 'dead', `everyone to declare ${victim} dead`);
     say(`all ${count - 1} remaining members declared ${victim} dead`);
     await printTable();
+    await allLookups(count - 1, `${victim}'s instance to leave every lookup`);
+    await printLookup(names[0] as string);
 
     say(`restarting ${victim} on ${victimAddress} under the same name`);
     await launch(victim, victimAddress, [first.address]);
@@ -91,6 +113,8 @@ export async function runDemo(argv: string[]): Promise<void> {
     stopNarrating();
     say(`${victim} is back: it refuted its death with a higher incarnation`);
     await printTable();
+    await allLookups(count, `${victim}'s instance to return to every lookup`);
+    await printLookup(names[0] as string);
 
     say('every member leaves gracefully');
     await Promise.all([...agents.values()].map(async (a) => {

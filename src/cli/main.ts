@@ -1,13 +1,18 @@
 #!/usr/bin/env node
-/** The `grapevine` command. Subcommands: agent, demo. */
+/** The `grapevine` command. Subcommands: agent, demo, members, services, lookup. */
 import { runAgent } from './agent.js';
 import { runDemo } from './demo.js';
+import { runQuery } from './query.js';
 
 const [command, ...rest] = process.argv.slice(2);
 if (command === 'agent') await runAgent(rest);
 else if (command === 'demo') await runDemo(rest);
+else if (command === 'members' || command === 'services' || command === 'lookup') await runQuery(command, rest);
 else {
-  process.stderr.write('usage: grapevine agent [--name N] [--bind host:port] [--seed host:port ...] [--profile lan|wan|local] [--json]\n'
+  process.stderr.write('usage: grapevine agent [--name N] [--bind host:port] [--seed host:port ...] [--profile lan|wan|local]\n'
+    + '                       [--service name:port | --service JSON ...] [--key-hex K] [--json]\n'
+    + '       grapevine members|services --seed host:port [--key-hex K] [--json]\n'
+    + '       grapevine lookup <service> --seed host:port [--healthy] [--tag T ...] [--key-hex K] [--json]\n'
     + '       grapevine demo [--nodes 5]\n');
   process.exitCode = command === undefined || command === '--help' ? 0 : 2;
 }
