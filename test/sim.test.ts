@@ -27,6 +27,24 @@ describe('grapevine/sim for users', () => {
     expect(cluster.runUntilTrue(() => cluster.converged(), 120_000)).toBe(true);
   });
 
+  // The registry example from the README.
+  test('instances follow their member: registered, unhealthy, crashed', () => {
+    const cluster = simulate({ nodes: 20, seed: 7, network: { lossRate: 0.01 } });
+    cluster.runFor(5_000);
+    cluster.register('n3', { name: 'billing', port: 8080, tags: ['v2'] });
+    cluster.register('n4', { name: 'billing', port: 8080 });
+    cluster.runFor(2_000);
+    expect(cluster.view('n9').lookup('billing', { tags: ['v2'] }).map((i) => i.node)).toEqual(['n3']);
+
+    cluster.setHealth('n4', 'billing', 'critical');
+    cluster.runFor(2_000);
+    expect(cluster.view('n9').pick('billing')?.node).toBe('n3');
+
+    cluster.crash('n3');
+    cluster.runFor(30_000);
+    expect(cluster.view('n9').pick('billing')).toBeUndefined();
+  });
+
   test('the network model: per-link latency, duplication, and a one-way partition bridged by indirect probes', () => {
     const c = simulate({ nodes: 3, seed: 5, trace: true, network: { duplicateRate: 1 } });
     c.network.setLinkLatency('n1', 'n2', 50);
