@@ -202,6 +202,16 @@ describe('records in a simulated cluster', () => {
     // Small inline limit: records with a 'big' entry travel by digest and pull.
     const c = simulate({ nodes: 6, seed, network: { lossRate: loss }, config: { metaInlineBytesMax: 100 } });
     c.runFor(3_000);
+    // Stale versions never overwrite newer ones: at every observer n0's (incarnation, version) only grows.
+    const seen = new Map<string, [number, number]>();
+    let regressions = 0;
+    c.onEvent((n, e) => {
+      if (!('member' in e) || e.member.name !== 'n0' || n.name === 'n0') return;
+      const [inc, ver] = seen.get(n.name) ?? [-1, -1];
+      const m = e.member;
+      if (m.incarnation < inc || (m.incarnation === inc && m.version < ver)) regressions++;
+      seen.set(n.name, [m.incarnation, m.version]);
+    });
     const heal = cut ? c.partition(['n0', 'n1', 'n2'], ['n3', 'n4', 'n5']) : () => undefined;
     for (const [delay, o] of ops) {
       c.runFor(delay);
@@ -218,5 +228,6 @@ describe('records in a simulated cluster', () => {
     const same = (): boolean => c.liveNodes().every((n) => c.view(n.name).member('n0')?.version === version
       && JSON.stringify(c.view(n.name).lookup('svc').map((i) => [i.id, i.port, i.health]).sort()) === want);
     expect(c.runUntilTrue(same, 120_000)).toBe(true);
+    expect(regressions).toBe(0);
   });
 });
