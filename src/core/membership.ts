@@ -40,9 +40,8 @@ import { Awareness } from './awareness.js';
 import { BroadcastQueue } from './broadcast-queue.js';
 import { type Config, type ConfigOptions, pushPullIntervalMs, resolveConfig, retransmitLimit, suspicionTimeoutsMs } from './config.js';
 import { InvalidOptionError, InvalidStateError, OversizedError } from './errors.js';
-import {
-  bytesEqual, identityNewer, livenessNewer, STATE_NAMES, type MemberFacts, type MemberInfo,
-} from './members.js';
+import { EMPTY_RECORD, type HeldRecord, MemberTable } from './member-table.js';
+import { bytesEqual, identityNewer, livenessNewer, STATE_NAMES, type MemberInfo } from './members.js';
 import { Fifo } from './fifo.js';
 import { intern } from './intern.js';
 import { type Rng, randomInt, shuffle } from './rng.js';
@@ -50,7 +49,7 @@ import { isSealed, type Keyring, SEAL_OVERHEAD_BYTES } from './seal.js';
 import { Suspicion } from './suspicion.js';
 import { type Timer, TimerHeap } from './timers.js';
 import {
-  type AliveMessage, buildPacket, decodePacket, EMPTY_BYTES, EMPTY_DIGEST, encodeMessage, encodePacket, HEADER_BYTES, MemberState,
+  type AliveMessage, buildPacket, decodePacket, EMPTY_BYTES, encodeMessage, encodePacket, HEADER_BYTES, MemberState,
   type Message, MessageType, metaDigest, type PushPullEntry, type PushPullMessage, utf8Length, type WireLimits,
 } from './wire.js';
 
@@ -122,23 +121,12 @@ type TimerKind =
   | { kind: 'relay'; seq: number }
   | { kind: 'pull'; name: string };
 
-interface Entry extends MemberFacts {
-  readonly name: string;
-  /** The newest record held; while `metaPending` it is older than `digest` names. */
-  meta: Uint8Array;
-  metaBytes: number;
-  metaPending: boolean;
-  /** Who offered the record being waited for (the owner is asked if they fail). */
-  pullFrom: string | undefined;
-  stateChangeMs: number;
-  suspicion: Suspicion | undefined;
-  suspicionTimer: Timer<TimerKind> | undefined;
-  /** Index in `others`, or -1 once reaped. */
-  listIndex: number;
-}
+/** A member's slot in the table (member-table.ts); slot 0 is this member. */
+type Slot = number;
 
 interface Probe {
-  target: Entry;
+  /** The probed member's name: its slot may move if another member is removed meanwhile. */
+  target: string;
   seq: number;
   acked: boolean;
   indirect: boolean;
@@ -151,6 +139,11 @@ interface Relay {
   requesterAddr: string;
   requesterSeq: number;
   nack: boolean;
+}
+
+interface ActiveSuspicion {
+  suspicion: Suspicion;
+  timer: Timer<TimerKind>;
 }
 
 /** Longest address accepted from a peer, in bytes: a bracketed IPv6 address with zone and port fits. */
@@ -171,6 +164,7 @@ const JOIN_SYNC_QUIET_MAX = 3;
 const PULLS_MAX = 16;
 /** A record pull unanswered after this many probe intervals is retried from the owner (then dropped). */
 const PULL_TIMEOUT_PROBES = 2;
+const SELF: Slot = 0;
 
 export class Membership {
   readonly config: Readonly<Config>;
@@ -179,23 +173,23 @@ export class Membership {
   private readonly keyring: Keyring | undefined;
   /** Largest plaintext packet: the payload budget less any sealing overhead. */
   private readonly packetBytesMax: number;
-  private readonly self: Entry;
-  private readonly entries = new Map<string, Entry>();
-  /** Every entry but self, for O(1) random sampling. */
-  private readonly others: Entry[] = [];
+  private readonly table = new MemberTable();
+  private readonly suspicions = new Map<string, ActiveSuspicion>();
   private readonly awareness: Awareness;
   private readonly broadcasts = new BroadcastQueue();
   private readonly timers = new TimerHeap<TimerKind>();
   private readonly relays = new Map<number, Relay>();
-  /** Record pulls in flight, by member name, and members waiting for a slot (insertion order). */
+  /** Record pulls in flight, by member name. */
   private readonly pulls = new Map<string, { addr: string; timer: Timer<TimerKind> }>();
-  private readonly pullsWaiting = new Set<Entry>();
+  /** Members whose record is wanted, in order, with who offered it (the owner is asked if they fail). */
+  private readonly pullsWaiting = new Map<string, string>();
   private readonly datagramLimits: WireLimits;
   private readonly streamLimits: WireLimits;
   /** Members that became dead or left, oldest first, with the time they did. */
-  private readonly tombstones: { entry: Entry; sinceMs: number }[] = [];
+  private readonly tombstones: { name: string; sinceMs: number }[] = [];
   private tombstoneHead = 0;
-  private probeOrder: Entry[] = [];
+  /** Slots in shuffled round-robin order; -1 marks a member removed mid-round. */
+  private probeOrder: Slot[] = [];
   private probeIndex = 0;
   private probe: Probe | undefined;
   private pushPullTimer: Timer<TimerKind> | undefined;
@@ -251,12 +245,11 @@ export class Membership {
     };
     this.streamLimits = { ...this.datagramLimits, metaBytesMax: config.metaBytesMax, membersMax: config.membersMax };
     const now = options.nowMs;
-    this.self = {
-      name: options.name, addr: options.addr, meta, metaBytes: meta.length, metaPending: false, pullFrom: undefined,
-      version: 0, digest: metaDigest(meta), incarnation, aliveIncarnation: incarnation,
-      state: MemberState.Alive, stateChangeMs: now, suspicion: undefined, suspicionTimer: undefined, listIndex: -1,
-    };
-    this.entries.set(this.name, this.self);
+    const t = this.table;
+    t.add(options.name, incarnation, MemberState.Alive, now);
+    t.addrs[SELF] = options.addr;
+    t.aliveIncarnation[SELF] = incarnation;
+    t.records[SELF] = recordOf(meta);
     this.broadcastSelfAlive();
     // Random first deadlines spread members' rounds apart, as memberlist staggers its tickers.
     this.timers.schedule(now + randomInt(this.rng, config.probeIntervalMs), { kind: 'probe', deferred: false });
@@ -309,11 +302,14 @@ export class Membership {
       if (message.type === MessageType.Ping) {
         if (message.target === this.name) reply = encodePacket([{ type: MessageType.Ack, seq: message.seq }]);
       } else if (message.type === MessageType.MetaPull) {
-        const e = this.entries.get(message.node);
+        const t = this.table;
+        const s = t.slotOf(message.node);
         // Only a record we hold whole, and at least as new as asked for; the asker retries elsewhere.
-        if (e !== undefined && e.addr !== undefined && !e.metaPending
-          && (e.aliveIncarnation > message.incarnation || (e.aliveIncarnation === message.incarnation && e.version >= message.version))) {
-          reply = encodePacket([this.aliveOf(e, true)]);
+        if (s >= 0 && t.addrs[s] !== undefined && !(t.records[s] as HeldRecord).pending) {
+          const inc = t.aliveIncarnation[s] as number;
+          if (inc > message.incarnation || (inc === message.incarnation && (t.version[s] as number) >= message.version)) {
+            reply = encodePacket([this.aliveOf(s, true)]);
+          }
         }
       } else if (message.type === MessageType.PushPull) {
         const changesBefore = this.tableChanges;
@@ -359,7 +355,7 @@ export class Membership {
     }
     const request = encodePacket([this.localState(true, false)]);
     for (const seed of seeds) {
-      if (seed !== this.self.addr) this.send({ addr: seed, bytes: request, stream: true });
+      if (seed !== this.table.addrs[SELF]) this.send({ addr: seed, bytes: request, stream: true });
     }
   }
 
@@ -367,15 +363,16 @@ export class Membership {
   leave(nowMs: number): void {
     if (this.leaving) return;
     this.leaving = true;
-    this.setState(nowMs, this.self, this.self.incarnation, MemberState.Left);
+    const incarnation = this.table.incarnation[SELF] as number;
+    this.setState(nowMs, SELF, incarnation, MemberState.Left);
     this.cancelProbe();
-    const left = encodeMessage({ type: MessageType.Left, node: this.name, incarnation: this.self.incarnation });
+    const left = encodeMessage({ type: MessageType.Left, node: this.name, incarnation });
     // Tell up to LEAVE_DIRECT_MAX members at once, then gossip as usual. Gossip alone gives each
     // broadcast only 4 sends below ten members, and one member in a few hundred leaves then went
     // unheard of until it suspected the departed member itself (seen in simulation and on loopback).
-    const direct = this.sample(LEAVE_DIRECT_MAX, (e) => e.addr !== undefined && isLive(e.state));
+    const direct = this.sample(LEAVE_DIRECT_MAX, (s) => this.isVisible(s) && isLive(this.stateOf(s)));
     const packet = buildPacket([left]);
-    for (const member of direct) this.send({ addr: member.addr as string, bytes: packet, stream: false });
+    for (const s of direct) this.send({ addr: this.table.addrs[s] as string, bytes: packet, stream: false });
     this.broadcasts.enqueue(this.name, left, () => this.emit({ type: 'leave-disseminated' }));
     if (direct.length === 0) this.leaveDone();
   }
@@ -384,16 +381,14 @@ export class Membership {
   setLocalRecord(nowMs: number, meta: Uint8Array): void {
     if (this.leaving) throw new InvalidStateError('setLocalRecord after leave');
     if (meta.length > this.config.metaBytesMax) throw new OversizedError('meta', meta.length, this.config.metaBytesMax);
-    const self = this.self;
-    self.meta = meta;
-    self.metaBytes = meta.length;
-    self.digest = metaDigest(meta);
-    if (self.version < 0xffff_ffff) {
-      self.version++;
+    const t = this.table;
+    t.records[SELF] = recordOf(meta);
+    if ((t.version[SELF] as number) < 0xffff_ffff) {
+      t.version[SELF] = (t.version[SELF] as number) + 1;
       this.broadcastSelfAlive();
     } else {
-      self.version = 0; // a new incarnation orders after every version of the old one
-      this.bumpIncarnation(self.incarnation);
+      t.version[SELF] = 0; // a new incarnation orders after every version of the old one
+      this.bumpIncarnation(t.incarnation[SELF] as number);
     }
     void nowMs;
   }
@@ -417,14 +412,14 @@ export class Membership {
 
   /** Every member this node can name (self included), dead and left ones until reaped. */
   members(): MemberInfo[] {
-    const out: MemberInfo[] = [toInfo(this.self)];
-    for (const e of this.others) if (e.addr !== undefined) out.push(toInfo(e));
+    const out: MemberInfo[] = [];
+    for (let s = 0; s < this.table.size; s++) if (this.isVisible(s)) out.push(this.toInfo(s));
     return out;
   }
 
   member(name: string): MemberInfo | undefined {
-    const e = this.entries.get(name);
-    return e === undefined || e.addr === undefined ? undefined : toInfo(e);
+    const s = this.table.slotOf(name);
+    return s < 0 || !this.isVisible(s) ? undefined : this.toInfo(s);
   }
 
   /** Members currently alive or suspect, self included. */
@@ -433,7 +428,7 @@ export class Membership {
   }
 
   get incarnation(): number {
-    return this.self.incarnation;
+    return this.table.incarnation[SELF] as number;
   }
 
   /** Lifeguard local health score: 0 is healthy, up to awarenessMax - 1. */
@@ -477,51 +472,55 @@ export class Membership {
 
   private onAlive(now: number, from: string, m: Omit<AliveMessage, 'type'>, spreadNew: boolean): void {
     if (m.node === this.name) return this.onAliveAboutSelf(m);
+    const t = this.table;
     const carried = m.meta.length === m.metaBytes;
-    const e = this.entries.get(m.node);
-    if (e === undefined) {
+    const s = t.slotOf(m.node);
+    if (s < 0) {
       if (!this.checkDigest(from, m, carried)) return;
       const created = this.createEntry(now, m.node, m.incarnation, MemberState.Alive);
-      if (created === undefined) return;
+      if (created < 0) return;
       this.setIdentity(now, created, from, m, carried);
-      if (spreadNew && !created.metaPending) this.broadcasts.enqueue(m.node, encodeMessage(this.aliveOf(created, false)));
+      if (spreadNew && !(t.records[created] as HeldRecord).pending) this.broadcasts.enqueue(m.node, encodeMessage(this.aliveOf(created, false)));
       this.emitMember('joined', created);
       return;
     }
+    const aliveInc = t.aliveIncarnation[s] as number;
     // Most alive messages repeat what we know (gossip echoes, push-pull): leave those early.
-    if (m.incarnation < e.aliveIncarnation) return;
-    if (m.incarnation === e.aliveIncarnation && m.version === e.version && m.addr === e.addr && bytesEqual(m.digest, e.digest)) {
+    if (m.incarnation < aliveInc) return;
+    const held = t.records[s] as HeldRecord;
+    if (m.incarnation === aliveInc && m.version === t.version[s] && m.addr === t.addrs[s] && bytesEqual(m.digest, held.digest)) {
       // The answer to a record pull (or an inline copy) for the identity we already adopted, or
       // another offer of it: one that failed from its first source and the owner is retried now.
-      if (!e.metaPending) return;
+      if (!held.pending) return;
       if (carried) {
-        if (this.checkDigest(from, m, true)) this.recordArrived(now, e, m.meta);
-      } else if (!this.pulls.has(e.name)) {
-        this.wantRecord(now, e, from);
+        if (this.checkDigest(from, m, true)) this.recordArrived(now, s, m.meta);
+      } else if (!this.pulls.has(m.node)) {
+        this.wantRecord(now, m.node, from);
       }
       return;
     }
     // Liveness newer implies identity newer (an alive message sets both), so this test suffices.
-    if (!identityNewer(e, { aliveIncarnation: m.incarnation, version: m.version, addr: m.addr, digest: m.digest })) return;
-    const contentKnown = !e.metaPending && bytesEqual(e.digest, m.digest);
+    const mine = { aliveIncarnation: aliveInc, version: t.version[s] as number, addr: t.addrs[s], digest: held.digest };
+    if (!identityNewer(mine, { aliveIncarnation: m.incarnation, version: m.version, addr: m.addr, digest: m.digest })) return;
+    const contentKnown = !held.pending && bytesEqual(held.digest, m.digest);
     if (!contentKnown && !this.checkDigest(from, m, carried)) return;
-    const wasVisible = e.addr !== undefined;
-    const addrChanged = e.addr !== m.addr;
-    const metaBefore = e.meta;
-    const before = e.state;
+    const wasVisible = this.isVisible(s);
+    const addrChanged = t.addrs[s] !== m.addr;
+    const before = this.stateOf(s);
     // Liveness first: a pull is only started for a live member.
-    if (livenessNewer(e.incarnation, e.state, m.incarnation, MemberState.Alive)) {
-      this.setState(now, e, m.incarnation, MemberState.Alive);
+    if (livenessNewer(t.incarnation[s] as number, before, m.incarnation, MemberState.Alive)) {
+      this.setState(now, s, m.incarnation, MemberState.Alive);
     }
-    this.setIdentity(now, e, from, m, carried || contentKnown);
+    this.setIdentity(now, s, from, m, carried || contentKnown);
+    const after = t.records[s] as HeldRecord;
     // A record still being pulled is passed on once it arrives, so whoever hears of it can pull it from us.
-    if ((spreadNew || wasVisible) && !e.metaPending) this.broadcasts.enqueue(m.node, encodeMessage(this.aliveOf(e, false)));
+    if ((spreadNew || wasVisible) && !after.pending) this.broadcasts.enqueue(m.node, encodeMessage(this.aliveOf(s, false)));
     if (!wasVisible) {
-      if (isLive(e.state)) this.emitMember('joined', e);
-    } else if (before !== e.state) {
-      this.emitMember(before === MemberState.Suspect ? 'alive' : 'joined', e);
-    } else if (addrChanged || e.meta !== metaBefore) {
-      this.emitMember('updated', e);
+      if (isLive(this.stateOf(s))) this.emitMember('joined', s);
+    } else if (before !== this.stateOf(s)) {
+      this.emitMember(before === MemberState.Suspect ? 'alive' : 'joined', s);
+    } else if (addrChanged || after.meta !== held.meta) {
+      this.emitMember('updated', s);
     }
   }
 
@@ -536,57 +535,59 @@ export class Membership {
    * Adopts a newer identity. `have`: the record is in `m` or already held (same digest);
    * otherwise it is pulled, first from `from`.
    */
-  private setIdentity(now: number, e: Entry, from: string, m: Omit<AliveMessage, 'type'>, have: boolean): void {
-    e.aliveIncarnation = m.incarnation;
-    e.version = m.version;
-    e.addr = intern(m.addr);
-    const held = bytesEqual(e.digest, m.digest) && !e.metaPending;
-    e.digest = m.digest;
-    e.metaBytes = m.metaBytes;
-    if (held) return;
+  private setIdentity(now: number, s: Slot, from: string, m: Omit<AliveMessage, 'type'>, have: boolean): void {
+    const t = this.table;
+    t.aliveIncarnation[s] = m.incarnation;
+    t.version[s] = m.version;
+    t.addrs[s] = intern(m.addr);
+    const held = t.records[s] as HeldRecord;
+    if (!held.pending && bytesEqual(held.digest, m.digest)) return;
     if (have) {
-      e.meta = m.meta;
-      e.metaPending = false;
+      t.records[s] = recordOf(m.meta, m.digest);
       return;
     }
-    e.metaPending = true;
-    this.wantRecord(now, e, from);
+    t.records[s] = { meta: held.meta, digest: m.digest, metaBytes: m.metaBytes, pending: true };
+    this.wantRecord(now, m.node, from);
   }
 
-  private wantRecord(now: number, e: Entry, from: string): void {
-    e.pullFrom = from;
-    this.pullsWaiting.add(e);
+  private wantRecord(now: number, name: string, from: string): void {
+    this.pullsWaiting.set(name, from);
     this.pumpPulls(now);
   }
 
-  private recordArrived(now: number, e: Entry, meta: Uint8Array): void {
-    e.meta = meta;
-    e.metaPending = false;
-    e.pullFrom = undefined;
-    const pull = this.pulls.get(e.name);
+  private recordArrived(now: number, s: Slot, meta: Uint8Array): void {
+    const t = this.table;
+    const name = t.names[s] as string;
+    t.records[s] = recordOf(meta, (t.records[s] as HeldRecord).digest);
+    const pull = this.pulls.get(name);
     if (pull !== undefined) {
       pull.timer.cancelled = true;
-      this.pulls.delete(e.name);
+      this.pulls.delete(name);
     }
-    this.broadcasts.enqueue(e.name, encodeMessage(this.aliveOf(e, false)));
-    this.emitMember('updated', e);
+    this.broadcasts.enqueue(name, encodeMessage(this.aliveOf(s, false)));
+    this.emitMember('updated', s);
     this.pumpPulls(now);
   }
 
   private pumpPulls(now: number): void {
-    for (const e of this.pullsWaiting) {
+    for (const [name, from] of this.pullsWaiting) {
       if (this.pulls.size >= PULLS_MAX) return;
-      this.pullsWaiting.delete(e);
-      if (!e.metaPending || e.listIndex < 0 || !isLive(e.state) || this.pulls.has(e.name)) continue;
-      this.startPull(now, e, e.pullFrom ?? (e.addr as string));
+      this.pullsWaiting.delete(name);
+      const s = this.table.slotOf(name);
+      if (s < 0 || !(this.table.records[s] as HeldRecord).pending || !isLive(this.stateOf(s)) || this.pulls.has(name)) continue;
+      this.startPull(now, s, from);
     }
   }
 
-  private startPull(now: number, e: Entry, addr: string): void {
-    const request = encodePacket([{ type: MessageType.MetaPull, node: e.name, incarnation: e.aliveIncarnation, version: e.version }]);
+  private startPull(now: number, s: Slot, addr: string): void {
+    const t = this.table;
+    const name = t.names[s] as string;
+    const request = encodePacket([{
+      type: MessageType.MetaPull, node: name, incarnation: t.aliveIncarnation[s] as number, version: t.version[s] as number,
+    }]);
     this.send({ addr, bytes: request, stream: true });
-    const timer = this.timers.schedule(now + PULL_TIMEOUT_PROBES * this.config.probeIntervalMs, { kind: 'pull', name: e.name });
-    this.pulls.set(e.name, { addr, timer });
+    const timer = this.timers.schedule(now + PULL_TIMEOUT_PROBES * this.config.probeIntervalMs, { kind: 'pull', name });
+    this.pulls.set(name, { addr, timer });
   }
 
   /** No record came back: ask the owner itself, and after that wait for the next offer. */
@@ -595,22 +596,25 @@ export class Membership {
     const pull = this.pulls.get(name);
     if (pull === undefined || pull.timer !== timer) return;
     this.pulls.delete(name);
-    const e = this.entries.get(name);
-    if (e !== undefined && e.metaPending && e.addr !== undefined && isLive(e.state) && pull.addr !== e.addr) {
-      this.startPull(now, e, e.addr);
+    const t = this.table;
+    const s = t.slotOf(name);
+    if (s >= 0 && (t.records[s] as HeldRecord).pending && t.addrs[s] !== undefined && isLive(this.stateOf(s)) && pull.addr !== t.addrs[s]) {
+      this.startPull(now, s, t.addrs[s] as string);
     }
     this.pumpPulls(now);
   }
 
   private onAliveAboutSelf(m: Omit<AliveMessage, 'type'>): void {
     if (this.leaving) return;
-    const self = this.self;
+    const t = this.table;
+    const version = t.version[SELF] as number;
+    const incarnation = t.incarnation[SELF] as number;
     // Our own older versions echo around harmlessly; a newer or different one at our incarnation
     // is our previous life's (restart) or another process using our name.
-    const differs = m.version > self.version
-      || (m.version === self.version && (m.addr !== self.addr || !bytesEqual(m.digest, self.digest)));
-    if (m.incarnation > self.incarnation || (m.incarnation === self.incarnation && differs)) {
-      if (m.addr !== self.addr) this.emit({ type: 'conflict', name: this.name, addr: self.addr as string, otherAddr: m.addr });
+    const differs = m.version > version
+      || (m.version === version && (m.addr !== t.addrs[SELF] || !bytesEqual(m.digest, (t.records[SELF] as HeldRecord).digest)));
+    if (m.incarnation > incarnation || (m.incarnation === incarnation && differs)) {
+      if (m.addr !== t.addrs[SELF]) this.emit({ type: 'conflict', name: this.name, addr: t.addrs[SELF] as string, otherAddr: m.addr });
       this.bumpIncarnation(m.incarnation);
     }
   }
@@ -618,53 +622,55 @@ export class Membership {
   private onSuspect(now: number, node: string, incarnation: number, from: string, spreadNew: boolean): void {
     if (node === this.name) {
       if (this.leaving) return;
-      if (incarnation >= this.self.incarnation) this.refute(incarnation);
+      if (incarnation >= (this.table.incarnation[SELF] as number)) this.refute(incarnation);
       else this.reannounce();
       return;
     }
     const encoded = (): Uint8Array => encodeMessage({ type: MessageType.Suspect, node, incarnation, from });
-    let e = this.entries.get(node);
-    if (e === undefined) {
-      e = this.createEntry(now, node, incarnation, MemberState.Suspect);
-      if (e === undefined) return;
-      this.startSuspicion(now, e, from);
+    let s = this.table.slotOf(node);
+    if (s < 0) {
+      s = this.createEntry(now, node, incarnation, MemberState.Suspect);
+      if (s < 0) return;
+      this.startSuspicion(now, node, from);
       if (spreadNew) this.broadcasts.enqueue(node, encoded());
       return;
     }
-    if (incarnation === e.incarnation && e.state === MemberState.Suspect) {
+    const current = this.table.incarnation[s] as number;
+    const state = this.stateOf(s);
+    if (incarnation === current && state === MemberState.Suspect) {
       // An independent confirmation shrinks the timeout; passing it on lets others count it too.
-      if (e.suspicion !== undefined && e.suspicion.confirm(from)) {
-        this.armSuspicionTimer(now, e);
+      const active = this.suspicions.get(node);
+      if (active !== undefined && active.suspicion.confirm(from)) {
+        this.armSuspicionTimer(now, node, active.suspicion);
         this.broadcasts.enqueue(node, encoded());
       }
       return;
     }
-    if (!livenessNewer(e.incarnation, e.state, incarnation, MemberState.Suspect)) return;
-    this.setState(now, e, incarnation, MemberState.Suspect);
-    this.startSuspicion(now, e, from);
+    if (!livenessNewer(current, state, incarnation, MemberState.Suspect)) return;
+    this.setState(now, s, incarnation, MemberState.Suspect);
+    this.startSuspicion(now, node, from);
     this.broadcasts.enqueue(node, encoded());
-    this.emitMember('suspect', e);
+    this.emitMember('suspect', s);
   }
 
   private onDeadOrLeft(now: number, node: string, incarnation: number, state: MemberState, spreadNew: boolean): void {
     if (node === this.name) {
       if (this.leaving) return;
       // A stale "left" from a previous life says nothing about our health; a death does.
-      if (incarnation >= this.self.incarnation) this.refute(incarnation, state === MemberState.Dead);
+      if (incarnation >= (this.table.incarnation[SELF] as number)) this.refute(incarnation, state === MemberState.Dead);
       else this.reannounce();
       return;
     }
     const type = state === MemberState.Left ? MessageType.Left : MessageType.Dead;
-    let e = this.entries.get(node);
-    if (e === undefined) {
-      e = this.createEntry(now, node, incarnation, state);
-      if (e !== undefined && spreadNew) this.broadcasts.enqueue(node, encodeMessage({ type, node, incarnation }));
+    const s = this.table.slotOf(node);
+    if (s < 0) {
+      if (this.createEntry(now, node, incarnation, state) >= 0 && spreadNew) this.broadcasts.enqueue(node, encodeMessage({ type, node, incarnation }));
       return;
     }
-    if (!livenessNewer(e.incarnation, e.state, incarnation, state)) return;
-    this.setState(now, e, incarnation, state);
+    if (!livenessNewer(this.table.incarnation[s] as number, this.stateOf(s), incarnation, state)) return;
+    this.setState(now, s, incarnation, state);
     this.broadcasts.enqueue(node, encodeMessage({ type, node, incarnation }));
-    this.emitMember(state === MemberState.Left ? 'left' : 'dead', e);
+    this.emitMember(state === MemberState.Left ? 'left' : 'dead', s);
   }
 
   /**
@@ -675,6 +681,7 @@ export class Membership {
    * flood the cluster with news everyone else already has.
    */
   private mergeRemoteState(now: number, from: string, m: PushPullMessage): void {
+    this.table.reserve(m.members.length);
     for (const r of m.members) {
       this.onAlive(now, from, {
         node: r.name, incarnation: r.aliveIncarnation, addr: r.addr, meta: r.meta, version: r.version, digest: r.digest, metaBytes: r.metaBytes,
@@ -689,12 +696,15 @@ export class Membership {
   }
 
   private localState(join: boolean, reply: boolean): PushPullMessage {
+    const t = this.table;
     const members: PushPullEntry[] = [];
-    for (const e of this.entries.values()) {
-      if (e.addr === undefined) continue;
+    for (let s = 0; s < t.size; s++) {
+      if (!this.isVisible(s)) continue;
+      const record = t.records[s] as HeldRecord;
       members.push({
-        name: e.name, addr: e.addr, meta: this.inlineMeta(e, false), aliveIncarnation: e.aliveIncarnation, incarnation: e.incarnation,
-        state: e.state, version: e.version, digest: e.digest, metaBytes: e.metaBytes,
+        name: t.names[s] as string, addr: t.addrs[s] as string, meta: this.inlineMeta(record, false),
+        aliveIncarnation: t.aliveIncarnation[s] as number, incarnation: t.incarnation[s] as number, state: this.stateOf(s),
+        version: t.version[s] as number, digest: record.digest, metaBytes: record.metaBytes,
       });
     }
     return { type: MessageType.PushPull, join, reply, members };
@@ -713,17 +723,19 @@ export class Membership {
   }
 
   private startProbe(now: number): void {
-    const target = this.nextProbeTarget();
-    if (target === undefined) return;
+    const s = this.nextProbeTarget();
+    if (s < 0) return;
+    const t = this.table;
+    const target = t.names[s] as string;
     const seq = this.nextSeq();
     const bodies: Uint8Array[] = [];
-    if (this.config.lifeguard && target.state === MemberState.Suspect) {
+    if (this.config.lifeguard && this.stateOf(s) === MemberState.Suspect) {
       // Buddy system: tell the suspect directly so it can refute at once. The suspicion goes
       // first so the refutation is ready to ride back on the ack.
-      bodies.push(encodeMessage({ type: MessageType.Suspect, node: target.name, incarnation: target.incarnation, from: this.name }));
+      bodies.push(encodeMessage({ type: MessageType.Suspect, node: target, incarnation: t.incarnation[s] as number, from: this.name }));
     }
-    bodies.push(encodeMessage({ type: MessageType.Ping, seq, target: target.name }));
-    this.sendPacket(target.addr as string, bodies);
+    bodies.push(encodeMessage({ type: MessageType.Ping, seq, target }));
+    this.sendPacket(t.addrs[s] as string, bodies);
     const ackTimer = this.timers.schedule(now + this.awareness.scale(this.config.probeTimeoutMs), { kind: 'probe-ack', deferred: false });
     this.probe = { target, seq, acked: false, indirect: false, nacksExpected: 0, nacksReceived: 0, ackTimer };
   }
@@ -737,17 +749,18 @@ export class Membership {
     }
     p.ackTimer = undefined;
     p.indirect = true;
-    const target = p.target;
-    if (target.addr === undefined || target.listIndex < 0) return;
-    const helpers = this.sample(this.config.indirectChecks, (e) => e !== target && e.state === MemberState.Alive && e.addr !== undefined);
+    const target = this.table.slotOf(p.target);
+    const targetAddr = target < 0 ? undefined : this.table.addrs[target];
+    if (targetAddr === undefined) return;
+    const helpers = this.sample(this.config.indirectChecks, (s) => s !== target && this.stateOf(s) === MemberState.Alive && this.isVisible(s));
     for (const helper of helpers) {
-      this.sendPacket(helper.addr as string, [encodeMessage({
-        type: MessageType.PingReq, seq: p.seq, target: target.name, targetAddr: target.addr, nack: true,
+      this.sendPacket(this.table.addrs[helper] as string, [encodeMessage({
+        type: MessageType.PingReq, seq: p.seq, target: p.target, targetAddr, nack: true,
       })]);
     }
     p.nacksExpected = helpers.length;
     // The stream path gets through where only UDP is blocked or lossy (serf#216).
-    this.send({ addr: target.addr, bytes: encodePacket([{ type: MessageType.Ping, seq: p.seq, target: target.name }]), stream: true });
+    this.send({ addr: targetAddr, bytes: encodePacket([{ type: MessageType.Ping, seq: p.seq, target: p.target }]), stream: true });
   }
 
   private finishProbe(now: number): void {
@@ -758,9 +771,9 @@ export class Membership {
     // Nacks prove our own path works, so missing ones count against our health (Lifeguard).
     const delta = p.nacksExpected > 0 ? Math.max(0, p.nacksExpected - p.nacksReceived) : 1;
     this.applyAwareness(delta);
-    const target = p.target;
-    if (target.listIndex < 0 || !isLive(target.state)) return;
-    this.onSuspect(now, target.name, target.incarnation, this.name, true);
+    const s = this.table.slotOf(p.target);
+    if (s < 0 || !isLive(this.stateOf(s))) return;
+    this.onSuspect(now, p.target, this.table.incarnation[s] as number, this.name, true);
   }
 
   private cancelProbe(): void {
@@ -801,49 +814,53 @@ export class Membership {
     if (relay.nack) this.sendPacket(relay.requesterAddr, [encodeMessage({ type: MessageType.Nack, seq: relay.requesterSeq })]);
   }
 
-  /** Next member in the shuffled round-robin order; reshuffles at the end of a round. */
-  private nextProbeTarget(): Entry | undefined {
+  /** Next member in the shuffled round-robin order; reshuffles at the end of a round. -1 if none. */
+  private nextProbeTarget(): Slot {
     for (let rounds = 0; rounds < 2; ) {
       if (this.probeIndex >= this.probeOrder.length) {
-        this.probeOrder = shuffle(this.rng, this.others.slice());
+        const order: Slot[] = new Array<Slot>(this.table.size - 1);
+        for (let s = 1; s < this.table.size; s++) order[s - 1] = s;
+        this.probeOrder = shuffle(this.rng, order);
         this.probeIndex = 0;
         rounds++;
-        if (this.probeOrder.length === 0) return undefined;
+        if (this.probeOrder.length === 0) return -1;
       }
-      const e = this.probeOrder[this.probeIndex++] as Entry;
-      if (e.listIndex >= 0 && e.addr !== undefined && isLive(e.state)) return e;
+      const s = this.probeOrder[this.probeIndex++] as Slot;
+      if (s >= 0 && this.isVisible(s) && isLive(this.stateOf(s))) return s;
     }
-    return undefined;
+    return -1;
   }
 
   // ---------------------------------------------------------------- suspicion
 
-  private startSuspicion(now: number, e: Entry, from: string): void {
+  private startSuspicion(now: number, name: string, from: string): void {
     const n = this.liveCount;
     const { minMs, maxMs } = suspicionTimeoutsMs(this.config, n);
     let wanted = this.config.lifeguard ? this.config.suspicionMult - 2 : 0;
     if (n - 2 < wanted) wanted = 0;
-    e.suspicion = new Suspicion(now, from, wanted, minMs, this.config.lifeguard ? maxMs : minMs);
-    this.armSuspicionTimer(now, e);
+    this.armSuspicionTimer(now, name, new Suspicion(now, from, wanted, minMs, this.config.lifeguard ? maxMs : minMs));
   }
 
-  private armSuspicionTimer(now: number, e: Entry): void {
-    if (e.suspicionTimer !== undefined) e.suspicionTimer.cancelled = true;
-    const deadline = Math.max(now, (e.suspicion as Suspicion).deadlineMs());
-    e.suspicionTimer = this.timers.schedule(deadline, { kind: 'suspicion', name: e.name, deferred: false });
+  private armSuspicionTimer(now: number, name: string, suspicion: Suspicion): void {
+    const previous = this.suspicions.get(name);
+    if (previous !== undefined) previous.timer.cancelled = true;
+    const deadline = Math.max(now, suspicion.deadlineMs());
+    this.suspicions.set(name, { suspicion, timer: this.timers.schedule(deadline, { kind: 'suspicion', name, deferred: false }) });
   }
 
   private onSuspicionTimeout(now: number, timer: Timer<TimerKind>, lateMs: number): void {
-    const t = timer.kind as { name: string; deferred: boolean };
-    const e = this.entries.get(t.name);
-    if (e === undefined || e.suspicionTimer !== timer || e.state !== MemberState.Suspect) return;
-    if (!t.deferred && this.stalled(lateMs)) {
-      e.suspicionTimer = this.timers.schedule(now + STALL_GRACE_MS, { kind: 'suspicion', name: e.name, deferred: true });
+    const k = timer.kind as { name: string; deferred: boolean };
+    const active = this.suspicions.get(k.name);
+    const s = this.table.slotOf(k.name);
+    if (active === undefined || active.timer !== timer || s < 0 || this.stateOf(s) !== MemberState.Suspect) return;
+    if (!k.deferred && this.stalled(lateMs)) {
+      active.timer = this.timers.schedule(now + STALL_GRACE_MS, { kind: 'suspicion', name: k.name, deferred: true });
       return;
     }
-    this.setState(now, e, e.incarnation, MemberState.Dead);
-    this.broadcasts.enqueue(e.name, encodeMessage({ type: MessageType.Dead, node: e.name, incarnation: e.incarnation }));
-    this.emitMember('dead', e);
+    const incarnation = this.table.incarnation[s] as number;
+    this.setState(now, s, incarnation, MemberState.Dead);
+    this.broadcasts.enqueue(k.name, encodeMessage({ type: MessageType.Dead, node: k.name, incarnation }));
+    this.emitMember('dead', s);
   }
 
   // ---------------------------------------------------------------- gossip and push-pull
@@ -854,7 +871,7 @@ export class Membership {
     if (this.broadcasts.size === 0) return;
     // Counted sends go to live members only: each broadcast has few sends (4 below ten members),
     // and spending them on dead ones can leave live members never hearing it (seen in simulation).
-    const targets = this.sample(this.config.gossipNodes, (e) => e.addr !== undefined && isLive(e.state));
+    const targets = this.sample(this.config.gossipNodes, (s) => this.isVisible(s) && isLive(this.stateOf(s)));
     // Everyone else left too (a whole cluster shutting down): nobody is left to tell.
     if (targets.length === 0 && this.leaving) this.leaveDone();
     let first: Uint8Array | undefined;
@@ -864,14 +881,15 @@ export class Membership {
       if (bodies.length === 0) break;
       const bytes = buildPacket(bodies);
       first ??= bytes;
-      this.send({ addr: target.addr as string, bytes, stream: false });
+      this.send({ addr: this.table.addrs[target] as string, bytes, stream: false });
     }
     // Gossip to the dead (memberlist): a copy to one recently dead member, so a wrongly declared
     // one hears it and refutes. A copy costs no broadcast its sends.
     if (first === undefined) return;
     const deadWindowMs = this.config.gossipToTheDeadMs;
-    const [dead] = this.sample(1, (e) => e.addr !== undefined && e.state === MemberState.Dead && now - e.stateChangeMs < deadWindowMs);
-    if (dead !== undefined) this.send({ addr: dead.addr as string, bytes: first, stream: false });
+    const t = this.table;
+    const [dead] = this.sample(1, (s) => this.isVisible(s) && this.stateOf(s) === MemberState.Dead && now - (t.stateChangeMs[s] as number) < deadWindowMs);
+    if (dead !== undefined) this.send({ addr: t.addrs[dead] as string, bytes: first, stream: false });
   }
 
   private onPushPullTick(now: number): void {
@@ -880,13 +898,13 @@ export class Membership {
     if (this.joinSyncMs >= regularMs) this.joinSyncMs = 0;
     this.schedulePushPull(now, this.joinSyncMs > 0 ? this.joinSyncMs : regularMs);
     if (this.leaving) return;
-    const [peer] = this.sample(1, (e) => e.state === MemberState.Alive && e.addr !== undefined);
+    const [peer] = this.sample(1, (s) => this.stateOf(s) === MemberState.Alive && this.isVisible(s));
     // Also try one dead member: if it was only cut off, this heals the partition (antrea#4491).
-    const [lost] = this.sample(1, (e) => e.state === MemberState.Dead && e.addr !== undefined);
+    const [lost] = this.sample(1, (s) => this.stateOf(s) === MemberState.Dead && this.isVisible(s));
     if (peer === undefined && lost === undefined) return;
     const request = encodePacket([this.localState(false, false)]);
-    if (peer !== undefined) this.send({ addr: peer.addr as string, bytes: request, stream: true });
-    if (lost !== undefined) this.send({ addr: lost.addr as string, bytes: request, stream: true });
+    if (peer !== undefined) this.send({ addr: this.table.addrs[peer] as string, bytes: request, stream: true });
+    if (lost !== undefined) this.send({ addr: this.table.addrs[lost] as string, bytes: request, stream: true });
   }
 
   /** After a join-time push-pull reply: enough quiet ones in a row mean converged, back to the regular period. */
@@ -904,46 +922,45 @@ export class Membership {
 
   // ---------------------------------------------------------------- table maintenance
 
-  /** A new entry with no identity yet (the caller sets one from an alive message). */
-  private createEntry(now: number, name: string, incarnation: number, state: MemberState): Entry | undefined {
-    if (this.entries.size >= this.config.membersMax) {
+  /** A new member with no identity yet (the caller sets one from an alive message); -1 if the table is full. */
+  private createEntry(now: number, name: string, incarnation: number, state: MemberState): Slot {
+    if (this.table.size >= this.config.membersMax) {
       this.drop(name, 'member-limit', name);
-      return undefined;
+      return -1;
     }
-    const e: Entry = {
-      name: intern(name), addr: undefined, meta: EMPTY_BYTES, metaBytes: 0, metaPending: false, pullFrom: undefined,
-      version: 0, digest: EMPTY_DIGEST, incarnation, aliveIncarnation: -1, state, stateChangeMs: now,
-      suspicion: undefined, suspicionTimer: undefined, listIndex: this.others.length,
-    };
-    this.entries.set(e.name, e);
+    const s = this.table.add(intern(name), incarnation, state, now);
     this.tableChanges++;
-    this.others.push(e);
     if (isLive(state)) this.liveCount++;
-    else this.tombstones.push({ entry: e, sinceMs: now });
+    else this.tombstones.push({ name: this.table.names[s] as string, sinceMs: now });
     // New members join the current probe round at a random later position (memberlist does too).
     const order = this.probeOrder;
-    order.push(e);
+    order.push(s);
     const span = order.length - this.probeIndex;
     if (span > 1) {
       const j = this.probeIndex + randomInt(this.rng, span);
-      order[order.length - 1] = order[j] as Entry;
-      order[j] = e;
+      order[order.length - 1] = order[j] as Slot;
+      order[j] = s;
     }
-    return e;
+    return s;
   }
 
-  private setState(now: number, e: Entry, incarnation: number, state: MemberState): void {
-    const wasLive = isLive(e.state);
+  private setState(now: number, s: Slot, incarnation: number, state: MemberState): void {
+    const t = this.table;
+    const previous = this.stateOf(s);
+    const wasLive = isLive(previous);
     const live = isLive(state);
-    if (e.state !== state) e.stateChangeMs = now;
-    e.incarnation = incarnation;
-    e.state = state;
+    if (previous !== state) t.stateChangeMs[s] = now;
+    t.incarnation[s] = incarnation;
+    t.state[s] = state;
     if (wasLive !== live) this.liveCount += live ? 1 : -1;
-    if (wasLive && !live && e !== this.self) this.tombstones.push({ entry: e, sinceMs: now });
+    if (wasLive && !live && s !== SELF) this.tombstones.push({ name: t.names[s] as string, sinceMs: now });
     if (state !== MemberState.Suspect) {
-      if (e.suspicionTimer !== undefined) e.suspicionTimer.cancelled = true;
-      e.suspicionTimer = undefined;
-      e.suspicion = undefined;
+      const name = t.names[s] as string;
+      const active = this.suspicions.get(name);
+      if (active !== undefined) {
+        active.timer.cancelled = true;
+        this.suspicions.delete(name);
+      }
     }
   }
 
@@ -951,12 +968,14 @@ export class Membership {
   private reapTombstones(now: number): void {
     const reapMs = this.config.tombstoneReapMs;
     const list = this.tombstones;
+    const t = this.table;
     while (this.tombstoneHead < list.length) {
-      const { entry, sinceMs } = list[this.tombstoneHead] as { entry: Entry; sinceMs: number };
+      const { name, sinceMs } = list[this.tombstoneHead] as { name: string; sinceMs: number };
       if (now - sinceMs < reapMs) break;
       this.tombstoneHead++;
       // Skip records of members that came back (or were reaped) since.
-      if (entry.listIndex >= 0 && !isLive(entry.state) && entry.stateChangeMs <= sinceMs) this.removeEntry(entry);
+      const s = t.slotOf(name);
+      if (s > SELF && !isLive(this.stateOf(s)) && (t.stateChangeMs[s] as number) <= sinceMs) this.removeEntry(s);
     }
     if (this.tombstoneHead > 1_024 && this.tombstoneHead * 2 > list.length) {
       list.splice(0, this.tombstoneHead);
@@ -964,15 +983,17 @@ export class Membership {
     }
   }
 
-  private removeEntry(e: Entry): void {
-    this.entries.delete(e.name);
-    const last = this.others.pop() as Entry;
-    if (last !== e) {
-      this.others[e.listIndex] = last;
-      last.listIndex = e.listIndex;
+  private removeEntry(s: Slot): void {
+    const name = this.table.names[s] as string;
+    const moved = this.table.remove(s);
+    // The member that filled the hole changed slot: the probe round must follow it.
+    const order = this.probeOrder;
+    for (let i = 0; i < order.length; i++) {
+      if (order[i] === s) order[i] = -1;
+      else if (order[i] === moved) order[i] = s;
     }
-    e.listIndex = -1;
-    this.broadcasts.remove(e.name);
+    this.broadcasts.remove(name);
+    this.pullsWaiting.delete(name);
   }
 
   // ---------------------------------------------------------------- helpers
@@ -993,26 +1014,38 @@ export class Membership {
   }
 
   private bumpIncarnation(atLeast: number): void {
-    const self = this.self;
-    self.incarnation = Math.min(0xffff_ffff, Math.max(self.incarnation, atLeast) + 1);
-    self.aliveIncarnation = self.incarnation;
+    const t = this.table;
+    const next = Math.min(0xffff_ffff, Math.max(t.incarnation[SELF] as number, atLeast) + 1);
+    t.incarnation[SELF] = next;
+    t.aliveIncarnation[SELF] = next;
     this.broadcastSelfAlive();
   }
 
   private broadcastSelfAlive(): void {
-    this.broadcasts.enqueue(this.name, encodeMessage(this.aliveOf(this.self, false)));
+    this.broadcasts.enqueue(this.name, encodeMessage(this.aliveOf(SELF, false)));
   }
 
-  /** The alive message for `e`'s identity; the record rides along if held and small enough (any size on a stream). */
-  private aliveOf(e: Entry, stream: boolean): AliveMessage {
+  /** The alive message for a member's identity; the record rides along if held and small enough (any size on a stream). */
+  private aliveOf(s: Slot, stream: boolean): AliveMessage {
+    const t = this.table;
+    const record = t.records[s] as HeldRecord;
     return {
-      type: MessageType.Alive, node: e.name, incarnation: e.aliveIncarnation, addr: e.addr as string,
-      meta: this.inlineMeta(e, stream), version: e.version, digest: e.digest, metaBytes: e.metaBytes,
+      type: MessageType.Alive, node: t.names[s] as string, incarnation: t.aliveIncarnation[s] as number, addr: t.addrs[s] as string,
+      meta: this.inlineMeta(record, stream), version: t.version[s] as number, digest: record.digest, metaBytes: record.metaBytes,
     };
   }
 
-  private inlineMeta(e: Entry, stream: boolean): Uint8Array {
-    return !e.metaPending && (stream || e.metaBytes <= this.config.metaInlineBytesMax) ? e.meta : EMPTY_BYTES;
+  private inlineMeta(record: HeldRecord, stream: boolean): Uint8Array {
+    return !record.pending && (stream || record.metaBytes <= this.config.metaInlineBytesMax) ? record.meta : EMPTY_BYTES;
+  }
+
+  private stateOf(s: Slot): MemberState {
+    return this.table.state[s] as MemberState;
+  }
+
+  /** Known by an alive message (not only by a suspicion or death notice about an unknown name). */
+  private isVisible(s: Slot): boolean {
+    return this.table.addrs[s] !== undefined;
   }
 
   private applyAwareness(delta: number): void {
@@ -1052,22 +1085,23 @@ export class Membership {
     return this.seq;
   }
 
-  /** Up to k distinct random members accepted by `accept`. */
-  private sample(k: number, accept: (e: Entry) => boolean): Entry[] {
-    const list = this.others;
-    const out: Entry[] = [];
-    if (k <= 0 || list.length === 0) return out;
-    if (list.length > k * 4) {
+  /** Up to k distinct random other members (slots) accepted by `accept`. */
+  private sample(k: number, accept: (s: Slot) => boolean): Slot[] {
+    const others = this.table.size - 1;
+    const out: Slot[] = [];
+    if (k <= 0 || others <= 0) return out;
+    if (others > k * 4) {
       for (let attempt = 0; out.length < k && attempt < k * 16; attempt++) {
-        const e = list[randomInt(this.rng, list.length)] as Entry;
-        if (accept(e) && !out.includes(e)) out.push(e);
+        const s = 1 + randomInt(this.rng, others);
+        if (accept(s) && !out.includes(s)) out.push(s);
       }
       if (out.length === k) return out;
       out.length = 0;
     }
     // Small tables, or few acceptable members: choose from all of them.
-    const candidates = shuffle(this.rng, list.filter(accept));
-    return candidates.slice(0, k);
+    const candidates: Slot[] = [];
+    for (let s = 1; s <= others; s++) if (accept(s)) candidates.push(s);
+    return shuffle(this.rng, candidates).slice(0, k);
   }
 
   /** Sends `bodies` in one datagram, filling the rest of it with pending broadcasts. */
@@ -1104,9 +1138,18 @@ export class Membership {
     return undefined;
   }
 
-  private emitMember(type: MemberChange, e: Entry): void {
+  private toInfo(s: Slot): MemberInfo {
+    const t = this.table;
+    return {
+      name: t.names[s] as string, addr: t.addrs[s] as string, meta: (t.records[s] as HeldRecord).meta, version: t.version[s] as number,
+      incarnation: t.incarnation[s] as number, state: STATE_NAMES[this.stateOf(s)] as MemberInfo['state'],
+      stateChangeMs: t.stateChangeMs[s] as number,
+    };
+  }
+
+  private emitMember(type: MemberChange, s: Slot): void {
     this.tableChanges++;
-    if (e.addr !== undefined) this.emit({ type, member: toInfo(e) });
+    if (this.isVisible(s)) this.emit({ type, member: this.toInfo(s) });
   }
 
   private emit(event: MembershipEvent): void {
@@ -1124,14 +1167,11 @@ export class Membership {
   }
 }
 
-
 function isLive(state: MemberState): boolean {
   return state === MemberState.Alive || state === MemberState.Suspect;
 }
 
-function toInfo(e: Entry): MemberInfo {
-  return {
-    name: e.name, addr: e.addr as string, meta: e.meta, version: e.version, incarnation: e.incarnation,
-    state: STATE_NAMES[e.state] as MemberInfo['state'], stateChangeMs: e.stateChangeMs,
-  };
+function recordOf(meta: Uint8Array, digest?: Uint8Array): HeldRecord {
+  if (meta.length === 0) return EMPTY_RECORD;
+  return { meta, digest: digest ?? metaDigest(meta), metaBytes: meta.length, pending: false };
 }
