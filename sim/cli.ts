@@ -89,10 +89,15 @@ function main(): void {
   console.log(`scenario ${scenario} — ${s.summary}`);
   console.log(`seed ${params.seed}: ${params.nodes} nodes, ${params.seconds} s virtual, profile ${params.config.profile}`);
   const runs: RunResult[] = [];
-  if (compare === undefined) runs.push(runScenario(s, params));
+  // Large runs take minutes: say where they are, on stderr so the summary stays clean.
+  const progress = params.nodes >= 2_000
+    ? (virtualMs: number, wallMs: number, rss: number): void => void process.stderr.write(
+      `  ${(virtualMs / 1000).toFixed(0)} s virtual after ${(wallMs / 1000).toFixed(0)} s wall, RSS ${(rss / 2 ** 30).toFixed(1)} GB\n`)
+    : undefined;
+  if (compare === undefined) runs.push(runScenario(s, params, s.name, progress));
   else {
     for (const v of compare[1]) {
-      runs.push(runScenario(s, { ...params, config: { ...params.config, [compare[0]]: parseValue(v) } }, `${compare[0]}=${v}`));
+      runs.push(runScenario(s, { ...params, config: { ...params.config, [compare[0]]: parseValue(v) } }, `${compare[0]}=${v}`, progress));
     }
   }
   const labels = runs.map((r) => r.label);

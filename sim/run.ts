@@ -14,7 +14,10 @@ export interface RunResult {
   peakRssBytes: number;
 }
 
-export function runScenario(scenario: Scenario, params: ScenarioParams, label = scenario.name): RunResult {
+/** Where a long run has got to, reported after each 10 s virtual slice. */
+export type Progress = (virtualMs: number, wallMs: number, rssBytes: number) => void;
+
+export function runScenario(scenario: Scenario, params: ScenarioParams, label = scenario.name, progress?: Progress): RunResult {
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
   const heapBefore = process.memoryUsage().heapUsed;
@@ -27,7 +30,9 @@ export function runScenario(scenario: Scenario, params: ScenarioParams, label = 
   const endMs = params.seconds * 1_000;
   for (let t = 10_000; ; t += 10_000) {
     sim.runUntil(Math.min(t, endMs));
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    const rss = process.memoryUsage().rss;
+    peakRss = Math.max(peakRss, rss);
+    progress?.(Math.min(t, endMs), Number(process.hrtime.bigint() - started) / 1e6, rss);
     if (t >= endMs) break;
   }
   const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
