@@ -1,6 +1,6 @@
 /**
  * `npm run sim:figures`: the simulator's headline figures, for notes. Speed (1,000 nodes for
- * 10 virtual minutes), Lifeguard on against off under stalls, and how detection time and
+ * 10 virtual minutes), Lifeguard on against off under stalls and starvation, and how detection time and
  * per-node load grow with cluster size. `--sizes 100,1000,3000` sets the scale-law sizes.
  */
 import { parseArgs } from 'node:util';
@@ -46,6 +46,15 @@ for (const [label, config] of [
   }
   console.log('');
 }
+
+// 2b. Lifeguard's own case: 5% of nodes read their input 800 ms late (starved), so they accuse healthy ones.
+console.log('## Lifeguard, slow scenario, 200 nodes, 300 s, LAN: 5% of nodes read input 800 ms late');
+for (const lifeguard of [true, false]) {
+  const m = runScenario(SCENARIOS.slow!, params(200, 300, { config: { profile: 'lan', lifeguard } })).metrics;
+  console.log(`lifeguard ${lifeguard ? 'on ' : 'off'}: false suspicions ${m.falseSuspicions.events} (${m.falseSuspicions.members} members), `
+    + `deaths of healthy members ${m.falseDeathsHealthy.events}, ${m.traffic.messagesPerNodePerS.mean.toFixed(2)} msgs/node/s`);
+}
+console.log('');
 
 // 3. Scale law: steady-state load per node and crash detection time against N.
 console.log('## scale law: crash scenario, LAN, 1% of nodes crash after a 120 s warm-up');

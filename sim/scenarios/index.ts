@@ -155,6 +155,29 @@ const pauses: Scenario = {
   },
 };
 
+/**
+ * A starved event loop reads its socket late while its timers still fire (Node runs expired
+ * timers before polling I/O), so answers look late to the node itself: it is the one that
+ * wrongly accuses others, the case Lifeguard's local health exists for. Modelled as every
+ * frame to the node arriving --slowMs later; `sim.slow()` instead delays timers and input alike.
+ */
+const slow: Scenario = {
+  name: 'slow',
+  summary: 'after warm-up, --fraction (0.05) of nodes read their input --slowMs (800) late for the rest of the run (CPU starvation)',
+  setup(sim, rec, p) {
+    boot(sim, rec, p);
+    const delayMs = numberOption(p, 'slowMs', 800);
+    sim.at(warmupMs(p), () => {
+      for (const name of pick(faultRng(p), sim, Math.max(1, Math.round(p.nodes * numberOption(p, 'fraction', 0.05))))) {
+        rec.markFaulty(name);
+        for (const other of sim.liveNodes()) {
+          if (other.name !== name) sim.network.setLinkLatency(other.name, name, { minMs: delayMs, maxMs: delayMs * 1.5 }, true);
+        }
+      }
+    });
+  },
+};
+
 const churn: Scenario = {
   name: 'churn',
   summary: 'after warm-up, a random node crashes every --everyS (2) seconds and comes back --downS (30) later',
@@ -198,5 +221,5 @@ const restart: Scenario = {
 };
 
 export const SCENARIOS: Readonly<Record<string, Scenario>> = Object.fromEntries(
-  [join, crash, leave, loss, partition, pauses, churn, restart].map((s) => [s.name, s]),
+  [join, crash, leave, loss, partition, pauses, slow, churn, restart].map((s) => [s.name, s]),
 );
