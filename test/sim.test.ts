@@ -107,6 +107,15 @@ function params(nodes: number, seconds: number, seed: number, extra: Partial<Sce
 }
 
 describe('CI scenarios (fixed seeds, asserted bounds)', () => {
+  test('Lifeguard: starved members that read input late accuse far fewer healthy ones with it on (seed 105)', () => {
+    const run = (lifeguard: boolean) => runScenario(SCENARIOS.slow!, params(100, 90, 105, { config: { profile: 'lan', lifeguard }, options: { warmupS: '20' } })).metrics;
+    const on = run(true);
+    const off = run(false);
+    expect(off.falseSuspicions.events, 'seed 105: the scenario must provoke false suspicions without Lifeguard').toBeGreaterThan(100);
+    expect(on.falseSuspicions.events * 4, `seed 105: on ${on.falseSuspicions.events}, off ${off.falseSuspicions.events}`).toBeLessThanOrEqual(off.falseSuspicions.events);
+    expect(on.falseDeathsHealthy.events, 'seed 105').toBe(0);
+  });
+
   test('join: 200 nodes, every join reaches everyone within 3 s (seed 101)', () => {
     const r = runScenario(SCENARIOS.join!, params(200, 30, 101));
     expect(r.metrics.joins.count, 'seed 101').toBe(200);
