@@ -106,6 +106,11 @@ describe('member records', () => {
     core.handleDatagram(0, 'x', encodePacket([lie]));
     expect(core.member('o')).toBeUndefined();
     expect(core.stats.dropped['bad-digest']).toBe(1);
+    // An empty record under some other digest is refused by the decoder.
+    const odd = { type: MessageType.Alive, node: 'o', incarnation: 0, addr: 'o', ...withRecord(), digest: Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]) } as const;
+    core.handleDatagram(1, 'x', encodePacket([odd]));
+    expect(core.member('o')).toBeUndefined();
+    expect(core.stats.dropped['bad-field']).toBe(1);
   });
 
   test('an older version never overwrites a newer one; the owner ignores its own old echoes', () => {

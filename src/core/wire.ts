@@ -314,6 +314,8 @@ function record(body: unknown, version: unknown, digest: unknown, size: unknown,
   if (!(digest instanceof Uint8Array) || digest.length !== DIGEST_BYTES) return 'digest is not 8 bytes';
   if ((size as number) > limits.metaSizeMax) return `metaBytes ${String(size)} exceeds ${limits.metaSizeMax}`;
   if (body.length !== 0 && body.length !== size) return 'meta length differs from metaBytes';
+  // An empty record has one digest; any other would make receivers disagree about what they hold.
+  if (size === 0 && sharedDigest(digest) !== EMPTY_DIGEST) return 'digest of an empty record is wrong';
   return undefined;
 }
 function memberState(x: unknown): string | undefined {
