@@ -112,6 +112,18 @@ describe('registry index', () => {
     expect(r.pick('none')).toBeUndefined();
   });
 
+  test('pick avoids a suspect member\'s instances while others exist, and uses them when nothing else is left', () => {
+    const r = new Registry({ rng: seededRng(3) });
+    r.applyMember(member('a', [service('1', 's')]));
+    r.applyMember(member('bb', [service('2', 's')], 'suspect'));
+    expect(new Set(Array.from({ length: 10 }, () => r.pick('s')?.id))).toEqual(new Set(['1']));
+    expect(r.lookup('s').length).toBe(2);
+    r.applyMember(member('a', [service('1', 's')], 'dead'));
+    expect(r.pick('s')?.id).toBe('2');
+    r.applyMember(member('bb', [service('2', 's')]));
+    expect(r.pick('s')?.suspect).toBe(false);
+  });
+
   test('hostOf handles IPv4, bracketed IPv6 and bare names', () => {
     expect(hostOf('10.1.2.3:7946')).toBe('10.1.2.3');
     expect(hostOf('[::1]:7946')).toBe('::1');

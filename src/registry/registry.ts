@@ -64,6 +64,8 @@ class ServiceIndex {
   visible: readonly Instance[] | undefined = undefined;
   healthy: readonly Instance[] | undefined = undefined;
   filtered: Map<string, readonly Instance[]> | undefined = undefined;
+  /** Instances whose member is suspect: picks avoid them while this is non-zero. */
+  suspects = 0;
   cursor = 0;
 
   changed(): void {
@@ -151,13 +153,20 @@ export class Registry {
     return this.select(idx, filter.healthy === true, filter.tags, filter.meta);
   }
 
-  /** One instance of `name`, healthy ones only unless `healthy: false`; undefined if none. */
+  /**
+   * One instance of `name`, healthy ones only unless `healthy: false`; undefined if none.
+   * Instances of suspect members are picked only when there is nothing else.
+   */
   pick(name: string, options?: PickOptions): Instance | undefined {
     const idx = this.index.get(name);
     if (idx === undefined) return undefined;
-    const list = options === undefined
+    let list = options === undefined
       ? idx.healthy ?? this.healthyOf(idx)
       : this.select(idx, options.healthy !== false, options.tags, options.meta);
+    if (idx.suspects > 0) {
+      const trusted = list.filter((i) => !i.suspect);
+      if (trusted.length > 0) list = trusted;
+    }
     const n = list.length;
     if (n === 0) return undefined;
     const strategy = options?.strategy;
@@ -251,7 +260,10 @@ export class Registry {
       this.index.set(instance.service, idx);
     }
     const key = keyOf(instance);
-    if (!idx.byKey.has(key)) this.instanceCount++;
+    const previous = idx.byKey.get(key);
+    if (previous === undefined) this.instanceCount++;
+    else if (previous.suspect) idx.suspects--;
+    if (instance.suspect) idx.suspects++;
     idx.byKey.set(key, instance);
     idx.changed();
     this.notify({ type, instance });
@@ -261,6 +273,7 @@ export class Registry {
     const idx = this.index.get(instance.service);
     if (idx === undefined || !idx.byKey.delete(keyOf(instance))) return;
     this.instanceCount--;
+    if (instance.suspect) idx.suspects--;
     idx.changed();
     if (idx.byKey.size === 0) this.index.delete(instance.service);
     this.notify({ type: 'removed', instance });
