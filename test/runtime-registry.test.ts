@@ -70,6 +70,20 @@ describe('registry over the runtime', () => {
     expect(c.lookup('shard').find((i) => i.id === 'shard-7')?.meta.blob).toBe('7'.repeat(1_000));
   });
 
+  test('closing ends watches and rejects pending waitFor calls', async () => {
+    const d = await Grapevine.start({ name: 'd', bind: '127.0.0.1:0', profile: 'local', seeds: [a.address] });
+    const seen: string[] = [];
+    const watching = (async () => {
+      for await (const change of d.watch('nothing-here')) seen.push(change.type);
+      return 'ended';
+    })();
+    const waiting = d.waitFor('nothing-here');
+    await d.close();
+    expect(await watching).toBe('ended');
+    await expect(waiting).rejects.toMatchObject({ code: 'grapevine.invalid-state' });
+    expect(seen).toEqual([]);
+  });
+
   test('bad and oversized registrations are typed errors and change nothing', async () => {
     await expect(a.register({ name: '', port: 1 })).rejects.toMatchObject({ code: 'grapevine.invalid-option', option: 'service.name' });
     await expect(a.register({ name: 'x', port: 1, check: { http: 'nope' } })).rejects.toMatchObject({ option: 'check.http' });

@@ -135,6 +135,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   private closing: Promise<void> | undefined;
   private leaving: Promise<void> | undefined;
   private readonly internal = new EventEmitter();
+  /** Aborted at close: ends watches and pending waitFor calls. */
+  private readonly lifetime = new AbortController();
 
   private constructor(core: Membership, name: string, address: string, bound: Address, keyring: Keyring | undefined, includeSuspect: boolean) {
     super();
@@ -273,14 +275,16 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     return this.registry.services();
   }
 
-  /** Changes to `service`'s instances as an async iterator (current ones first, unless `initial: false`). */
-  watch(service: string, options?: WatchOptions): AsyncIterableIterator<ServiceChange> {
-    return watchService(this.registry, service, options);
+  /** Changes to `service`'s instances as an async iterator (current ones first, unless `initial: false`); ends at close. */
+  watch(service: string, options: WatchOptions = {}): AsyncIterableIterator<ServiceChange> {
+    const signal = options.signal === undefined ? this.lifetime.signal : AbortSignal.any([options.signal, this.lifetime.signal]);
+    return watchService(this.registry, service, { ...options, signal });
   }
 
   /**
    * Resolves with an instance of `service` matching `filter` (healthy by default) as soon as
-   * there is one; rejects with a TimeoutError after `timeoutMs` or with the signal's reason.
+   * there is one; rejects with WaitTimeoutError after `timeoutMs`, with the signal's reason, or
+   * with InvalidStateError when this member closes first.
    */
   waitFor(service: string, options: LookupFilter & { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Instance> {
     const { timeoutMs, signal, ...rest } = options;
@@ -293,6 +297,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
         unsubscribe();
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
+        this.lifetime.signal.removeEventListener('abort', onClose);
       };
       const unsubscribe = this.registry.onChange((change) => {
         if (change.instance.service !== service) return;
@@ -305,12 +310,18 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
         cleanup();
         reject(signal?.reason);
       };
+      const onClose = (): void => {
+        cleanup();
+        reject(new InvalidStateError(`waitFor(${JSON.stringify(service)}): closed`));
+      };
       const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
         cleanup();
         reject(new WaitTimeoutError(service, timeoutMs));
       }, timeoutMs);
       if (signal?.aborted === true) onAbort();
       else signal?.addEventListener('abort', onAbort, { once: true });
+      if (this.lifetime.signal.aborted) onClose();
+      else this.lifetime.signal.addEventListener('abort', onClose, { once: true });
     });
   }
 
@@ -357,6 +368,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     if (this.closing !== undefined) return this.closing;
     for (const check of this.checks.values()) check.stop();
     this.checks.clear();
+    this.lifetime.abort();
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     this.closing = this.transport.close();
