@@ -7,7 +7,14 @@ import { runQuery } from './query.js';
 const [command, ...rest] = process.argv.slice(2);
 if (command === 'agent') await runAgent(rest);
 else if (command === 'demo') await runDemo(rest);
-else if (command === 'members' || command === 'services' || command === 'lookup') await runQuery(command, rest);
+else if (command === 'members' || command === 'services' || command === 'lookup') {
+  try {
+    await runQuery(command, rest);
+  } catch (e) {
+    process.stderr.write(`grapevine ${command}: ${(e as Error).message}\n`);
+    process.exitCode = 2;
+  }
+}
 else {
   process.stderr.write('usage: grapevine agent [--name N] [--bind host:port] [--seed host:port ...] [--profile lan|wan|local]\n'
     + '                       [--service name:port | --service JSON ...] [--key-hex K] [--json]\n'

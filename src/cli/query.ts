@@ -24,9 +24,9 @@ export async function runQuery(command: 'members' | 'services' | 'lookup', argv:
       tag: { type: 'string', multiple: true, default: [] },
     },
   });
-  if (values.seed.length === 0) throw new Error(`grapevine ${command}: --seed host:port is required`);
+  if (values.seed.length === 0) throw new Error('--seed host:port is required');
   const service = positionals[0];
-  if (command === 'lookup' && service === undefined) throw new Error('grapevine lookup <service>: name the service');
+  if (command === 'lookup' && service === undefined) throw new Error('name the service: grapevine lookup <service> --seed host:port');
   const gv = await Grapevine.start({
     name: `query-${process.pid}`,
     bind: values.bind,
