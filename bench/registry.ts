@@ -26,7 +26,7 @@ function recordOf(node: number): ServiceRecord[] {
 
 function member(node: number, services: ServiceRecord[], version = 1): MemberInfo {
   return {
-    name: `node-${node}`, addr: `10.0.${node >> 8}.${node & 255}:7946`, meta: encodeRecord({ meta: {}, services }),
+    name: `node-${node}`, addr: `10.0.${node >> 8}.${node & 255}:7946`, record: encodeRecord({ meta: {}, services }),
     version, incarnation: 1, state: 'alive', stateChangeMs: 0,
   };
 }

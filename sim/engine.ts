@@ -26,7 +26,7 @@ export interface SimulationOptions {
 
 export interface NodeOptions {
   config?: ConfigOptions;
-  meta?: Uint8Array;
+  record?: Uint8Array;
   incarnation?: number;
   keyring?: Keyring;
 }
@@ -108,7 +108,7 @@ export class Simulation {
     node.core = new Membership({
       name, addr: name, rng: seededRng(this.nodeSeeds.nextUint32()), nowMs: this.nowMs,
       config: options.config ?? this.config,
-      ...(options.meta !== undefined ? { meta: options.meta } : {}),
+      ...(options.record !== undefined ? { record: options.record } : {}),
       ...(options.incarnation !== undefined ? { incarnation: options.incarnation } : {}),
       ...(options.keyring !== undefined ? { keyring: options.keyring } : {}),
     });

@@ -120,7 +120,7 @@ console.log(`grapevine registry figures, seed ${seed}, node ${process.version}\n
   // All at one virtual instant: the core gossips only the newest version, so this is one update.
   const startMs = c.nowMs;
   for (const def of services) c.register(owner, def);
-  const size = c.view(owner).member(owner)?.meta.length ?? 0;
+  const size = c.view(owner).member(owner)?.record.length ?? 0;
   const reached = c.runUntilTrue(() => all.every((n) => c.view(n).lookup('shard').length === services.length), 10_000);
   const spreadMs = c.nowMs - startMs;
   c.runFor(Math.max(0, 10_000 - spreadMs));

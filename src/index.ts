@@ -4,5 +4,4 @@
  */
 export * from './runtime/index.js';
 export * from './registry/index.js';
-export * from './health/index.js';
 export * from './core/index.js';

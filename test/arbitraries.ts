@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { MemberState, MessageType, type Message, type PushPullEntry, withRecord } from '../src/core/wire.js';
 
-export const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, metaBytesMax: 512, metaSizeMax: 65_536, membersMax: 1_000 };
+export const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, carriedRecordBytesMax: 512, recordBytesMax: 65_536, membersMax: 1_000 };
 
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
 const name = fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' });
@@ -17,7 +17,7 @@ const state = fc.constantFrom(MemberState.Alive, MemberState.Suspect, MemberStat
 const record = fc.oneof(
   fc.tuple(meta, u32).map(([m, version]) => withRecord(m, version)),
   fc.tuple(fc.uint8Array({ minLength: 8, maxLength: 8 }), u32, fc.integer({ min: 1, max: 65_536 }))
-    .map(([digest, version, metaBytes]) => ({ meta: new Uint8Array(0), version, digest, metaBytes })),
+    .map(([digest, version, recordBytes]) => ({ record: new Uint8Array(0), version, digest, recordBytes })),
 );
 
 const entry: fc.Arbitrary<PushPullEntry> = fc.tuple(fc.record({ name, addr, aliveIncarnation: u32, incarnation: u32, state }), record)
@@ -31,7 +31,7 @@ export const message: fc.Arbitrary<Message> = fc.oneof(
   fc.record({ type: fc.constant(MessageType.Nack), seq: u32 }),
   fc.record({ type: fc.constant(MessageType.Suspect), node: name, incarnation: u32, from: name }),
   fc.tuple(fc.record({ type: fc.constant(MessageType.Alive), node: name, incarnation: u32, addr }), record).map(([m, r]) => ({ ...m, ...r })),
-  fc.record({ type: fc.constant(MessageType.MetaPull), node: name, incarnation: u32, version: u32 }),
+  fc.record({ type: fc.constant(MessageType.RecordPull), node: name, incarnation: u32, version: u32 }),
   fc.record({ type: fc.constant(MessageType.Dead), node: name, incarnation: u32 }),
   fc.record({ type: fc.constant(MessageType.Left), node: name, incarnation: u32 }),
   fc.record({

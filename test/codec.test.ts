@@ -40,7 +40,7 @@ describe('codec round trip', () => {
 
   test('message type numbers are the protocol and never change', () => {
     // Append-only: a renumbering would break mixed-version clusters, so pin them.
-    expect(MessageType).toEqual({ Ping: 1, PingReq: 2, Ack: 3, Nack: 4, Suspect: 5, Alive: 6, Dead: 7, Left: 8, PushPull: 9, MetaPull: 10 });
+    expect(MessageType).toEqual({ Ping: 1, PingReq: 2, Ack: 3, Nack: 4, Suspect: 5, Alive: 6, Dead: 7, Left: 8, PushPull: 9, RecordPull: 10 });
   });
 
   test('buildPacket concatenates pre-encoded bodies', () => {
@@ -146,6 +146,6 @@ describe('decoder on hostile input', () => {
     const bytes = encodePacket([{ type: MessageType.Alive, node: 'n', incarnation: 1, addr: 'a:1', ...withRecord(Uint8Array.from([1, 2, 3])) }]);
     const [m] = decodeOk(bytes);
     bytes.fill(0);
-    expect(m?.type === MessageType.Alive && Array.from(m.meta)).toEqual([1, 2, 3]);
+    expect(m?.type === MessageType.Alive && Array.from(m.record)).toEqual([1, 2, 3]);
   });
 });

@@ -5,7 +5,7 @@
 import { createServer as createHttp, type Server } from 'node:http';
 import { createServer as createTcp } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
-import { HealthCheck } from '../src/health/check.js';
+import { HealthCheck } from '../src/runtime/health-check.js';
 import type { Health } from '../src/registry/record.js';
 
 const cleanups: (() => void)[] = [];

@@ -327,7 +327,7 @@ describe('membership core, direct calls', () => {
   test('bad options are typed errors naming the option', () => {
     expect(() => make('')).toThrowError(expect.objectContaining({ code: 'grapevine.invalid-option', option: 'name' }));
     expect(() => make('a', { addr: '' })).toThrowError(expect.objectContaining({ option: 'addr' }));
-    expect(() => make('a', { meta: new Uint8Array(65_537) })).toThrowError(expect.objectContaining({ code: 'grapevine.oversized' }));
+    expect(() => make('a', { record: new Uint8Array(65_537) })).toThrowError(expect.objectContaining({ code: 'grapevine.oversized' }));
     expect(() => make('a', { config: { probeIntervalMs: -1 } })).toThrowError(expect.objectContaining({ option: 'probeIntervalMs' }));
   });
 

@@ -53,7 +53,7 @@ const update: fc.Arbitrary<Message> = fc.oneof(
 function table(core: Membership): unknown {
   return normalize(core.members()
     .filter((m) => m.name !== core.name)
-    .map(({ name, addr, meta, version, incarnation, state }) => ({ name, addr, meta, version, incarnation, state }))
+    .map(({ name, addr, record, version, incarnation, state }) => ({ name, addr, record, version, incarnation, state }))
     .sort((a, b) => (a.name < b.name ? -1 : 1)));
 }
 

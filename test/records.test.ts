@@ -6,16 +6,16 @@ import { describe, expect, test } from 'vitest';
 import { Simulation } from '../sim/engine.js';
 import { Membership } from '../src/core/membership.js';
 import { seededRng } from '../src/core/rng.js';
-import { decodePacket, encodePacket, MessageType, metaDigest, withRecord } from '../src/core/wire.js';
+import { decodePacket, encodePacket, MessageType, recordDigest, withRecord } from '../src/core/wire.js';
 import { LIMITS } from './arbitraries.js';
 
 function filled(size: number, value: number): Uint8Array {
   return new Uint8Array(size).fill(value);
 }
 
-function holds(h: Simulation, observer: string, subject: string, meta: Uint8Array): boolean {
-  const m = h.node(observer).core.member(subject)?.meta;
-  return m !== undefined && m.length === meta.length && m.every((b, i) => b === meta[i]);
+function holds(h: Simulation, observer: string, subject: string, record: Uint8Array): boolean {
+  const m = h.node(observer).core.member(subject)?.record;
+  return m !== undefined && m.length === record.length && m.every((b, i) => b === record[i]);
 }
 
 function streamBytesIn(h: Simulation): number {
@@ -80,29 +80,29 @@ describe('member records', () => {
     const core = new Membership({ name: 'a', addr: 'a', rng: seededRng(3), nowMs: 0 });
     const big = filled(2_000, 5);
     // 'relay' announces owner 'o' at version 4 by digest alone, then goes silent.
-    const offer = { type: MessageType.Alive, node: 'o', incarnation: 0, addr: 'o', meta: new Uint8Array(0), version: 4, digest: metaDigest(big), metaBytes: big.length } as const;
+    const offer = { type: MessageType.Alive, node: 'o', incarnation: 0, addr: 'o', record: new Uint8Array(0), version: 4, digest: recordDigest(big), recordBytes: big.length } as const;
     core.handleDatagram(0, 'relay', encodePacket([offer]));
     const pullsTo = (): string[] => {
       const out: string[] = [];
       for (let t = core.pollTransmit(); t !== undefined; t = core.pollTransmit()) {
         const d = decodePacket(t.bytes, { ...LIMITS, membersMax: 100 });
-        if (t.stream && d.ok && d.messages.some((m) => m.type === MessageType.MetaPull)) out.push(t.addr);
+        if (t.stream && d.ok && d.messages.some((m) => m.type === MessageType.RecordPull)) out.push(t.addr);
       }
       return out;
     };
     expect(pullsTo()).toEqual(['relay']);
     core.handleTimeout(2_500);
     expect(pullsTo()).toEqual(['o']);
-    expect(core.member('o')?.meta.length).toBe(0);
+    expect(core.member('o')?.record.length).toBe(0);
     // The owner answers over the stream: the record lands and is checked against its digest.
-    core.handleStream(2_600, 'o', encodePacket([{ ...offer, meta: big }]));
-    expect(core.member('o')?.meta).toEqual(big);
+    core.handleStream(2_600, 'o', encodePacket([{ ...offer, record: big }]));
+    expect(core.member('o')?.record).toEqual(big);
     expect(core.member('o')?.version).toBe(4);
   });
 
   test('a record that does not match its digest is dropped and counted', () => {
     const core = new Membership({ name: 'a', addr: 'a', rng: seededRng(3), nowMs: 0 });
-    const lie = { type: MessageType.Alive, node: 'o', incarnation: 0, addr: 'o', ...withRecord(Uint8Array.from([1])), meta: Uint8Array.from([2]) } as const;
+    const lie = { type: MessageType.Alive, node: 'o', incarnation: 0, addr: 'o', ...withRecord(Uint8Array.from([1])), record: Uint8Array.from([2]) } as const;
     core.handleDatagram(0, 'x', encodePacket([lie]));
     expect(core.member('o')).toBeUndefined();
     expect(core.stats.dropped['bad-digest']).toBe(1);
@@ -118,7 +118,7 @@ describe('member records', () => {
     const v = (version: number, byte: number) => ({ type: MessageType.Alive, node: 'o', incarnation: 2, addr: 'o', ...withRecord(Uint8Array.from([byte]), version) }) as const;
     core.handleDatagram(0, 'x', encodePacket([v(5, 5)]));
     core.handleDatagram(1, 'x', encodePacket([v(3, 3)]));
-    expect(core.member('o')).toMatchObject({ version: 5, meta: Uint8Array.from([5]) });
+    expect(core.member('o')).toMatchObject({ version: 5, record: Uint8Array.from([5]) });
     core.setLocalRecord(2, Uint8Array.from([1]));
     core.setLocalRecord(3, Uint8Array.from([2]));
     const inc = core.incarnation;
@@ -127,7 +127,7 @@ describe('member records', () => {
   });
 
   test('oversized records are a typed error at the owner', () => {
-    const core = new Membership({ name: 'a', addr: 'a', rng: seededRng(3), nowMs: 0, config: { metaBytesMax: 1_000 } });
+    const core = new Membership({ name: 'a', addr: 'a', rng: seededRng(3), nowMs: 0, config: { recordBytesMax: 1_000 } });
     expect(() => core.setLocalRecord(0, new Uint8Array(1_001))).toThrowError(expect.objectContaining({ code: 'grapevine.oversized' }));
   });
 });

@@ -20,7 +20,7 @@ function service(id: string, name: string, extra: Partial<ServiceRecord> = {}): 
 }
 
 function member(name: string, services: ServiceRecord[], state: MemberInfo['state'] = 'alive', addr = `10.0.0.${name.length}:7946`): MemberInfo {
-  return { name, addr, meta: encodeRecord({ meta: { zone: 'a' }, services }), version: 1, incarnation: 0, state, stateChangeMs: 0 };
+  return { name, addr, record: encodeRecord({ meta: { zone: 'a' }, services }), version: 1, incarnation: 0, state, stateChangeMs: 0 };
 }
 
 describe('record codec', () => {
@@ -89,7 +89,7 @@ describe('registry index', () => {
   test('a malformed record from a peer is counted and the previous one kept', () => {
     const r = new Registry({ rng: seededRng(1) });
     r.applyMember(member('a', [service('x', 's')]));
-    r.applyMember({ ...member('a', []), meta: Uint8Array.from([0xc1]) });
+    r.applyMember({ ...member('a', []), record: Uint8Array.from([0xc1]) });
     expect(r.badRecords).toBe(1);
     expect(r.lookup('s').map((i) => i.id)).toEqual(['x']);
   });
@@ -161,7 +161,7 @@ describe('watch', () => {
 
 describe('owner writes', () => {
   test('register, update by id, deregister; oversized is a typed error that changes nothing', () => {
-    const core = new Membership({ name: 'me', addr: '10.9.9.9:7946', rng: seededRng(1), nowMs: 0, config: { metaBytesMax: 2_000 } });
+    const core = new Membership({ name: 'me', addr: '10.9.9.9:7946', rng: seededRng(1), nowMs: 0, config: { recordBytesMax: 2_000 } });
     const r = new Registry({ rng: seededRng(1) });
     const local = new LocalRecord(core, r);
     const id = local.register(0, { name: 'api', port: 8080, tags: ['v1'] });
@@ -212,7 +212,7 @@ describe('records in a simulated cluster', () => {
     fc.boolean(),
   ], { numRuns: 25 })('any writes under loss and a healed partition converge every node to the owner\'s latest record', (seed, ops, loss, cut) => {
     // Small inline limit: records with a 'big' entry travel by digest and pull.
-    const c = simulate({ nodes: 6, seed, network: { lossRate: loss }, config: { metaInlineBytesMax: 100 } });
+    const c = simulate({ nodes: 6, seed, network: { lossRate: loss }, config: { recordInlineBytesMax: 100 } });
     c.runFor(3_000);
     // Stale versions never overwrite newer ones: at every observer n0's (incarnation, version) only grows.
     const seen = new Map<string, [number, number]>();

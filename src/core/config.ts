@@ -39,9 +39,9 @@ export interface Config {
    */
   lifeguard: boolean;
   /** Largest member record (the registry's services and node metadata), in bytes. */
-  metaBytesMax: number;
+  recordBytesMax: number;
   /** Records up to this size ride inside gossip; larger ones are announced by digest and pulled over a stream. */
-  metaInlineBytesMax: number;
+  recordInlineBytesMax: number;
   /** Longest member name, in UTF-8 bytes. */
   nameBytesMax: number;
   /** Largest frame accepted or produced on the stream (TCP) path, e.g. a push-pull state. */
@@ -69,8 +69,8 @@ const LAN: Config = {
   gossipToTheDeadMs: 30_000, // memberlist LAN
   tombstoneReapMs: 300_000, // ours: outlives stale gossip (seconds) and several push-pull rounds (30-90 s)
   lifeguard: true,
-  metaBytesMax: 65_536, // ours: many services with rich metadata; memberlist caps node meta at 512 bytes
-  metaInlineBytesMax: 512, // memberlist's MetaMaxSize: leaves most of a 1,400-byte packet for other gossip
+  recordBytesMax: 65_536, // ours: many services with rich metadata; memberlist caps node meta at 512 bytes
+  recordInlineBytesMax: 512, // memberlist's MetaMaxSize: leaves most of a 1,400-byte packet for other gossip
   nameBytesMax: 128, // ours: DNS-label-like names fit easily; bounds every decoded name
   streamBytesMax: 16 * 1024 * 1024, // ours: a 10,000-member push-pull with full metadata is ~6 MiB
   membersMax: 100_000, // ours: 10x the largest cluster we simulate
@@ -104,7 +104,20 @@ export const PROFILES: Readonly<Record<ProfileName, Readonly<Config>>> = {
   },
 };
 
-export type ConfigOptions = Partial<Config> & { profile?: ProfileName };
+/** Old names of parameters, still accepted: each maps to its new name. */
+export interface DeprecatedConfigOptions {
+  /** @deprecated Use `recordBytesMax` (the name said "meta" for what is the member's whole record). */
+  metaBytesMax?: number;
+  /** @deprecated Use `recordInlineBytesMax`. */
+  metaInlineBytesMax?: number;
+}
+
+const RENAMED: Readonly<Record<keyof DeprecatedConfigOptions, keyof Config>> = {
+  metaBytesMax: 'recordBytesMax',
+  metaInlineBytesMax: 'recordInlineBytesMax',
+};
+
+export type ConfigOptions = Partial<Config> & DeprecatedConfigOptions & { profile?: ProfileName };
 
 interface Bound {
   min: number;
@@ -126,8 +139,8 @@ const BOUNDS: Record<Exclude<keyof Config, 'lifeguard'>, Bound> = {
   awarenessMax: { min: 1, max: 64, integer: true },
   gossipToTheDeadMs: { min: 0, max: 86_400_000, integer: false },
   tombstoneReapMs: { min: 0, max: 7 * 86_400_000, integer: false },
-  metaBytesMax: { min: 0, max: 4 * 1024 * 1024, integer: true },
-  metaInlineBytesMax: { min: 0, max: 4_096, integer: true },
+  recordBytesMax: { min: 0, max: 4 * 1024 * 1024, integer: true },
+  recordInlineBytesMax: { min: 0, max: 4_096, integer: true },
   nameBytesMax: { min: 1, max: 1_024, integer: true },
   streamBytesMax: { min: 1_024, max: 1024 * 1024 * 1024, integer: true },
   membersMax: { min: 1, max: 10_000_000, integer: true },
@@ -145,8 +158,11 @@ export function resolveConfig(options: ConfigOptions = {}): Config {
     throw new InvalidOptionError('profile', `unknown profile ${JSON.stringify(profileName)}; expected lan, wan or local`);
   }
   const config: Config = { ...profile };
-  for (const [key, value] of Object.entries(options)) {
-    if (key === 'profile' || value === undefined) continue;
+  for (const [given, value] of Object.entries(options)) {
+    if (given === 'profile' || value === undefined) continue;
+    // The new name wins when both are given.
+    const key = RENAMED[given as keyof DeprecatedConfigOptions] ?? given;
+    if (key !== given && (options as Record<string, unknown>)[key] !== undefined) continue;
     if (key === 'lifeguard') {
       if (typeof value !== 'boolean') throw new InvalidOptionError(key, 'must be a boolean');
       config.lifeguard = value;
@@ -163,11 +179,11 @@ export function resolveConfig(options: ConfigOptions = {}): Config {
     }
     (config as unknown as Record<string, number>)[key] = value;
   }
-  if (config.metaInlineBytesMax > config.udpPayloadBytesMax / 2) {
-    throw new InvalidOptionError('metaInlineBytesMax', `must leave half of udpPayloadBytesMax (${config.udpPayloadBytesMax}) for other gossip`);
+  if (config.recordInlineBytesMax > config.udpPayloadBytesMax / 2) {
+    throw new InvalidOptionError('recordInlineBytesMax', `must leave half of udpPayloadBytesMax (${config.udpPayloadBytesMax}) for other gossip`);
   }
-  if (config.metaBytesMax + 1_024 > config.streamBytesMax) {
-    throw new InvalidOptionError('metaBytesMax', `must fit in a stream frame (streamBytesMax ${config.streamBytesMax})`);
+  if (config.recordBytesMax + 1_024 > config.streamBytesMax) {
+    throw new InvalidOptionError('recordBytesMax', `must fit in a stream frame (streamBytesMax ${config.streamBytesMax})`);
   }
   if (config.probeTimeoutMs > config.probeIntervalMs) {
     throw new InvalidOptionError('probeTimeoutMs', `must not exceed probeIntervalMs (${config.probeIntervalMs})`);

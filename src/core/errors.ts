@@ -1,7 +1,7 @@
 /**
  * Errors for misuse of the local API. Each carries a stable `code` that callers can match on;
  * messages are for humans and may change. Bad input from a peer never becomes one of these: the
- * core drops it, counts it and reports a `dropped` event instead (DESIGN.md §5b).
+ * core drops it, counts it and reports a `dropped` event instead (docs/ARCHITECTURE.md, Errors).
  */
 export type GrapevineErrorCode =
   | 'grapevine.invalid-option'
@@ -30,7 +30,7 @@ export class InvalidOptionError extends GrapevineError {
   }
 }
 
-/** A local value (node metadata, a name) exceeds its configured limit. */
+/** A local value (a member record, a name) exceeds its configured limit. */
 export class OversizedError extends GrapevineError {
   readonly limit: number;
   readonly size: number;

@@ -7,17 +7,18 @@
  */
 import { EMPTY_BYTES, EMPTY_DIGEST, type MemberState } from './wire.js';
 
-/** A member's record as held here: immutable, replaced on change; most members share EMPTY_RECORD. */
+/** A member's record as held here: immutable, replaced on change; most members share EMPTY_HELD_RECORD. */
 export interface HeldRecord {
   /** The newest record bytes held; while `pending` they are older than `digest` names. */
-  readonly meta: Uint8Array;
+  readonly bytes: Uint8Array;
   readonly digest: Uint8Array;
-  readonly metaBytes: number;
+  /** The size of the record `digest` names (of `bytes` unless pending). */
+  readonly size: number;
   /** Announced by digest, not yet pulled. */
   readonly pending: boolean;
 }
 
-export const EMPTY_RECORD: HeldRecord = Object.freeze({ meta: EMPTY_BYTES, digest: EMPTY_DIGEST, metaBytes: 0, pending: false });
+export const EMPTY_HELD_RECORD: HeldRecord = Object.freeze({ bytes: EMPTY_BYTES, digest: EMPTY_DIGEST, size: 0, pending: false });
 
 /** `aliveIncarnation` before any alive message named the member. */
 export const NO_IDENTITY = -1;
@@ -47,7 +48,7 @@ export class MemberTable {
     this.index.set(name, s);
     this.names.push(name);
     this.addrs.push(undefined);
-    this.records.push(EMPTY_RECORD);
+    this.records.push(EMPTY_HELD_RECORD);
     this.incarnation[s] = incarnation;
     this.aliveIncarnation[s] = NO_IDENTITY;
     this.version[s] = 0;

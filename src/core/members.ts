@@ -8,7 +8,7 @@
  *  - liveness (incarnation, state): a higher incarnation wins; at equal incarnation
  *    left > dead > suspect > alive (SWIM's precedence, with a graceful leave above a death);
  *  - identity (aliveIncarnation, version, addr, digest): what the newest alive message said about
- *    where the member is and which record (metadata) it carries. A record write bumps the version
+ *    where the member is and which record (the registry's opaque bytes) it carries. A record write bumps the version
  *    within an incarnation. Ties, which only a name conflict can produce, break on the address and
  *    then the digest so every node picks the same one.
  *
@@ -25,8 +25,8 @@ export const STATE_NAMES: readonly MemberStateName[] = ['alive', 'suspect', 'dea
 export interface MemberInfo {
   name: string;
   addr: string;
-  /** The newest record this node holds; it can trail `version` while a large one is being pulled. */
-  meta: Uint8Array;
+  /** The newest record (opaque bytes) this node holds; it can trail `version` while a large one is being pulled. */
+  record: Uint8Array;
   /** Record version: bumped by the member on every write, starting again in a new incarnation. */
   version: number;
   incarnation: number;

@@ -40,7 +40,7 @@ import { Awareness } from './awareness.js';
 import { BroadcastQueue } from './broadcast-queue.js';
 import { type Config, type ConfigOptions, pushPullIntervalMs, resolveConfig, retransmitLimit, suspicionTimeoutsMs } from './config.js';
 import { InvalidOptionError, InvalidStateError, OversizedError } from './errors.js';
-import { EMPTY_RECORD, type HeldRecord, MemberTable } from './member-table.js';
+import { EMPTY_HELD_RECORD, type HeldRecord, MemberTable } from './member-table.js';
 import { bytesEqual, identityNewer, livenessNewer, STATE_NAMES, type MemberInfo } from './members.js';
 import { Fifo } from './fifo.js';
 import { intern } from './intern.js';
@@ -50,7 +50,7 @@ import { Suspicion } from './suspicion.js';
 import { type Timer, TimerHeap } from './timers.js';
 import {
   type AliveMessage, buildPacket, decodePacket, EMPTY_BYTES, encodeMessage, encodePacket, HEADER_BYTES, MemberState,
-  type Message, MessageType, metaDigest, type PushPullEntry, type PushPullMessage, utf8Length, type WireLimits,
+  type Message, MessageType, recordDigest, type PushPullEntry, type PushPullMessage, utf8Length, type WireLimits,
 } from './wire.js';
 
 export interface MembershipOptions {
@@ -60,10 +60,10 @@ export interface MembershipOptions {
   addr: string;
   /**
    * This member's record: opaque bytes (the registry's encoded services), at most
-   * `config.metaBytesMax`. Up to `metaInlineBytesMax` it rides on gossip; larger ones are
+   * `config.recordBytesMax`. Up to `recordInlineBytesMax` it rides on gossip; larger ones are
    * announced by digest and pulled over the stream path.
    */
-  meta?: Uint8Array;
+  record?: Uint8Array;
   /** A profile name and overrides, or an already resolved config. */
   config?: ConfigOptions;
   rng: Rng;
@@ -227,8 +227,8 @@ export class Membership {
     if (typeof options.addr !== 'string' || options.addr.length === 0 || utf8Length(options.addr) > ADDR_BYTES_MAX) {
       throw new InvalidOptionError('addr', `must be a non-empty string of at most ${ADDR_BYTES_MAX} bytes`);
     }
-    const meta = options.meta ?? EMPTY_BYTES;
-    if (meta.length > config.metaBytesMax) throw new OversizedError('meta', meta.length, config.metaBytesMax);
+    const record = options.record ?? EMPTY_BYTES;
+    if (record.length > config.recordBytesMax) throw new OversizedError('record', record.length, config.recordBytesMax);
     const incarnation = options.incarnation ?? 0;
     if (!Number.isInteger(incarnation) || incarnation < 0 || incarnation > 0xffff_fff0) {
       throw new InvalidOptionError('incarnation', 'must be an integer in 0..2^32-16');
@@ -240,16 +240,16 @@ export class Membership {
     this.awareness = new Awareness(config.awarenessMax);
     this.seq = options.rng.nextUint32();
     this.datagramLimits = {
-      nameBytesMax: config.nameBytesMax, addrBytesMax: ADDR_BYTES_MAX, metaBytesMax: config.metaInlineBytesMax,
-      metaSizeMax: config.metaBytesMax, membersMax: 0,
+      nameBytesMax: config.nameBytesMax, addrBytesMax: ADDR_BYTES_MAX, carriedRecordBytesMax: config.recordInlineBytesMax,
+      recordBytesMax: config.recordBytesMax, membersMax: 0,
     };
-    this.streamLimits = { ...this.datagramLimits, metaBytesMax: config.metaBytesMax, membersMax: config.membersMax };
+    this.streamLimits = { ...this.datagramLimits, carriedRecordBytesMax: config.recordBytesMax, membersMax: config.membersMax };
     const now = options.nowMs;
     const t = this.table;
     t.add(options.name, incarnation, MemberState.Alive, now);
     t.addrs[SELF] = options.addr;
     t.aliveIncarnation[SELF] = incarnation;
-    t.records[SELF] = recordOf(meta);
+    t.records[SELF] = heldRecord(record);
     this.broadcastSelfAlive();
     // Random first deadlines spread members' rounds apart, as memberlist staggers its tickers.
     this.timers.schedule(now + randomInt(this.rng, config.probeIntervalMs), { kind: 'probe', deferred: false });
@@ -301,7 +301,7 @@ export class Membership {
     for (const message of decoded.messages) {
       if (message.type === MessageType.Ping) {
         if (message.target === this.name) reply = encodePacket([{ type: MessageType.Ack, seq: message.seq }]);
-      } else if (message.type === MessageType.MetaPull) {
+      } else if (message.type === MessageType.RecordPull) {
         const t = this.table;
         const s = t.slotOf(message.node);
         // Only a record we hold whole, and at least as new as asked for; the asker retries elsewhere.
@@ -378,11 +378,11 @@ export class Membership {
   }
 
   /** Replaces this member's record and announces it under the next version. */
-  setLocalRecord(nowMs: number, meta: Uint8Array): void {
+  setLocalRecord(_nowMs: number, record: Uint8Array): void {
     if (this.leaving) throw new InvalidStateError('setLocalRecord after leave');
-    if (meta.length > this.config.metaBytesMax) throw new OversizedError('meta', meta.length, this.config.metaBytesMax);
+    if (record.length > this.config.recordBytesMax) throw new OversizedError('record', record.length, this.config.recordBytesMax);
     const t = this.table;
-    t.records[SELF] = recordOf(meta);
+    t.records[SELF] = heldRecord(record);
     if ((t.version[SELF] as number) < 0xffff_ffff) {
       t.version[SELF] = (t.version[SELF] as number) + 1;
       this.broadcastSelfAlive();
@@ -390,7 +390,6 @@ export class Membership {
       t.version[SELF] = 0; // a new incarnation orders after every version of the old one
       this.bumpIncarnation(t.incarnation[SELF] as number);
     }
-    void nowMs;
   }
 
   // ---------------------------------------------------------------- outputs
@@ -440,11 +439,6 @@ export class Membership {
     return this.counters;
   }
 
-  /** Broadcasts waiting to be sent (a gauge for tests and benchmarks). */
-  get pendingBroadcasts(): number {
-    return this.broadcasts.size;
-  }
-
   // ---------------------------------------------------------------- message handling
 
   private dispatch(now: number, from: string, m: Message, viaStream: boolean): void {
@@ -463,7 +457,7 @@ export class Membership {
       case MessageType.Dead: return this.onDeadOrLeft(now, m.node, m.incarnation, MemberState.Dead, true);
       case MessageType.Left: return this.onDeadOrLeft(now, m.node, m.incarnation, MemberState.Left, true);
       case MessageType.PushPull:
-      case MessageType.MetaPull:
+      case MessageType.RecordPull:
         // These only travel on streams, where their size is bounded separately.
         if (!viaStream) this.drop(from, 'stream-message-over-datagram');
         return;
@@ -473,7 +467,7 @@ export class Membership {
   private onAlive(now: number, from: string, m: Omit<AliveMessage, 'type'>, spreadNew: boolean): void {
     if (m.node === this.name) return this.onAliveAboutSelf(m);
     const t = this.table;
-    const carried = m.meta.length === m.metaBytes;
+    const carried = m.record.length === m.recordBytes;
     const s = t.slotOf(m.node);
     if (s < 0) {
       if (!this.checkDigest(from, m, carried)) return;
@@ -493,7 +487,7 @@ export class Membership {
       // another offer of it: one that failed from its first source and the owner is retried now.
       if (!held.pending) return;
       if (carried) {
-        if (this.checkDigest(from, m, true)) this.recordArrived(now, s, m.meta);
+        if (this.checkDigest(from, m, true)) this.recordArrived(now, s, m.record);
       } else if (!this.pulls.has(m.node)) {
         this.wantRecord(now, m.node, from);
       }
@@ -519,14 +513,14 @@ export class Membership {
       if (isLive(this.stateOf(s))) this.emitMember('joined', s);
     } else if (before !== this.stateOf(s)) {
       this.emitMember(before === MemberState.Suspect ? 'alive' : 'joined', s);
-    } else if (addrChanged || after.meta !== held.meta) {
+    } else if (addrChanged || after.bytes !== held.bytes) {
       this.emitMember('updated', s);
     }
   }
 
   /** False (dropped and counted) if a carried record does not match its digest. */
   private checkDigest(from: string, m: Omit<AliveMessage, 'type'>, carried: boolean): boolean {
-    if (!carried || m.metaBytes === 0 || bytesEqual(metaDigest(m.meta), m.digest)) return true;
+    if (!carried || m.recordBytes === 0 || bytesEqual(recordDigest(m.record), m.digest)) return true;
     this.drop(from, 'bad-digest', m.node);
     return false;
   }
@@ -543,10 +537,10 @@ export class Membership {
     const held = t.records[s] as HeldRecord;
     if (!held.pending && bytesEqual(held.digest, m.digest)) return;
     if (have) {
-      t.records[s] = recordOf(m.meta, m.digest);
+      t.records[s] = heldRecord(m.record, m.digest);
       return;
     }
-    t.records[s] = { meta: held.meta, digest: m.digest, metaBytes: m.metaBytes, pending: true };
+    t.records[s] = { bytes: held.bytes, digest: m.digest, size: m.recordBytes, pending: true };
     this.wantRecord(now, m.node, from);
   }
 
@@ -555,10 +549,10 @@ export class Membership {
     this.pumpPulls(now);
   }
 
-  private recordArrived(now: number, s: Slot, meta: Uint8Array): void {
+  private recordArrived(now: number, s: Slot, record: Uint8Array): void {
     const t = this.table;
     const name = t.names[s] as string;
-    t.records[s] = recordOf(meta, (t.records[s] as HeldRecord).digest);
+    t.records[s] = heldRecord(record, (t.records[s] as HeldRecord).digest);
     const pull = this.pulls.get(name);
     if (pull !== undefined) {
       pull.timer.cancelled = true;
@@ -583,7 +577,7 @@ export class Membership {
     const t = this.table;
     const name = t.names[s] as string;
     const request = encodePacket([{
-      type: MessageType.MetaPull, node: name, incarnation: t.aliveIncarnation[s] as number, version: t.version[s] as number,
+      type: MessageType.RecordPull, node: name, incarnation: t.aliveIncarnation[s] as number, version: t.version[s] as number,
     }]);
     this.send({ addr, bytes: request, stream: true });
     const timer = this.timers.schedule(now + PULL_TIMEOUT_PROBES * this.config.probeIntervalMs, { kind: 'pull', name });
@@ -684,7 +678,7 @@ export class Membership {
     this.table.reserve(m.members.length);
     for (const r of m.members) {
       this.onAlive(now, from, {
-        node: r.name, incarnation: r.aliveIncarnation, addr: r.addr, meta: r.meta, version: r.version, digest: r.digest, metaBytes: r.metaBytes,
+        node: r.name, incarnation: r.aliveIncarnation, addr: r.addr, record: r.record, version: r.version, digest: r.digest, recordBytes: r.recordBytes,
       }, !m.reply);
       if (r.state === MemberState.Suspect || r.state === MemberState.Dead) {
         this.onSuspect(now, r.name, r.incarnation, this.name, true);
@@ -702,9 +696,9 @@ export class Membership {
       if (!this.isVisible(s)) continue;
       const record = t.records[s] as HeldRecord;
       members.push({
-        name: t.names[s] as string, addr: t.addrs[s] as string, meta: this.inlineMeta(record, false),
+        name: t.names[s] as string, addr: t.addrs[s] as string, record: this.inlineRecord(record, false),
         aliveIncarnation: t.aliveIncarnation[s] as number, incarnation: t.incarnation[s] as number, state: this.stateOf(s),
-        version: t.version[s] as number, digest: record.digest, metaBytes: record.metaBytes,
+        version: t.version[s] as number, digest: record.digest, recordBytes: record.size,
       });
     }
     return { type: MessageType.PushPull, join, reply, members };
@@ -1031,12 +1025,12 @@ export class Membership {
     const record = t.records[s] as HeldRecord;
     return {
       type: MessageType.Alive, node: t.names[s] as string, incarnation: t.aliveIncarnation[s] as number, addr: t.addrs[s] as string,
-      meta: this.inlineMeta(record, stream), version: t.version[s] as number, digest: record.digest, metaBytes: record.metaBytes,
+      record: this.inlineRecord(record, stream), version: t.version[s] as number, digest: record.digest, recordBytes: record.size,
     };
   }
 
-  private inlineMeta(record: HeldRecord, stream: boolean): Uint8Array {
-    return !record.pending && (stream || record.metaBytes <= this.config.metaInlineBytesMax) ? record.meta : EMPTY_BYTES;
+  private inlineRecord(record: HeldRecord, stream: boolean): Uint8Array {
+    return !record.pending && (stream || record.size <= this.config.recordInlineBytesMax) ? record.bytes : EMPTY_BYTES;
   }
 
   private stateOf(s: Slot): MemberState {
@@ -1141,7 +1135,7 @@ export class Membership {
   private toInfo(s: Slot): MemberInfo {
     const t = this.table;
     return {
-      name: t.names[s] as string, addr: t.addrs[s] as string, meta: (t.records[s] as HeldRecord).meta, version: t.version[s] as number,
+      name: t.names[s] as string, addr: t.addrs[s] as string, record: (t.records[s] as HeldRecord).bytes, version: t.version[s] as number,
       incarnation: t.incarnation[s] as number, state: STATE_NAMES[this.stateOf(s)] as MemberInfo['state'],
       stateChangeMs: t.stateChangeMs[s] as number,
     };
@@ -1171,7 +1165,7 @@ function isLive(state: MemberState): boolean {
   return state === MemberState.Alive || state === MemberState.Suspect;
 }
 
-function recordOf(meta: Uint8Array, digest?: Uint8Array): HeldRecord {
-  if (meta.length === 0) return EMPTY_RECORD;
-  return { meta, digest: digest ?? metaDigest(meta), metaBytes: meta.length, pending: false };
+function heldRecord(bytes: Uint8Array, digest?: Uint8Array): HeldRecord {
+  if (bytes.length === 0) return EMPTY_HELD_RECORD;
+  return { bytes, digest: digest ?? recordDigest(bytes), size: bytes.length, pending: false };
 }

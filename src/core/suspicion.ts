@@ -29,10 +29,6 @@ export class Suspicion {
     return true;
   }
 
-  get confirmations(): number {
-    return this.confirmers.size;
-  }
-
   /** Current deadline given the confirmations so far. */
   deadlineMs(): number {
     return this.startMs + suspicionTimeoutMs(this.confirmers.size, this.confirmationsWanted, this.minMs, this.maxMs);

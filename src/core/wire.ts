@@ -21,7 +21,7 @@ export const MessageType = {
   Dead: 7,
   Left: 8,
   PushPull: 9,
-  MetaPull: 10,
+  RecordPull: 10,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
@@ -46,33 +46,33 @@ export interface NackMessage { type: typeof MessageType.Nack; seq: number }
 export interface SuspectMessage { type: typeof MessageType.Suspect; node: string; incarnation: number; from: string }
 /**
  * A member's identity: where it is and its metadata record. The record is named by `version`
- * (bumped on every write, within an incarnation) and `digest`/`metaBytes`; `meta` carries the
- * record itself when it fits (gossip: metaInlineBytesMax; streams: any size) and is empty when
- * the receiver must pull it with MetaPull.
+ * (bumped on every write, within an incarnation) and `digest`/`recordBytes`; `record` carries the
+ * record itself when it fits (gossip: recordInlineBytesMax; streams: any size) and is empty when
+ * the receiver must pull it with RecordPull.
  */
 export interface AliveMessage {
-  type: typeof MessageType.Alive; node: string; incarnation: number; addr: string; meta: Uint8Array;
-  version: number; digest: Uint8Array; metaBytes: number;
+  type: typeof MessageType.Alive; node: string; incarnation: number; addr: string; record: Uint8Array;
+  version: number; digest: Uint8Array; recordBytes: number;
 }
 export interface DeadMessage { type: typeof MessageType.Dead; node: string; incarnation: number }
 /** A graceful leave, said by the member itself. */
 export interface LeftMessage { type: typeof MessageType.Left; node: string; incarnation: number }
 
 /** Asks the receiver for `node`'s record at `version` or newer (stream only); the reply is an Alive carrying it. */
-export interface MetaPullMessage { type: typeof MessageType.MetaPull; node: string; incarnation: number; version: number }
+export interface RecordPullMessage { type: typeof MessageType.RecordPull; node: string; incarnation: number; version: number }
 
-/** One member as carried in a push-pull state; `meta` is empty when the record is too large to inline. */
+/** One member as carried in a push-pull state; `record` is empty when the record is too large to inline. */
 export interface PushPullEntry {
   name: string;
   addr: string;
-  meta: Uint8Array;
-  /** Incarnation of the alive message that `addr` and `meta` came from. */
+  record: Uint8Array;
+  /** Incarnation of the alive message that `addr` and `record` came from. */
   aliveIncarnation: number;
   incarnation: number;
   state: MemberState;
   version: number;
   digest: Uint8Array;
-  metaBytes: number;
+  recordBytes: number;
 }
 /** Full state exchange over a stream; `reply` marks the answer to one. */
 export interface PushPullMessage {
@@ -81,16 +81,16 @@ export interface PushPullMessage {
 
 export type Message =
   | PingMessage | PingReqMessage | AckMessage | NackMessage | SuspectMessage
-  | AliveMessage | DeadMessage | LeftMessage | PushPullMessage | MetaPullMessage;
+  | AliveMessage | DeadMessage | LeftMessage | PushPullMessage | RecordPullMessage;
 
 /** Limits applied while decoding peer input. */
 export interface WireLimits {
   nameBytesMax: number;
   addrBytesMax: number;
   /** Largest record carried inline in one message. */
-  metaBytesMax: number;
+  carriedRecordBytesMax: number;
   /** Largest record size a digest may announce. */
-  metaSizeMax: number;
+  recordBytesMax: number;
   /** Most members in one push-pull message. */
   membersMax: number;
 }
@@ -120,14 +120,14 @@ function toTuple(m: Message): unknown[] {
     case MessageType.Ack: return [m.type, m.seq];
     case MessageType.Nack: return [m.type, m.seq];
     case MessageType.Suspect: return [m.type, m.node, m.incarnation, m.from];
-    case MessageType.Alive: return [m.type, m.node, m.incarnation, m.addr, m.meta, m.version, m.digest, m.metaBytes];
+    case MessageType.Alive: return [m.type, m.node, m.incarnation, m.addr, m.record, m.version, m.digest, m.recordBytes];
     case MessageType.Dead: return [m.type, m.node, m.incarnation];
     case MessageType.Left: return [m.type, m.node, m.incarnation];
     case MessageType.PushPull:
       return [m.type, m.join, m.reply, m.members.map((e) => [
-        e.name, e.addr, e.meta, e.aliveIncarnation, e.incarnation, e.state, e.version, e.digest, e.metaBytes,
+        e.name, e.addr, e.record, e.aliveIncarnation, e.incarnation, e.state, e.version, e.digest, e.recordBytes,
       ])];
-    case MessageType.MetaPull: return [m.type, m.node, m.incarnation, m.version];
+    case MessageType.RecordPull: return [m.type, m.node, m.incarnation, m.version];
   }
 }
 
@@ -165,7 +165,7 @@ export function decodePacket(bytes: Uint8Array, limits: WireLimits): DecodeResul
     depthMax: 3,
     arrayLengthMax: Math.max(8, limits.membersMax),
     stringBytesMax: Math.max(limits.nameBytesMax, limits.addrBytesMax),
-    binaryBytesMax: Math.max(DIGEST_BYTES, limits.metaBytesMax),
+    binaryBytesMax: Math.max(DIGEST_BYTES, limits.carriedRecordBytesMax),
   };
   // Scan every value first, so msgpackr only ever sees input that passed the bounds.
   let pos = HEADER_BYTES;
@@ -225,11 +225,11 @@ function fromTuple(value: unknown, limits: WireLimits): Message | typeof UNKNOWN
       const bad = need(v, 8) ?? name(v[1], 'node', limits) ?? u32(v[2], 'incarnation')
         ?? addr(v[3], 'addr', limits) ?? record(v[4], v[5], v[6], v[7], limits);
       return bad ?? {
-        type: t, node: v[1] as string, incarnation: v[2] as number, addr: v[3] as string, meta: bytes(v[4] as Uint8Array),
-        version: v[5] as number, digest: sharedDigest(v[6] as Uint8Array), metaBytes: v[7] as number,
+        type: t, node: v[1] as string, incarnation: v[2] as number, addr: v[3] as string, record: bytes(v[4] as Uint8Array),
+        version: v[5] as number, digest: sharedDigest(v[6] as Uint8Array), recordBytes: v[7] as number,
       };
     }
-    case MessageType.MetaPull: {
+    case MessageType.RecordPull: {
       const bad = need(v, 4) ?? name(v[1], 'node', limits) ?? u32(v[2], 'incarnation') ?? u32(v[3], 'version');
       return bad ?? { type: t, node: v[1] as string, incarnation: v[2] as number, version: v[3] as number };
     }
@@ -257,22 +257,22 @@ function pushPullMembers(v: unknown[], limits: WireLimits): PushPullMessage | st
       ?? u32(e[3], 'aliveIncarnation') ?? u32(e[4], 'incarnation') ?? memberState(e[5]) ?? record(e[2], e[6], e[7], e[8], limits);
     if (problem !== undefined) return `member ${i}: ${problem}`;
     members[i] = {
-      name: e[0] as string, addr: e[1] as string, meta: bytes(e[2] as Uint8Array),
+      name: e[0] as string, addr: e[1] as string, record: bytes(e[2] as Uint8Array),
       aliveIncarnation: e[3] as number, incarnation: e[4] as number, state: e[5] as MemberState,
-      version: e[6] as number, digest: sharedDigest(e[7] as Uint8Array), metaBytes: e[8] as number,
+      version: e[6] as number, digest: sharedDigest(e[7] as Uint8Array), recordBytes: e[8] as number,
     };
   }
   return { type: MessageType.PushPull, join: v[1] as boolean, reply: v[2] as boolean, members };
 }
 
-/** Empty metadata is the common case: share one instance instead of one allocation per member and per node. */
+/** An empty record is the common case: share one instance instead of one allocation per member and per node. */
 export const EMPTY_BYTES = new Uint8Array(0);
 
 export const DIGEST_BYTES = 8;
 
 /** Names a record's content: the first 8 bytes of its SHA-512, enough to tell versions apart (not a MAC). */
-export function metaDigest(meta: Uint8Array): Uint8Array {
-  return meta.length === 0 ? EMPTY_DIGEST : nacl.hash(meta).slice(0, DIGEST_BYTES);
+export function recordDigest(record: Uint8Array): Uint8Array {
+  return record.length === 0 ? EMPTY_DIGEST : nacl.hash(record).slice(0, DIGEST_BYTES);
 }
 export const EMPTY_DIGEST = nacl.hash(EMPTY_BYTES).slice(0, DIGEST_BYTES);
 
@@ -282,9 +282,9 @@ function sharedDigest(d: Uint8Array): Uint8Array {
   return EMPTY_DIGEST;
 }
 
-/** The record fields of an alive message or push-pull entry that carries `meta` inline (tests, tools, bootstrap). */
-export function withRecord(meta: Uint8Array = EMPTY_BYTES, version = 0): { meta: Uint8Array; version: number; digest: Uint8Array; metaBytes: number } {
-  return { meta, version, digest: metaDigest(meta), metaBytes: meta.length };
+/** The record fields of an alive message or push-pull entry that carries `record` inline (tests, tools, bootstrap). */
+export function withRecord(record: Uint8Array = EMPTY_BYTES, version = 0): { record: Uint8Array; version: number; digest: Uint8Array; recordBytes: number } {
+  return { record, version, digest: recordDigest(record), recordBytes: record.length };
 }
 
 function bytes(b: Uint8Array): Uint8Array {
@@ -308,12 +308,12 @@ function addr(x: unknown, field: string, limits: WireLimits): string | undefined
 }
 /** A record field group: inline bytes (empty, or exactly `size` long), version, digest, size. */
 function record(body: unknown, version: unknown, digest: unknown, size: unknown, limits: WireLimits): string | undefined {
-  if (!(body instanceof Uint8Array) || body.length > limits.metaBytesMax) return 'meta is not a byte string within the limit';
-  const bad = u32(version, 'version') ?? u32(size, 'metaBytes');
+  if (!(body instanceof Uint8Array) || body.length > limits.carriedRecordBytesMax) return 'record is not a byte string within the limit';
+  const bad = u32(version, 'version') ?? u32(size, 'recordBytes');
   if (bad !== undefined) return bad;
   if (!(digest instanceof Uint8Array) || digest.length !== DIGEST_BYTES) return 'digest is not 8 bytes';
-  if ((size as number) > limits.metaSizeMax) return `metaBytes ${String(size)} exceeds ${limits.metaSizeMax}`;
-  if (body.length !== 0 && body.length !== size) return 'meta length differs from metaBytes';
+  if ((size as number) > limits.recordBytesMax) return `recordBytes ${String(size)} exceeds ${limits.recordBytesMax}`;
+  if (body.length !== 0 && body.length !== size) return 'record length differs from recordBytes';
   // An empty record has one digest; any other would make receivers disagree about what they hold.
   if (size === 0 && sharedDigest(digest) !== EMPTY_DIGEST) return 'digest of an empty record is wrong';
   return undefined;

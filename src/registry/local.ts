@@ -69,7 +69,7 @@ export class LocalRecord {
 
   private write(nowMs: number, services: Map<string, ServiceRecord>, meta: Readonly<Record<string, string>>): void {
     const bytes = encodeRecord({ meta, services: [...services.values()] });
-    const limit = this.core.config.metaBytesMax;
+    const limit = this.core.config.recordBytesMax;
     if (bytes.length > limit) throw new OversizedError('record', bytes.length, limit);
     this.core.setLocalRecord(nowMs, bytes);
     this.services = services;

@@ -53,11 +53,11 @@ export function encodeRecord(record: NodeRecord): Uint8Array {
   ]);
 }
 
-export const EMPTY_RECORD: NodeRecord = Object.freeze({ meta: Object.freeze({}), services: Object.freeze([]) });
+export const EMPTY_NODE_RECORD: NodeRecord = Object.freeze({ meta: Object.freeze({}), services: Object.freeze([]) });
 
 /** The record in `bytes`, or a description of what is wrong with it. Empty bytes are the empty record. */
 export function decodeRecord(bytes: Uint8Array): NodeRecord | string {
-  if (bytes.length === 0) return EMPTY_RECORD;
+  if (bytes.length === 0) return EMPTY_NODE_RECORD;
   const scanned = scanValue(bytes, 0, {
     depthMax: 4,
     arrayLengthMax: Math.max(RECORD_LIMITS.servicesMax, RECORD_LIMITS.metaEntriesMax * 2),

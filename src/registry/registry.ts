@@ -8,7 +8,7 @@
  */
 import type { MemberInfo } from '../core/members.js';
 import { type Rng, randomFloat, randomInt } from '../core/rng.js';
-import { decodeRecord, type Health, type NodeRecord, type ServiceRecord } from './record.js';
+import { decodeRecord, EMPTY_NODE_RECORD, type Health, type NodeRecord, type ServiceRecord } from './record.js';
 
 /** A service instance as lookups return it. Objects are frozen and replaced, never mutated. */
 export interface Instance {
@@ -108,17 +108,17 @@ export class Registry {
     }
     const suspect = member.state === 'suspect';
     const old = this.nodes.get(member.name);
-    if (old !== undefined && old.bytes === member.meta && old.suspect === suspect && old.addr === member.addr) return;
+    if (old !== undefined && old.bytes === member.record && old.suspect === suspect && old.addr === member.addr) return;
     let record = old?.record;
-    if (old === undefined || old.bytes !== member.meta) {
-      const decoded = decodeRecord(member.meta);
+    if (old === undefined || old.bytes !== member.record) {
+      const decoded = decodeRecord(member.record);
       if (typeof decoded === 'string') this.badRecords++;
       else record = decoded;
     }
     // Most members register nothing: keep no state for them (their next record is decoded afresh).
     if (record !== undefined && record.services.length === 0 && old === undefined && isEmpty(record.meta)) return;
     const state: NodeState = {
-      bytes: member.meta, addr: member.addr, suspect, record: record ?? { meta: {}, services: [] }, instances: new Map(),
+      bytes: member.record, addr: member.addr, suspect, record: record ?? EMPTY_NODE_RECORD, instances: new Map(),
     };
     this.nodes.set(member.name, state);
     const host = hostOf(member.addr);

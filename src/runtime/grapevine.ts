@@ -7,12 +7,12 @@
  */
 import { EventEmitter } from 'node:events';
 import { hostname, networkInterfaces } from 'node:os';
-import { type Config, type ProfileName, resolveConfig } from '../core/config.js';
+import { type Config, type ConfigOptions, type ProfileName, resolveConfig } from '../core/config.js';
 import { GrapevineError, InvalidOptionError, InvalidStateError } from '../core/errors.js';
 import { type MemberChange, Membership, type MembershipEvent, type MembershipStats } from '../core/membership.js';
 import type { MemberInfo } from '../core/members.js';
 import { Keyring, SEAL_OVERHEAD_BYTES } from '../core/seal.js';
-import { type CheckDefinition, HealthCheck } from '../health/check.js';
+import { type CheckDefinition, HealthCheck } from './health-check.js';
 import { LocalRecord } from '../registry/local.js';
 import { checkMeta, decodeRecord, type Health, type ServiceDefinition } from '../registry/record.js';
 import { type Instance, type LookupFilter, type PickOptions, Registry, type ServiceChange } from '../registry/registry.js';
@@ -37,7 +37,7 @@ export interface GrapevineOptions {
   /** Protocol preset: "lan" (default), "wan" or "local". */
   profile?: ProfileName;
   /** Overrides of individual protocol parameters (see Config). */
-  protocol?: Partial<Config>;
+  protocol?: Omit<ConfigOptions, 'profile'>;
   /** 32-byte keys; the first seals outgoing packets, any opens incoming ones. Or a Keyring to share. */
   keyring?: readonly Uint8Array[] | Keyring;
   /** Node metadata, part of this member's record (with its services). */
@@ -55,7 +55,7 @@ export interface GrapevineOptions {
 }
 
 /** A member as the runtime reports it: its node metadata decoded from its record. */
-export type Member = Omit<MemberInfo, 'meta'> & { meta: Readonly<Record<string, string>> };
+export type Member = Omit<MemberInfo, 'record'> & { meta: Readonly<Record<string, string>> };
 
 /** A service to register, optionally with a health check that keeps its health current. */
 export type Registration = ServiceDefinition & { check?: CheckDefinition };
@@ -218,7 +218,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /**
    * Registers a service instance of this node (same id: replaces it). With a check, resolves
    * once the check's first result is in the record. Rejects with InvalidOptionError (naming the
-   * field) or OversizedError when the record would exceed protocol.metaBytesMax.
+   * field) or OversizedError when the record would exceed protocol.recordBytesMax.
    */
   async register(registration: Registration): Promise<ServiceHandle> {
     this.assertOpen('register');
@@ -469,10 +469,10 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   private toMember(m: MemberInfo): Member {
     let meta = this.registry.nodeMeta(m.name);
     if (meta === undefined) {
-      const record = decodeRecord(m.meta);
+      const record = decodeRecord(m.record);
       meta = typeof record === 'string' ? {} : record.meta;
     }
-    const { meta: _bytes, ...rest } = m;
+    const { record: _bytes, ...rest } = m;
     return { ...rest, meta };
   }
 

@@ -3,3 +3,5 @@ export { Grapevine, JoinError, WaitTimeoutError } from './grapevine.js';
 export type { GrapevineEvents, GrapevineOptions, Member, Registration, ServiceHandle } from './grapevine.js';
 export { BindError } from './transport.js';
 export type { TransportStats } from './transport.js';
+export { HealthCheck } from './health-check.js';
+export type { CheckDefinition, FunctionCheck, HttpCheck, TcpCheck, TtlCheck } from './health-check.js';

@@ -7,7 +7,7 @@
 import { connect } from 'node:net';
 import { InvalidOptionError } from '../core/errors.js';
 import { HEALTH, type Health } from '../registry/record.js';
-import { parseAddress } from '../runtime/address.js';
+import { parseAddress } from './address.js';
 
 interface Timing {
   /** Time between runs. Default 10 s. */
@@ -33,7 +33,7 @@ export interface FunctionCheck extends Timing {
 
 export type CheckDefinition = HttpCheck | TcpCheck | TtlCheck | FunctionCheck;
 
-type Probe = (signal: AbortSignal) => Promise<Health>;
+type CheckRun = (signal: AbortSignal) => Promise<Health>;
 
 export class HealthCheck {
   private current: Health = 'critical';
@@ -43,7 +43,7 @@ export class HealthCheck {
   private timer: NodeJS.Timeout | undefined;
   private inFlight: AbortController | undefined;
   private stopped = false;
-  private readonly probe: Probe | undefined;
+  private readonly run: CheckRun | undefined;
   private readonly intervalMs: number;
   private readonly timeoutMs: number;
   private readonly rise: number;
@@ -61,9 +61,9 @@ export class HealthCheck {
     this.rise = count(d.rise, 'check.rise', 2);
     this.fall = count(d.fall, 'check.fall', 3);
     this.ttlMs = d.ttlMs === undefined ? 0 : positive(d.ttlMs, 'check.ttlMs', 0);
-    if (d.http !== undefined) this.probe = httpProbe(d.http, d.headers);
-    else if (d.tcp !== undefined) this.probe = tcpProbe(d.tcp);
-    else if (d.run !== undefined) this.probe = functionProbe(d.run);
+    if (d.http !== undefined) this.run = httpRun(d.http, d.headers);
+    else if (d.tcp !== undefined) this.run = tcpRun(d.tcp);
+    else if (d.run !== undefined) this.run = functionRun(d.run);
   }
 
   get status(): Health {
@@ -72,7 +72,7 @@ export class HealthCheck {
 
   /** Runs the first check now; resolves with its result (a TTL check starts critical until pass()). */
   async start(): Promise<Health> {
-    if (this.probe === undefined) {
+    if (this.run === undefined) {
       this.armTtl();
       return this.current;
     }
@@ -100,7 +100,7 @@ export class HealthCheck {
   }
 
   private report(health: Health): void {
-    if (this.probe !== undefined) throw new InvalidOptionError('check', 'pass()/warn()/fail() are for TTL checks');
+    if (this.run !== undefined) throw new InvalidOptionError('check', 'pass()/warn()/fail() are for TTL checks');
     if (this.stopped) return;
     this.set(health);
     this.armTtl();
@@ -114,13 +114,13 @@ export class HealthCheck {
   }
 
   private async runOnce(): Promise<void> {
-    if (this.stopped || this.probe === undefined) return;
+    if (this.stopped || this.run === undefined) return;
     const ac = new AbortController();
     this.inFlight = ac;
     const timeout = setTimeout(() => ac.abort(new Error('health check timed out')), this.timeoutMs);
     let result: Health;
     try {
-      result = await this.probe(ac.signal);
+      result = await this.run(ac.signal);
       if (ac.signal.aborted) result = 'critical';
     } catch {
       result = 'critical';
@@ -159,7 +159,7 @@ export class HealthCheck {
   }
 }
 
-function httpProbe(url: string, headers: Record<string, string> | undefined): Probe {
+function httpRun(url: string, headers: Record<string, string> | undefined): CheckRun {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -175,7 +175,7 @@ function httpProbe(url: string, headers: Record<string, string> | undefined): Pr
   };
 }
 
-function tcpProbe(target: string): Probe {
+function tcpRun(target: string): CheckRun {
   const { host, port } = parseAddress(target, 'check.tcp');
   if (port === 0) throw new InvalidOptionError('check.tcp', 'needs a port');
   return (signal) => new Promise<Health>((resolve) => {
@@ -192,7 +192,7 @@ function tcpProbe(target: string): Probe {
   });
 }
 
-function functionProbe(run: FunctionCheck['run']): Probe {
+function functionRun(run: FunctionCheck['run']): CheckRun {
   if (typeof run !== 'function') throw new InvalidOptionError('check.run', 'must be a function');
   return async (signal) => {
     const aborted = new Promise<Health>((resolve) => signal.addEventListener('abort', () => resolve('critical'), { once: true }));
