@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { PROFILES, pushPullIntervalMs, resolveConfig, retransmitLimit, suspicionTimeoutsMs } from '../src/core/config.js';
+import { PROFILES, pushPullIntervalMs, resolveConfig, retransmitLimit } from '../src/core/config.js';
+import { suspicionTimeoutsMs } from '../src/core/suspicion.js';
 import { InvalidOptionError } from '../src/core/errors.js';
 
 describe('config', () => {

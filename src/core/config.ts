@@ -12,7 +12,7 @@ export interface Config {
   probeTimeoutMs: number;
   /** Members asked to ping-req a target that missed its direct ack (SWIM's k). */
   indirectChecks: number;
-  /** Suspicion timeout minimum = suspicionMult x max(1, log10(n)) x probeIntervalMs. */
+  /** Suspicion timeout minimum = suspicionMult x max(1, log10(n)) x probeIntervalMs (suspicion.ts). */
   suspicionMult: number;
   /** Suspicion timeout maximum = suspicionMaxTimeoutMult x the minimum (Lifeguard). */
   suspicionMaxTimeoutMult: number;
@@ -189,13 +189,6 @@ export function resolveConfig(options: ConfigOptions = {}): Config {
     throw new InvalidOptionError('probeTimeoutMs', `must not exceed probeIntervalMs (${config.probeIntervalMs})`);
   }
   return config;
-}
-
-/** Lifeguard suspicion bounds for a cluster of `members` (memberlist util.go suspicionTimeout). */
-export function suspicionTimeoutsMs(config: Config, members: number): { minMs: number; maxMs: number } {
-  const scale = Math.max(1, Math.log10(Math.max(1, members)));
-  const minMs = config.suspicionMult * scale * config.probeIntervalMs;
-  return { minMs, maxMs: config.suspicionMaxTimeoutMult * minMs };
 }
 
 /** Sends per broadcast (memberlist util.go retransmitLimit). */

@@ -2,7 +2,8 @@
 export { Membership } from './membership.js';
 export type { MemberChange, MembershipEvent, MembershipOptions, MembershipStats, Transmit } from './membership.js';
 export type { MemberInfo, MemberStateName } from './members.js';
-export { PROFILES, resolveConfig, suspicionTimeoutsMs, retransmitLimit, pushPullIntervalMs } from './config.js';
+export { PROFILES, resolveConfig, retransmitLimit, pushPullIntervalMs } from './config.js';
+export { suspicionTimeoutsMs } from './suspicion.js';
 export type { Config, ConfigOptions, ProfileName } from './config.js';
 export { GrapevineError, InvalidOptionError, InvalidStateError, OversizedError } from './errors.js';
 export type { GrapevineErrorCode } from './errors.js';

@@ -5,7 +5,12 @@
  * all the others (10^8 entries). Slot 0 is the local member; removing a member moves the last
  * slot into the hole, so slots stay dense and a random slot is a random member.
  */
-import { EMPTY_BYTES, EMPTY_DIGEST, type MemberState } from './wire.js';
+import { EMPTY_BYTES, EMPTY_DIGEST, type MemberState, recordDigest } from './wire.js';
+
+/** A member's position in the table's columns; it can change when another member is removed. */
+export type Slot = number;
+/** The local member's slot. */
+export const SELF: Slot = 0;
 
 /** A member's record as held here: immutable, replaced on change; most members share EMPTY_HELD_RECORD. */
 export interface HeldRecord {
@@ -19,6 +24,12 @@ export interface HeldRecord {
 }
 
 export const EMPTY_HELD_RECORD: HeldRecord = Object.freeze({ bytes: EMPTY_BYTES, digest: EMPTY_DIGEST, size: 0, pending: false });
+
+/** A record as held once its bytes are here; `digest` when already known. */
+export function heldRecord(bytes: Uint8Array, digest?: Uint8Array): HeldRecord {
+  if (bytes.length === 0) return EMPTY_HELD_RECORD;
+  return { bytes, digest: digest ?? recordDigest(bytes), size: bytes.length, pending: false };
+}
 
 /** `aliveIncarnation` before any alive message named the member. */
 export const NO_IDENTITY = -1;

@@ -46,6 +46,11 @@ export interface MemberFacts {
   digest: Uint8Array;
 }
 
+/** Alive or suspect: still a member, probed and counted in the cluster size. */
+export function isLive(state: MemberState): boolean {
+  return state === MemberState.Alive || state === MemberState.Suspect;
+}
+
 /** True if liveness (incB, stateB) is strictly newer than (incA, stateA). */
 export function livenessNewer(incA: number, stateA: MemberState, incB: number, stateB: MemberState): boolean {
   return incB > incA || (incB === incA && stateB > stateA);

@@ -1,0 +1,226 @@
+/**
+ * What every protocol module of one member works on: the member table, the broadcast queue, the
+ * timer table, local health, and the outputs (transmits, events, counters). Modules receive this
+ * object explicitly; none holds a reference to `Membership`. The helpers here are the ones two or
+ * more modules share: sending, sampling members, describing a member, emitting and dropping.
+ */
+import { Awareness } from './awareness.js';
+import { BroadcastQueue } from './broadcast-queue.js';
+import { type Config, retransmitLimit } from './config.js';
+import { Fifo } from './fifo.js';
+import { type HeldRecord, MemberTable, SELF, type Slot } from './member-table.js';
+import { type MemberInfo, STATE_NAMES } from './members.js';
+import { type Rng, randomInt, shuffle } from './rng.js';
+import { isSealed, type Keyring, SEAL_OVERHEAD_BYTES } from './seal.js';
+import { TimerHeap } from './timers.js';
+import { type AliveMessage, buildPacket, EMPTY_BYTES, encodeMessage, HEADER_BYTES, type MemberState, MessageType } from './wire.js';
+
+/** Bytes to send. `stream` means one frame over a reliable connection (TCP in the runtime). */
+export interface Transmit {
+  addr: string;
+  bytes: Uint8Array;
+  stream: boolean;
+}
+
+export type MemberChange = 'joined' | 'suspect' | 'alive' | 'dead' | 'left' | 'updated';
+
+export type MembershipEvent =
+  | { type: MemberChange; member: MemberInfo }
+  /** Local health score changed (0 is healthy). */
+  | { type: 'health'; score: number }
+  /** Peer input was rejected; it changed no state. */
+  | { type: 'dropped'; from: string; reason: string; detail?: string }
+  /** Another process claims this member's name from `otherAddr`; this node refuted it. */
+  | { type: 'conflict'; name: string; addr: string; otherAddr: string }
+  /** A push-pull state from `from` was merged (`join`: it answered our join request). */
+  | { type: 'synced'; from: string; join: boolean; members: number }
+  /** After leave(): the left message has been sent its full number of times (or there is nobody to tell). */
+  | { type: 'leave-disseminated' };
+
+export interface MembershipStats {
+  packetsIn: number;
+  bytesIn: number;
+  packetsOut: number;
+  bytesOut: number;
+  streamsOut: number;
+  /** Peer inputs rejected, by reason. */
+  dropped: Record<string, number>;
+  /** Events discarded because the driver did not drain them. */
+  eventsDropped: number;
+}
+
+/** Every timer the core arms, by kind; `deferred` marks the one extra wait after a stall. */
+export type TimerKind =
+  | { kind: 'probe'; deferred: boolean }
+  | { kind: 'probe-ack'; deferred: boolean }
+  | { kind: 'gossip' }
+  | { kind: 'push-pull' }
+  | { kind: 'suspicion'; name: string; deferred: boolean }
+  | { kind: 'relay'; seq: number }
+  | { kind: 'pull'; name: string };
+
+/** A timer that fires later than this fraction of the probe timeout means the event loop stalled. */
+const STALL_FRACTION = 0.5;
+/** After a stall, accusing timers wait this long once more so queued input is processed first. */
+export const STALL_GRACE_MS = 5;
+
+export class Context {
+  readonly table = new MemberTable();
+  readonly broadcasts = new BroadcastQueue();
+  readonly timers = new TimerHeap<TimerKind>();
+  readonly awareness: Awareness;
+  /** Largest plaintext packet: the payload budget less any sealing overhead. */
+  readonly packetBytesMax: number;
+  readonly counters: MembershipStats = {
+    packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, streamsOut: 0, dropped: {}, eventsDropped: 0,
+  };
+  readonly outbox = new Fifo<Transmit>();
+  readonly events = new Fifo<MembershipEvent>();
+  /** Members in state alive or suspect, self included. */
+  liveCount = 1;
+  /** Counts changes to other members' entries, so a push-pull can tell whether it taught us anything. */
+  tableChanges = 0;
+  leaving = false;
+  /** 'leave-disseminated' has been emitted (it is emitted once). */
+  leaveReported = false;
+  private seq: number;
+
+  constructor(
+    readonly config: Readonly<Config>,
+    readonly name: string,
+    readonly rng: Rng,
+    readonly keyring: Keyring | undefined,
+  ) {
+    this.packetBytesMax = config.udpPayloadBytesMax - (keyring === undefined ? 0 : SEAL_OVERHEAD_BYTES);
+    this.awareness = new Awareness(config.awarenessMax);
+    this.seq = rng.nextUint32();
+  }
+
+  stateOf(s: Slot): MemberState {
+    return this.table.state[s] as MemberState;
+  }
+
+  /** Known by an alive message (not only by a suspicion or death notice about an unknown name). */
+  isVisible(s: Slot): boolean {
+    return this.table.addrs[s] !== undefined;
+  }
+
+  toInfo(s: Slot): MemberInfo {
+    const t = this.table;
+    return {
+      name: t.names[s] as string, addr: t.addrs[s] as string, record: (t.records[s] as HeldRecord).bytes, version: t.version[s] as number,
+      incarnation: t.incarnation[s] as number, state: STATE_NAMES[this.stateOf(s)] as MemberInfo['state'],
+      stateChangeMs: t.stateChangeMs[s] as number,
+    };
+  }
+
+  /** The alive message for a member's identity; the record rides along if held and small enough (any size on a stream). */
+  aliveOf(s: Slot, stream: boolean): AliveMessage {
+    const t = this.table;
+    const record = t.records[s] as HeldRecord;
+    return {
+      type: MessageType.Alive, node: t.names[s] as string, incarnation: t.aliveIncarnation[s] as number, addr: t.addrs[s] as string,
+      record: this.inlineRecord(record, stream), version: t.version[s] as number, digest: record.digest, recordBytes: record.size,
+    };
+  }
+
+  inlineRecord(record: HeldRecord, stream: boolean): Uint8Array {
+    return !record.pending && (stream || record.size <= this.config.recordInlineBytesMax) ? record.bytes : EMPTY_BYTES;
+  }
+
+  broadcastSelfAlive(): void {
+    this.broadcasts.enqueue(this.name, encodeMessage(this.aliveOf(SELF, false)));
+  }
+
+  /** Lifeguard: `delta` > 0 is evidence that this node is the slow one, < 0 that it is fine. */
+  applyAwareness(delta: number): void {
+    if (!this.config.lifeguard) return;
+    if (this.awareness.apply(delta)) this.emit({ type: 'health', score: this.awareness.score });
+  }
+
+  /** A timer this late means the event loop stalled. Part of local health awareness: with Lifeguard off the core behaves as plain SWIM. */
+  stalled(lateMs: number): boolean {
+    return this.config.lifeguard && lateMs > this.config.probeTimeoutMs * STALL_FRACTION;
+  }
+
+  retransmitLimit(): number {
+    return retransmitLimit(this.config, this.liveCount);
+  }
+
+  nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0;
+    return this.seq;
+  }
+
+  /** Up to k distinct random other members (slots) accepted by `accept`. */
+  sample(k: number, accept: (s: Slot) => boolean): Slot[] {
+    const others = this.table.size - 1;
+    const out: Slot[] = [];
+    if (k <= 0 || others <= 0) return out;
+    if (others > k * 4) {
+      for (let attempt = 0; out.length < k && attempt < k * 16; attempt++) {
+        const s = 1 + randomInt(this.rng, others);
+        if (accept(s) && !out.includes(s)) out.push(s);
+      }
+      if (out.length === k) return out;
+      out.length = 0;
+    }
+    // Small tables, or few acceptable members: choose from all of them.
+    const candidates: Slot[] = [];
+    for (let s = 1; s <= others; s++) if (accept(s)) candidates.push(s);
+    return shuffle(this.rng, candidates).slice(0, k);
+  }
+
+  /** Sends `bodies` in one datagram, filling the rest of it with pending broadcasts. */
+  sendPacket(addr: string, bodies: Uint8Array[]): void {
+    let size = HEADER_BYTES;
+    for (const b of bodies) size += b.length;
+    const budget = this.packetBytesMax - size;
+    if (budget > 0) this.broadcasts.take(budget, this.retransmitLimit(), bodies);
+    this.send({ addr, bytes: buildPacket(bodies), stream: false });
+  }
+
+  send(t: Transmit): void {
+    t.bytes = this.seal(t.bytes);
+    if (t.stream) this.counters.streamsOut++;
+    else this.counters.packetsOut++;
+    this.counters.bytesOut += t.bytes.length;
+    this.outbox.push(t);
+  }
+
+  seal(plain: Uint8Array): Uint8Array {
+    return this.keyring === undefined ? plain : this.keyring.seal(plain, this.rng);
+  }
+
+  /** The plaintext of a packet, or undefined (dropped and counted) if it is not acceptable. */
+  unseal(from: string, bytes: Uint8Array): Uint8Array | undefined {
+    if (this.keyring === undefined) {
+      if (!isSealed(bytes)) return bytes;
+      this.drop(from, 'encrypted', 'sealed packet but no keyring configured');
+      return undefined;
+    }
+    const opened = this.keyring.open(bytes);
+    if (opened.ok) return opened.plain;
+    this.drop(from, opened.reason);
+    return undefined;
+  }
+
+  emitMember(type: MemberChange, s: Slot): void {
+    this.tableChanges++;
+    if (this.isVisible(s)) this.emit({ type, member: this.toInfo(s) });
+  }
+
+  emit(event: MembershipEvent): void {
+    if (event.type === 'leave-disseminated') this.leaveReported = true;
+    if (this.events.size >= this.config.eventQueueMax) {
+      this.events.shift(); // the oldest goes: a driver that stopped draining must not grow memory
+      this.counters.eventsDropped++;
+    }
+    this.events.push(event);
+  }
+
+  drop(from: string, reason: string, detail?: string): void {
+    this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1;
+    this.emit(detail === undefined ? { type: 'dropped', from, reason } : { type: 'dropped', from, reason, detail });
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * Dissemination: how news travels. Every state change is queued once per member in the
+ * broadcast queue and piggybacked on every outgoing packet, and gossip rounds send what is
+ * queued to a few random live members, each item up to λ·log(n) times (broadcast-queue.ts).
+ * Push-pull exchanges the whole table with one random member now and then (and with the seeds
+ * on join), so anything gossip missed heals; a dead member is also contacted, so long partitions
+ * heal without operator action. A graceful leave is sent directly to many members and gossiped.
+ */
+import { pushPullIntervalMs } from './config.js';
+import type { Context, TimerKind } from './context.js';
+import { type HeldRecord, SELF } from './member-table.js';
+import { isLive } from './members.js';
+import { randomInt } from './rng.js';
+import type { Timer } from './timers.js';
+import type { Transitions } from './transitions.js';
+import {
+  buildPacket, encodeMessage, encodePacket, HEADER_BYTES, MemberState, MessageType, type PushPullEntry, type PushPullMessage,
+} from './wire.js';
+
+/** A graceful leave is sent directly to this many live members, besides being gossiped. */
+const LEAVE_DIRECT_MAX = 64;
+/** The first push-pull after a join comes this many gossip intervals later (1 s on LAN). */
+const JOIN_SYNC_FACTOR = 5;
+/** Join-time push-pulls that teach nothing, in a row, before the regular period resumes. */
+const JOIN_SYNC_QUIET_MAX = 3;
+
+export class Dissemination {
+  private pushPullTimer: Timer<TimerKind> | undefined;
+  /**
+   * After a join, push-pull runs at growing intervals (1x, 2x, 4x ... the gossip interval times
+   * JOIN_SYNC_FACTOR) until it reaches the regular one. Members that join together learn of each
+   * other only by gossip, whose retransmits are spent on the few members each knows at first;
+   * a few early full-state exchanges close those gaps in seconds instead of a push-pull period.
+   * JOIN_SYNC_QUIET_MAX exchanges in a row that teach nothing new end this early: one alone is
+   * not enough, as the random peer may lack the same members (seen in simulation: a member then
+   * waited for the regular 90 s push-pull to learn of two others).
+   */
+  private joinSyncMs = 0;
+  private joinSyncQuiet = 0;
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly transitions: Transitions,
+  ) {}
+
+  /** Arms the first gossip round and push-pull at random offsets, so members' rounds spread apart. */
+  startTimers(now: number): void {
+    const { config, rng, timers } = this.ctx;
+    timers.schedule(now + randomInt(rng, config.gossipIntervalMs), { kind: 'gossip' });
+    if (config.pushPullIntervalMs > 0) {
+      this.pushPullTimer = timers.schedule(now + randomInt(rng, config.pushPullIntervalMs), { kind: 'push-pull' });
+    }
+  }
+
+  /** Sends a join request (this member's whole table) to each seed; starts the join-time push-pulls. */
+  join(now: number, seeds: readonly string[]): void {
+    const ctx = this.ctx;
+    if (ctx.config.pushPullIntervalMs > 0 && seeds.length > 0) {
+      this.joinSyncMs = ctx.config.gossipIntervalMs * JOIN_SYNC_FACTOR;
+      this.joinSyncQuiet = 0;
+      this.schedulePushPull(now, this.joinSyncMs);
+    }
+    const request = encodePacket([this.localState(true, false)]);
+    for (const seed of seeds) {
+      if (seed !== ctx.table.addrs[SELF]) ctx.send({ addr: seed, bytes: request, stream: true });
+    }
+  }
+
+  /** Tells up to LEAVE_DIRECT_MAX members at once that this member left, then gossips it as usual. */
+  announceLeave(incarnation: number): void {
+    const ctx = this.ctx;
+    const left = encodeMessage({ type: MessageType.Left, node: ctx.name, incarnation });
+    // Gossip alone gives each broadcast only 4 sends below ten members, and one member in a few
+    // hundred leaves then went unheard of until it suspected the departed member itself (seen in
+    // simulation and on loopback).
+    const direct = ctx.sample(LEAVE_DIRECT_MAX, (s) => ctx.isVisible(s) && isLive(ctx.stateOf(s)));
+    const packet = buildPacket([left]);
+    for (const s of direct) ctx.send({ addr: ctx.table.addrs[s] as string, bytes: packet, stream: false });
+    ctx.broadcasts.enqueue(ctx.name, left, () => ctx.emit({ type: 'leave-disseminated' }));
+    if (direct.length === 0) this.leaveDone();
+  }
+
+  onGossipTick(now: number): void {
+    const ctx = this.ctx;
+    ctx.timers.schedule(now + ctx.config.gossipIntervalMs, { kind: 'gossip' });
+    if (ctx.broadcasts.size === 0) return;
+    // Counted sends go to live members only: each broadcast has few sends (4 below ten members),
+    // and spending them on dead ones can leave live members never hearing it (seen in simulation).
+    const targets = ctx.sample(ctx.config.gossipNodes, (s) => ctx.isVisible(s) && isLive(ctx.stateOf(s)));
+    // Everyone else left too (a whole cluster shutting down): nobody is left to tell.
+    if (targets.length === 0 && ctx.leaving) this.leaveDone();
+    let first: Uint8Array | undefined;
+    for (const target of targets) {
+      const bodies: Uint8Array[] = [];
+      ctx.broadcasts.take(ctx.packetBytesMax - HEADER_BYTES, ctx.retransmitLimit(), bodies);
+      if (bodies.length === 0) break;
+      const bytes = buildPacket(bodies);
+      first ??= bytes;
+      ctx.send({ addr: ctx.table.addrs[target] as string, bytes, stream: false });
+    }
+    // Gossip to the dead (memberlist): a copy to one recently dead member, so a wrongly declared
+    // one hears it and refutes. A copy costs no broadcast its sends.
+    if (first === undefined) return;
+    const deadWindowMs = ctx.config.gossipToTheDeadMs;
+    const t = ctx.table;
+    const [dead] = ctx.sample(1, (s) => ctx.isVisible(s) && ctx.stateOf(s) === MemberState.Dead && now - (t.stateChangeMs[s] as number) < deadWindowMs);
+    if (dead !== undefined) ctx.send({ addr: t.addrs[dead] as string, bytes: first, stream: false });
+  }
+
+  onPushPullTick(now: number): void {
+    const ctx = this.ctx;
+    const regularMs = pushPullIntervalMs(ctx.config, ctx.liveCount);
+    if (this.joinSyncMs > 0) this.joinSyncMs *= 2;
+    if (this.joinSyncMs >= regularMs) this.joinSyncMs = 0;
+    this.schedulePushPull(now, this.joinSyncMs > 0 ? this.joinSyncMs : regularMs);
+    if (ctx.leaving) return;
+    const [peer] = ctx.sample(1, (s) => ctx.stateOf(s) === MemberState.Alive && ctx.isVisible(s));
+    // Also try one dead member: if it was only cut off, this heals the partition (antrea#4491).
+    const [lost] = ctx.sample(1, (s) => ctx.stateOf(s) === MemberState.Dead && ctx.isVisible(s));
+    if (peer === undefined && lost === undefined) return;
+    const request = encodePacket([this.localState(false, false)]);
+    if (peer !== undefined) ctx.send({ addr: ctx.table.addrs[peer] as string, bytes: request, stream: true });
+    if (lost !== undefined) ctx.send({ addr: ctx.table.addrs[lost] as string, bytes: request, stream: true });
+  }
+
+  /** A push-pull arrived on a stream: merges it; returns our own state if it was a request. */
+  onPushPull(now: number, from: string, m: PushPullMessage): Uint8Array | undefined {
+    const ctx = this.ctx;
+    const changesBefore = ctx.tableChanges;
+    this.merge(now, from, m);
+    if (!m.reply) return encodePacket([this.localState(m.join, true)]);
+    if (this.joinSyncMs > 0) this.noteJoinSync(now, ctx.tableChanges !== changesBefore);
+    return undefined;
+  }
+
+  /**
+   * Merges a peer's full table (memberlist mergeState). A remote "dead" becomes a local
+   * suspicion: we give the member a chance to refute rather than trusting one peer's verdict.
+   * Members new to us are gossiped on only from a request, whose sender is usually a joiner
+   * announcing itself; a reply is a whole table sent to a joiner, and re-gossiping it would
+   * flood the cluster with news everyone else already has.
+   */
+  private merge(now: number, from: string, m: PushPullMessage): void {
+    const ctx = this.ctx;
+    ctx.table.reserve(m.members.length);
+    for (const r of m.members) {
+      this.transitions.onAlive(now, from, {
+        node: r.name, incarnation: r.aliveIncarnation, addr: r.addr, record: r.record, version: r.version, digest: r.digest, recordBytes: r.recordBytes,
+      }, !m.reply);
+      if (r.state === MemberState.Suspect || r.state === MemberState.Dead) {
+        this.transitions.onSuspect(now, r.name, r.incarnation, ctx.name, true);
+      } else if (r.state === MemberState.Left) {
+        this.transitions.onDeadOrLeft(now, r.name, r.incarnation, MemberState.Left, true);
+      }
+    }
+    ctx.emit({ type: 'synced', from, join: m.join && m.reply, members: m.members.length });
+  }
+
+  private localState(join: boolean, reply: boolean): PushPullMessage {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const members: PushPullEntry[] = [];
+    for (let s = 0; s < t.size; s++) {
+      if (!ctx.isVisible(s)) continue;
+      const record = t.records[s] as HeldRecord;
+      members.push({
+        name: t.names[s] as string, addr: t.addrs[s] as string, record: ctx.inlineRecord(record, false),
+        aliveIncarnation: t.aliveIncarnation[s] as number, incarnation: t.incarnation[s] as number, state: ctx.stateOf(s),
+        version: t.version[s] as number, digest: record.digest, recordBytes: record.size,
+      });
+    }
+    return { type: MessageType.PushPull, join, reply, members };
+  }
+
+  /** After a join-time push-pull reply: enough quiet ones in a row mean converged, back to the regular period. */
+  private noteJoinSync(now: number, learned: boolean): void {
+    this.joinSyncQuiet = learned ? 0 : this.joinSyncQuiet + 1;
+    if (this.joinSyncQuiet < JOIN_SYNC_QUIET_MAX) return;
+    this.joinSyncMs = 0;
+    this.schedulePushPull(now, pushPullIntervalMs(this.ctx.config, this.ctx.liveCount));
+  }
+
+  private schedulePushPull(now: number, delayMs: number): void {
+    if (this.pushPullTimer !== undefined) this.pushPullTimer.cancelled = true;
+    this.pushPullTimer = this.ctx.timers.schedule(now + delayMs, { kind: 'push-pull' });
+  }
+
+  /** Ends a leave early when no live member remains to hear it; emits 'leave-disseminated' once. */
+  private leaveDone(): void {
+    const ctx = this.ctx;
+    if (ctx.leaveReported) return;
+    ctx.broadcasts.remove(ctx.name); // drops our left message without its onRetire
+    ctx.emit({ type: 'leave-disseminated' });
+  }
+}
