@@ -11,7 +11,8 @@ import type { MemberInfo } from '../src/core/members.js';
 import { seededRng } from '../src/core/rng.js';
 import { LocalRecord } from '../src/registry/local.js';
 import { decodeRecord, encodeRecord, type ServiceRecord } from '../src/registry/record.js';
-import { hostOf, Registry, type ServiceChange } from '../src/registry/registry.js';
+import { hostOf } from '../src/core/address.js';
+import { Registry, type ServiceChange } from '../src/registry/registry.js';
 import { watchService, WatchOverflowError } from '../src/registry/watch.js';
 import { simulate } from '../sim/index.js';
 

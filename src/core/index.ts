@@ -12,3 +12,5 @@ export type { Rng } from './rng.js';
 export { decodePacket, encodePacket, MessageType, MemberState, PROTOCOL_VERSION } from './wire.js';
 export type { DecodeError, DecodeErrorReason, DecodeResult, Message, WireLimits } from './wire.js';
 export { Keyring, KEY_BYTES, SEAL_OVERHEAD_BYTES } from './seal.js';
+export { formatAddress, hostOf, ipFamily, parseAddress } from './address.js';
+export type { Address } from './address.js';

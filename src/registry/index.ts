@@ -1,5 +1,5 @@
 /** The service registry: records, the local index with lookup/pick, and watches. Pure (no I/O). */
-export { Registry, hostOf } from './registry.js';
+export { Registry } from './registry.js';
 export type { Instance, LookupFilter, PickOptions, PickStrategy, RegistryOptions, ServiceChange } from './registry.js';
 export { LocalRecord } from './local.js';
 export { decodeRecord, encodeRecord, RECORD_LIMITS } from './record.js';

@@ -6,6 +6,7 @@
  * Updates cost O(instances of the changed node); a lookup without a filter is a map read that
  * returns a cached frozen array (rebuilt once after a change to that service, not per call).
  */
+import { hostOf } from '../core/address.js';
 import type { MemberInfo } from '../core/members.js';
 import { type Rng, randomFloat, randomInt } from '../core/rng.js';
 import { decodeRecord, EMPTY_NODE_RECORD, type Health, type NodeRecord, type ServiceRecord } from './record.js';
@@ -318,14 +319,4 @@ function matches(i: Instance, tags: readonly string[] | undefined, meta: Readonl
   if (tags !== undefined) for (const t of tags) if (!i.tags.includes(t)) return false;
   if (meta !== undefined) for (const [k, v] of Object.entries(meta)) if (i.meta[k] !== v) return false;
   return true;
-}
-
-/** The host part of a member address ("10.0.0.1:7946", "[::1]:7946"); other forms (simulated names) as they are. */
-export function hostOf(addr: string): string {
-  if (addr.startsWith('[')) {
-    const end = addr.indexOf(']');
-    return end > 0 ? addr.slice(1, end) : addr;
-  }
-  const colon = addr.indexOf(':');
-  return colon > 0 && addr.indexOf(':', colon + 1) < 0 ? addr.slice(0, colon) : addr;
 }

@@ -17,7 +17,7 @@ import { LocalRecord } from '../registry/local.js';
 import { checkMeta, decodeRecord, type Health, type ServiceDefinition } from '../registry/record.js';
 import { type Instance, type LookupFilter, type PickOptions, Registry, type ServiceChange } from '../registry/registry.js';
 import { watchService, type WatchOptions } from '../registry/watch.js';
-import { type Address, formatAddress, parseAddress } from './address.js';
+import { type Address, formatAddress, parseAddress } from '../core/address.js';
 import { cryptoRng, monotonicMs } from './system.js';
 import { Transport, type TransportStats } from './transport.js';
 

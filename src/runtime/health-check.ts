@@ -7,7 +7,7 @@
 import { connect } from 'node:net';
 import { InvalidOptionError } from '../core/errors.js';
 import { HEALTH, type Health } from '../registry/record.js';
-import { parseAddress } from './address.js';
+import { parseAddress } from '../core/address.js';
 
 interface Timing {
   /** Time between runs. Default 10 s. */

@@ -7,7 +7,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { GrapevineError } from '../core/errors.js';
-import { type Address, formatAddress, parseAddress } from './address.js';
+import { type Address, formatAddress, parseAddress } from '../core/address.js';
 
 export interface TransportLimits {
   /** Largest stream frame accepted or sent. */
