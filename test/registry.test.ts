@@ -9,7 +9,7 @@ import { describe, expect, test } from 'vitest';
 import { Membership } from '../src/core/membership.js';
 import type { MemberInfo } from '../src/core/members.js';
 import { seededRng } from '../src/core/rng.js';
-import { LocalRecord } from '../src/registry/local.js';
+import { Catalog } from '../src/registry/catalog.js';
 import { decodeRecord, encodeRecord, type ServiceRecord } from '../src/registry/record.js';
 import { hostOf } from '../src/core/address.js';
 import { Registry, type ServiceChange } from '../src/registry/registry.js';
@@ -160,27 +160,49 @@ describe('watch', () => {
   });
 });
 
-describe('owner writes', () => {
-  test('register, update by id, deregister; oversized is a typed error that changes nothing', () => {
+describe('the Catalog', () => {
+  test('owner writes: register, update by id, deregister; oversized is a typed error that changes nothing', () => {
     const core = new Membership({ name: 'me', addr: '10.9.9.9:7946', rng: seededRng(1), nowMs: 0, config: { recordBytesMax: 2_000 } });
-    const r = new Registry({ rng: seededRng(1) });
-    const local = new LocalRecord(core, r);
-    const id = local.register(0, { name: 'api', port: 8080, tags: ['v1'] });
+    const r = new Catalog(core, { rng: seededRng(1) });
+    const id = r.register(0, { name: 'api', port: 8080, tags: ['v1'] });
     expect(id).toBe('api');
-    expect(local.register(0, { name: 'api', port: 8081 })).toBe('api-8081');
+    expect(r.register(0, { name: 'api', port: 8081 })).toBe('api-8081');
     expect(r.lookup('api').map((i) => `${i.address}:${i.port}`).sort()).toEqual(['10.9.9.9:8080', '10.9.9.9:8081']);
-    local.register(0, { id: 'api', name: 'api', port: 8080, tags: ['v2'] });
+    expect(r.lookup('api').every((i) => i.source === 'gossip')).toBe(true);
+    r.register(0, { id: 'api', name: 'api', port: 8080, tags: ['v2'] });
     expect(r.lookup('api', { tags: ['v2'] }).length).toBe(1);
     const version = core.member('me')?.version;
-    expect(() => local.register(0, { name: 'big', port: 1, meta: { blob: 'x'.repeat(1_000), more: 'y'.repeat(1_000) } }))
+    expect(() => r.register(0, { name: 'big', port: 1, meta: { blob: 'x'.repeat(1_000), more: 'y'.repeat(1_000) } }))
       .toThrowError(expect.objectContaining({ code: 'grapevine.oversized' }));
     expect(core.member('me')?.version).toBe(version);
     expect(r.lookup('big')).toEqual([]);
-    expect(() => local.register(0, { name: '', port: 1 })).toThrowError(expect.objectContaining({ option: 'service.name' }));
-    expect(() => local.register(0, { name: 'x', port: 70_000 })).toThrowError(expect.objectContaining({ option: 'service.port' }));
-    expect(local.deregister(0, 'api')).toBe(true);
-    expect(local.deregister(0, 'api')).toBe(false);
+    expect(() => r.register(0, { name: '', port: 1 })).toThrowError(expect.objectContaining({ option: 'service.name' }));
+    expect(() => r.register(0, { name: 'x', port: 70_000 })).toThrowError(expect.objectContaining({ option: 'service.port' }));
+    expect(r.deregister(0, 'api')).toBe(true);
+    expect(r.deregister(0, 'api')).toBe(false);
     expect(r.lookup('api').map((i) => i.id)).toEqual(['api-8081']);
+    r.setNodeMeta(0, { zone: 'z' });
+    expect(r.toMember(core.self()).meta).toEqual({ zone: 'z' });
+  });
+
+  test('change indexes: the catalog\'s grows by one per change; a service\'s grows whenever it changes, also when it empties', () => {
+    const core = new Membership({ name: 'me', addr: '10.9.9.9:7946', rng: seededRng(1), nowMs: 0 });
+    const c = new Catalog(core, { rng: seededRng(1) });
+    const seen: number[] = [];
+    c.onChange((change) => seen.push(change.index));
+    expect([c.index, c.serviceIndex('a'), c.serviceIndex('b')]).toEqual([0, 0, 0]);
+    c.register(0, { name: 'a', port: 1 });
+    c.register(0, { name: 'b', port: 2 });
+    expect([c.index, c.serviceIndex('a'), c.serviceIndex('b')]).toEqual([2, 1, 2]);
+    c.setHealth(0, 'a', 'critical');
+    expect([c.index, c.serviceIndex('a'), c.serviceIndex('b')]).toEqual([3, 3, 2]);
+    c.deregister(0, 'a');
+    const emptied = c.serviceIndex('a');
+    expect(emptied).toBeGreaterThan(3);
+    expect(c.serviceIndex('b')).toBe(2);
+    c.register(0, { name: 'a', port: 1 });
+    expect(c.serviceIndex('a')).toBeGreaterThan(emptied);
+    expect(seen).toEqual([1, 2, 3, 4, 5]);
   });
 });
 

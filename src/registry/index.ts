@@ -1,8 +1,8 @@
-/** The service registry: records, the local index with lookup/pick, and watches. Pure (no I/O). */
-export { Registry } from './registry.js';
-export type { Instance, LookupFilter, PickOptions, PickStrategy, RegistryOptions, ServiceChange } from './registry.js';
-export { LocalRecord } from './local.js';
+/** The service catalog: records, the local index with lookup/pick, watches and the change feed. Pure (no I/O). */
+export { Catalog } from './catalog.js';
+export type { CatalogOptions, CatalogPort, CatalogView, Member } from './catalog.js';
+export type { Instance, InstanceSource, LookupFilter, PickOptions, PickStrategy, RegistryOptions, ServiceChange } from './registry.js';
 export { decodeRecord, encodeRecord, RECORD_LIMITS } from './record.js';
 export type { Health, NodeRecord, ServiceDefinition, ServiceRecord } from './record.js';
-export { watchService, WatchOverflowError } from './watch.js';
+export { WatchOverflowError } from './watch.js';
 export type { WatchOptions } from './watch.js';

@@ -26,11 +26,17 @@ export interface Instance {
   readonly health: Health;
   /** Its member is suspected of having failed (not yet declared dead). */
   readonly suspect: boolean;
+  /** Where the instance comes from: 'gossip' for members' records; bridges add their own. */
+  readonly source: InstanceSource;
 }
+
+export type InstanceSource = 'gossip' | 'etcd' | 'zookeeper';
 
 export interface ServiceChange {
   type: 'added' | 'updated' | 'removed';
   instance: Instance;
+  /** The catalog's change index after this change: it grows by one with every change. */
+  index: number;
 }
 
 export interface LookupFilter {
@@ -89,10 +95,15 @@ export class Registry {
   private readonly rng: Rng;
   private readonly includeSuspect: boolean;
   private readonly nodes = new Map<string, NodeState>();
-  private readonly index = new Map<string, ServiceIndex>();
+  private readonly byService = new Map<string, ServiceIndex>();
   private readonly listeners = new Set<(change: ServiceChange) => void>();
   private readonly cumulative = new WeakMap<readonly Instance[], Float64Array>();
   private instanceCount = 0;
+  private changeIndex = 0;
+  /** The index of the last change to each service that has instances. */
+  private readonly serviceIndexes = new Map<string, number>();
+  /** The index at which the last service lost its last instance: what any service without instances reports. */
+  private emptiedIndex = 0;
   /** Records from peers that failed to decode (their previous record, if any, stays). */
   badRecords = 0;
 
@@ -148,7 +159,7 @@ export class Registry {
 
   /** Instances of `name` matching `filter`, from memory. The array is frozen; do not keep it across changes expecting updates. */
   lookup(name: string, filter?: LookupFilter): readonly Instance[] {
-    const idx = this.index.get(name);
+    const idx = this.byService.get(name);
     if (idx === undefined) return NONE;
     if (filter === undefined) return idx.visible ?? this.visibleOf(idx);
     return this.select(idx, filter.healthy === true, filter.tags, filter.meta);
@@ -159,7 +170,7 @@ export class Registry {
    * Instances of suspect members are picked only when there is nothing else.
    */
   pick(name: string, options?: PickOptions): Instance | undefined {
-    const idx = this.index.get(name);
+    const idx = this.byService.get(name);
     if (idx === undefined) return undefined;
     let list = options === undefined
       ? idx.healthy ?? this.healthyOf(idx)
@@ -222,7 +233,7 @@ export class Registry {
 
   /** Names of services with at least one instance. */
   services(): string[] {
-    return [...this.index.keys()];
+    return [...this.byService.keys()];
   }
 
   /** Node metadata from a member's record, if the member is known and live. */
@@ -233,6 +244,20 @@ export class Registry {
   /** Instances across all services. */
   get size(): number {
     return this.instanceCount;
+  }
+
+  /** The change index: 0 at first, one more with every instance added, updated or removed. */
+  get index(): number {
+    return this.changeIndex;
+  }
+
+  /**
+   * A change index for one service that grows whenever the service changes (Consul's
+   * X-Consul-Index per query): the last change to it, or for a service with no instances, a
+   * value at least as high as the change that emptied it.
+   */
+  serviceIndex(name: string): number {
+    return this.serviceIndexes.get(name) ?? this.emptiedIndex;
   }
 
   /** Calls `listener` on every instance added, updated or removed. Returns the unsubscribe function. */
@@ -255,10 +280,10 @@ export class Registry {
   }
 
   private put(instance: Instance, type: 'added' | 'updated'): void {
-    let idx = this.index.get(instance.service);
+    let idx = this.byService.get(instance.service);
     if (idx === undefined) {
       idx = new ServiceIndex();
-      this.index.set(instance.service, idx);
+      this.byService.set(instance.service, idx);
     }
     const key = keyOf(instance);
     const previous = idx.byKey.get(key);
@@ -267,17 +292,25 @@ export class Registry {
     if (instance.suspect) idx.suspects++;
     idx.byKey.set(key, instance);
     idx.changed();
-    this.notify({ type, instance });
+    this.serviceIndexes.set(instance.service, ++this.changeIndex);
+    this.notify({ type, instance, index: this.changeIndex });
   }
 
   private remove(instance: Instance): void {
-    const idx = this.index.get(instance.service);
+    const idx = this.byService.get(instance.service);
     if (idx === undefined || !idx.byKey.delete(keyOf(instance))) return;
     this.instanceCount--;
     if (instance.suspect) idx.suspects--;
     idx.changed();
-    if (idx.byKey.size === 0) this.index.delete(instance.service);
-    this.notify({ type: 'removed', instance });
+    this.changeIndex++;
+    if (idx.byKey.size === 0) {
+      this.byService.delete(instance.service);
+      this.serviceIndexes.delete(instance.service);
+      this.emptiedIndex = this.changeIndex;
+    } else {
+      this.serviceIndexes.set(instance.service, this.changeIndex);
+    }
+    this.notify({ type: 'removed', instance, index: this.changeIndex });
   }
 
   private notify(change: ServiceChange): void {
@@ -297,7 +330,7 @@ function keyOf(i: Instance): string {
 function makeInstance(node: string, host: string, s: ServiceRecord, suspect: boolean): Instance {
   return Object.freeze({
     id: s.id, service: s.name, node, address: s.address === '' ? host : s.address, port: s.port,
-    tags: s.tags, meta: s.meta, weight: s.weight, health: s.health, suspect,
+    tags: s.tags, meta: s.meta, weight: s.weight, health: s.health, suspect, source: 'gossip',
   });
 }
 

@@ -6,6 +6,9 @@
 import { GrapevineError } from '../core/errors.js';
 import type { Registry, ServiceChange } from './registry.js';
 
+/** What a watch reads: the catalog, or the registry under it. */
+export type WatchSource = Pick<Registry, 'onChange' | 'lookup' | 'index'>;
+
 export interface WatchOptions {
   /** Ends the iteration (without error) when aborted. */
   signal?: AbortSignal;
@@ -21,7 +24,7 @@ export class WatchOverflowError extends GrapevineError {
   }
 }
 
-export function watchService(registry: Registry, name: string, options: WatchOptions = {}): AsyncIterableIterator<ServiceChange> {
+export function watchService(source: WatchSource, name: string, options: WatchOptions = {}): AsyncIterableIterator<ServiceChange> {
   const bufferMax = options.bufferMax ?? 10_000;
   const buffer: ServiceChange[] = [];
   let head = 0;
@@ -34,7 +37,7 @@ export function watchService(registry: Registry, name: string, options: WatchOpt
     options.signal?.removeEventListener('abort', finish);
     wake?.();
   };
-  const unsubscribe = registry.onChange((change) => {
+  const unsubscribe = source.onChange((change) => {
     if (done || change.instance.service !== name) return;
     if (buffer.length - head >= bufferMax) {
       failure = new WatchOverflowError(name, bufferMax);
@@ -44,7 +47,10 @@ export function watchService(registry: Registry, name: string, options: WatchOpt
     buffer.push(change);
     wake?.();
   });
-  if (options.initial ?? true) for (const instance of registry.lookup(name)) buffer.push({ type: 'added', instance });
+  if (options.initial ?? true) {
+    const index = source.index;
+    for (const instance of source.lookup(name)) buffer.push({ type: 'added', instance, index });
+  }
   if (options.signal?.aborted === true) finish();
   else options.signal?.addEventListener('abort', finish, { once: true });
 

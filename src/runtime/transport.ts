@@ -52,6 +52,8 @@ export class BindError extends GrapevineError {
   }
 }
 
+const IGNORE_INPUT: TransportHandlers = { datagram: () => undefined, stream: () => undefined, streamReply: () => undefined };
+
 const LENGTH_BYTES = 4;
 /** Parsed destination addresses kept; the table is cleared when it grows past this. */
 const ADDRESS_CACHE_MAX = 10_000;
@@ -68,6 +70,8 @@ export class Transport {
   private outbound = 0;
   private readonly addresses = new Map<string, Address>();
   private closed = false;
+  /** Until a driver attaches, input is dropped: there is no core yet to hand it to. */
+  private handlers: TransportHandlers = IGNORE_INPUT;
 
   private constructor(
     private readonly udp: UdpSocket,
@@ -75,20 +79,19 @@ export class Transport {
     /** The address actually bound, port resolved. */
     readonly bound: Address,
     private readonly limits: TransportLimits,
-    private readonly handlers: TransportHandlers,
   ) {
     udp.on('message', (msg, rinfo) => {
       this.stats.udpPacketsIn++;
       this.stats.udpBytesIn += msg.length;
-      handlers.datagram(formatAddress(rinfo.address, rinfo.port), msg);
+      this.handlers.datagram(formatAddress(rinfo.address, rinfo.port), msg);
     });
     udp.on('error', () => this.stats.sendErrors++);
     tcp.on('connection', (socket) => this.acceptStream(socket));
     tcp.on('error', () => this.stats.streamErrors++);
   }
 
-  /** Binds UDP and TCP on `bind` (port 0 picks one free for both). */
-  static async open(bind: Address, limits: TransportLimits, handlers: TransportHandlers): Promise<Transport> {
+  /** Binds UDP and TCP on `bind` (port 0 picks one free for both); input flows once `attach` names where to. */
+  static async open(bind: Address, limits: TransportLimits): Promise<Transport> {
     const tries = bind.port === 0 ? EPHEMERAL_PORT_TRIES : 1;
     let lastError: unknown;
     for (let i = 0; i < tries; i++) {
@@ -115,7 +118,7 @@ export class Transport {
             resolve();
           });
         });
-        return new Transport(udp, tcp, { ...bind, port }, limits, handlers);
+        return new Transport(udp, tcp, { ...bind, port }, limits);
       } catch (e) {
         lastError = e;
         udp.close();
@@ -123,6 +126,11 @@ export class Transport {
       }
     }
     throw new BindError(`cannot bind TCP ${formatAddress(bind.host, bind.port)}: ${(lastError as Error).message}`, lastError);
+  }
+
+  /** Hands every later datagram and stream to `handlers`. */
+  attach(handlers: TransportHandlers): void {
+    this.handlers = handlers;
   }
 
   sendDatagram(addr: string, bytes: Uint8Array): void {

@@ -1,0 +1,180 @@
+/**
+ * The Catalog: one member's view of every service in the cluster, and the one seam every
+ * interface reads (the runtime API, the simulator's views; HTTP, DNS, bridges and clients next).
+ *
+ * - It talks to the membership core through a narrow port (CatalogPort): its own name, the
+ *   record limit, `setLocalRecord`, and its own state. A driver builds one Catalog per core and
+ *   hands it every membership event it drains (`handleEvent`).
+ * - Writes: the owner's own services and node metadata. Every write re-encodes this member's
+ *   record and checks it against the core's limit before changing anything (an oversized record
+ *   is a typed error, never a truncation), hands it to the core, which spreads it under the next
+ *   version, and shows it in this member's own lookups at once.
+ * - Reads: lookup, pick, services, node metadata, watches, and a change feed whose index grows
+ *   with every change, per service and for the whole catalog (blocking queries wait on it).
+ * Pure: no I/O and no clock; time comes in with each write.
+ */
+import type { MembershipEvent } from '../core/context.js';
+import type { MemberInfo } from '../core/members.js';
+import { OversizedError } from '../core/errors.js';
+import { checkMeta, decodeRecord, encodeRecord, type Health, type ServiceDefinition, type ServiceRecord, toServiceRecord } from './record.js';
+import { type Instance, type LookupFilter, type PickOptions, Registry, type RegistryOptions, type ServiceChange } from './registry.js';
+import { watchService, type WatchOptions } from './watch.js';
+
+/** What the Catalog needs of the membership core (`Membership` provides it). */
+export interface CatalogPort {
+  /** This member's name. */
+  readonly name: string;
+  /** Largest record the core accepts, in bytes. */
+  readonly recordBytesMax: number;
+  setLocalRecord(nowMs: number, record: Uint8Array): void;
+  /** This member's current state, record included. */
+  self(): MemberInfo;
+}
+
+/** A member as users see it: its node metadata decoded from its record. */
+export type Member = Omit<MemberInfo, 'record'> & { meta: Readonly<Record<string, string>> };
+
+export type CatalogOptions = RegistryOptions;
+
+/** The read side of a Catalog: what interfaces (HTTP, DNS, bridges, clients) may use. */
+export type CatalogView = Pick<Catalog, 'lookup' | 'pick' | 'services' | 'nodeMeta' | 'toMember' | 'watch' | 'onChange' | 'index' | 'serviceIndex' | 'size' | 'badRecords'>;
+
+export class Catalog {
+  private readonly registry: Registry;
+  private own = new Map<string, ServiceRecord>();
+  private meta: Readonly<Record<string, string>> = {};
+
+  constructor(
+    private readonly core: CatalogPort,
+    options: CatalogOptions,
+  ) {
+    this.registry = new Registry(options);
+  }
+
+  // ---------------------------------------------------------------- from the core
+
+  /** Takes the current state of members (the core's `members()`), e.g. for a catalog built after the core started. */
+  load(members: Iterable<MemberInfo>): void {
+    for (const m of members) this.registry.applyMember(m);
+  }
+
+  /** Routes a membership event to the index (drivers call this for every event they drain). */
+  handleEvent(e: MembershipEvent): void {
+    if ('member' in e) this.registry.applyMember(e.member);
+  }
+
+  // ---------------------------------------------------------------- the owner's writes
+
+  /** Adds or replaces (same id) a service instance of this member; returns its id. */
+  register(nowMs: number, def: ServiceDefinition): string {
+    const id = def?.id ?? this.defaultId(def?.name, def?.port);
+    const record = toServiceRecord(def, id);
+    const next = new Map(this.own);
+    next.set(id, record);
+    this.write(nowMs, next, this.meta);
+    return id;
+  }
+
+  /** Removes an instance of this member; false if it has none with that id. */
+  deregister(nowMs: number, id: string): boolean {
+    if (!this.own.has(id)) return false;
+    const next = new Map(this.own);
+    next.delete(id);
+    this.write(nowMs, next, this.meta);
+    return true;
+  }
+
+  /** Sets an instance's health (health checks call this); a no-op if unchanged or unknown. */
+  setHealth(nowMs: number, id: string, health: Health): void {
+    const s = this.own.get(id);
+    if (s === undefined || s.health === health) return;
+    const next = new Map(this.own);
+    next.set(id, { ...s, health });
+    this.write(nowMs, next, this.meta);
+  }
+
+  /** Replaces this member's node metadata. */
+  setNodeMeta(nowMs: number, meta: Readonly<Record<string, string>>): void {
+    this.write(nowMs, this.own, checkMeta(meta, 'meta'));
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** Instances of `service` matching `filter`, from memory. The array is frozen. */
+  lookup(service: string, filter?: LookupFilter): readonly Instance[] {
+    return this.registry.lookup(service, filter);
+  }
+
+  /** One instance of `service`: healthy ones only unless `healthy: false`, suspect members' last. */
+  pick(service: string, options?: PickOptions): Instance | undefined {
+    return this.registry.pick(service, options);
+  }
+
+  /** Names of services with at least one instance. */
+  services(): string[] {
+    return this.registry.services();
+  }
+
+  /** Node metadata from a live member's record. */
+  nodeMeta(node: string): Readonly<Record<string, string>> | undefined {
+    return this.registry.nodeMeta(node);
+  }
+
+  /** A member with its node metadata decoded (from the index when it holds the member's record). */
+  toMember(info: MemberInfo): Member {
+    let meta = this.registry.nodeMeta(info.name);
+    if (meta === undefined) {
+      const record = decodeRecord(info.record);
+      meta = typeof record === 'string' ? {} : record.meta;
+    }
+    const { record: _bytes, ...rest } = info;
+    return { ...rest, meta };
+  }
+
+  /** Changes to `service` as an async iterator (current instances first unless `initial: false`). */
+  watch(service: string, options: WatchOptions = {}): AsyncIterableIterator<ServiceChange> {
+    return watchService(this.registry, service, options);
+  }
+
+  /** Calls `listener` on every instance added, updated or removed. Returns the unsubscribe function. */
+  onChange(listener: (change: ServiceChange) => void): () => void {
+    return this.registry.onChange(listener);
+  }
+
+  /** The change index of the whole catalog: one more with every change. */
+  get index(): number {
+    return this.registry.index;
+  }
+
+  /** A change index for one service: it grows whenever that service changes. */
+  serviceIndex(service: string): number {
+    return this.registry.serviceIndex(service);
+  }
+
+  /** Instances across all services. */
+  get size(): number {
+    return this.registry.size;
+  }
+
+  /** Records from peers that failed to decode. */
+  get badRecords(): number {
+    return this.registry.badRecords;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private defaultId(name: unknown, port: unknown): string {
+    const base = String(name);
+    return this.own.has(base) && this.own.get(base)?.port !== port ? `${base}-${String(port)}` : base;
+  }
+
+  private write(nowMs: number, services: Map<string, ServiceRecord>, meta: Readonly<Record<string, string>>): void {
+    const bytes = encodeRecord({ meta, services: [...services.values()] });
+    const limit = this.core.recordBytesMax;
+    if (bytes.length > limit) throw new OversizedError('record', bytes.length, limit);
+    this.core.setLocalRecord(nowMs, bytes);
+    this.own = services;
+    this.meta = meta;
+    this.registry.applyMember(this.core.self());
+  }
+}

@@ -1,0 +1,110 @@
+/** The options of `Grapevine.start()`, and their validation: every option is checked, and a bad one is an InvalidOptionError naming it. */
+import { networkInterfaces } from 'node:os';
+import { type Address, formatAddress, parseAddress } from '../core/address.js';
+import { type Config, type ConfigOptions, type ProfileName, resolveConfig } from '../core/config.js';
+import { InvalidOptionError } from '../core/errors.js';
+import { Keyring } from '../core/seal.js';
+import { checkMeta } from '../registry/record.js';
+
+export interface GrapevineOptions {
+  /** Unique member name. Default: `<hostname>-<port>`. Reuse it after a restart to rejoin as the same member. */
+  name?: string;
+  /** Where to listen, UDP and TCP on one port: "host:port", IPv6 as "[::1]:7946". Port 0 picks one. Default "0.0.0.0:7946". */
+  bind?: string;
+  /**
+   * The address peers should use (behind NAT or in containers it differs from bind). Default: the
+   * bind address, or the first non-internal IPv4 address when bound to a wildcard; port 0 means
+   * the bound port.
+   */
+  advertise?: string;
+  /** Addresses of existing members to join through. Empty or omitted: start a new cluster. */
+  seeds?: readonly string[];
+  /** Protocol preset: "lan" (default), "wan" or "local". */
+  profile?: ProfileName;
+  /** Overrides of individual protocol parameters (see Config). */
+  protocol?: Omit<ConfigOptions, 'profile'>;
+  /** 32-byte keys; the first seals outgoing packets, any opens incoming ones. Or a Keyring to share. */
+  keyring?: readonly Uint8Array[] | Keyring;
+  /** Node metadata, part of this member's record (with its services). */
+  meta?: Readonly<Record<string, string>>;
+  /** Whether a suspect member's instances stay in lookups, marked `suspect`. Default true. */
+  includeSuspect?: boolean;
+  /** How long start() waits for a seed to answer before rejecting. Default 10 s. */
+  joinTimeoutMs?: number;
+  /** Longest a TCP stream (push-pull, fallback ping) may take. Default 10 s, as memberlist's TCPTimeout. */
+  streamTimeoutMs?: number;
+  /** Concurrent inbound TCP streams before new ones are refused. Default 64. */
+  inboundStreamsMax?: number;
+  /** Aborts start() while it is joining. */
+  signal?: AbortSignal;
+}
+
+export interface ValidOptions {
+  name: string | undefined;
+  bind: Address;
+  advertise: Address | undefined;
+  seeds: string[];
+  config: Config;
+  keyring: Keyring | undefined;
+  meta: Readonly<Record<string, string>> | undefined;
+  includeSuspect: boolean;
+  joinTimeoutMs: number;
+  streamTimeoutMs: number;
+  inboundStreamsMax: number;
+}
+
+const KNOWN_OPTIONS = new Set([
+  'name', 'bind', 'advertise', 'seeds', 'profile', 'protocol', 'keyring', 'meta', 'joinTimeoutMs', 'streamTimeoutMs',
+  'inboundStreamsMax', 'signal', 'includeSuspect',
+]);
+
+export function validate(options: GrapevineOptions): ValidOptions {
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'must be an object');
+  for (const key of Object.keys(options)) if (!KNOWN_OPTIONS.has(key)) throw new InvalidOptionError(key, 'unknown option');
+  if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0)) {
+    throw new InvalidOptionError('name', 'must be a non-empty string');
+  }
+  const bind = parseAddress(options.bind ?? '0.0.0.0:7946', 'bind');
+  if (bind.family === 0) throw new InvalidOptionError('bind', 'must be an IP address, not a host name');
+  const advertise = options.advertise === undefined ? undefined : parseAddress(options.advertise, 'advertise');
+  if (options.seeds !== undefined && !Array.isArray(options.seeds)) throw new InvalidOptionError('seeds', 'must be an array of "host:port"');
+  const seeds = (options.seeds ?? []).map((s) => {
+    const a = parseAddress(s, 'seeds');
+    if (a.port === 0) throw new InvalidOptionError('seeds', `${s} has port 0`);
+    return formatAddress(a.host, a.port);
+  });
+  const config = resolveConfig({ ...(options.protocol ?? {}), ...(options.profile !== undefined ? { profile: options.profile } : {}) });
+  let keyring: Keyring | undefined;
+  if (options.keyring instanceof Keyring) keyring = options.keyring;
+  else if (options.keyring !== undefined) {
+    if (!Array.isArray(options.keyring)) throw new InvalidOptionError('keyring', 'must be an array of 32-byte keys or a Keyring');
+    keyring = new Keyring(options.keyring);
+  }
+  const meta = options.meta === undefined ? undefined : checkMeta(options.meta, 'meta');
+  if (options.includeSuspect !== undefined && typeof options.includeSuspect !== 'boolean') {
+    throw new InvalidOptionError('includeSuspect', 'must be a boolean');
+  }
+  return {
+    name: options.name, bind, advertise, seeds, config, keyring, meta, includeSuspect: options.includeSuspect ?? true,
+    joinTimeoutMs: positive(options.joinTimeoutMs, 'joinTimeoutMs', 10_000),
+    streamTimeoutMs: positive(options.streamTimeoutMs, 'streamTimeoutMs', 10_000),
+    inboundStreamsMax: positive(options.inboundStreamsMax, 'inboundStreamsMax', 64),
+  };
+}
+
+function positive(value: number | undefined, option: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidOptionError(option, 'must be a positive number');
+  return value;
+}
+
+/** A wildcard bind is no address to give peers: use the first external IPv4 address, else loopback. */
+export function defaultAdvertise(bound: Address): Address {
+  if (bound.host !== '0.0.0.0' && bound.host !== '::') return bound;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const ni of list ?? []) {
+      if (!ni.internal && ni.family === 'IPv4') return { host: ni.address, port: bound.port, family: 4 };
+    }
+  }
+  return { host: bound.family === 6 ? '::1' : '127.0.0.1', port: bound.port, family: bound.family === 6 ? 6 : 4 };
+}
