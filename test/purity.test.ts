@@ -1,12 +1,14 @@
 /**
- * src/core must stay pure (DESIGN.md §2): no I/O, no clock, no global randomness, no timers.
- * This scans the source so a violation fails CI instead of relying on review.
+ * src/core and src/registry must stay pure (docs/ARCHITECTURE.md): no I/O, no clock, no global
+ * randomness, no timers. This scans the source so a violation fails CI instead of relying on
+ * review; which layer may import which is layering.test.ts's job.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 
 const CORE = join(import.meta.dirname, '..', 'src', 'core');
+const REGISTRY = join(import.meta.dirname, '..', 'src', 'registry');
 const ALLOWED_PACKAGES = new Set(['msgpackr', 'tweetnacl']);
 const FORBIDDEN: [RegExp, string][] = [
   [/\bDate\b/, 'Date (clock)'],
@@ -21,8 +23,8 @@ const FORBIDDEN: [RegExp, string][] = [
   [/\bBuffer\b/, 'Buffer (Node-only)'],
 ];
 
-function sources(): string[] {
-  return readdirSync(CORE).filter((f) => f.endsWith('.ts')).map((f) => join(CORE, f));
+function sources(dir = CORE): string[] {
+  return readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => join(dir, f));
 }
 
 /** Source with comments and string literals blanked, so prose that mentions a name is fine. */
@@ -33,7 +35,7 @@ function code(text: string): string {
     .replace(/'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"|`(?:\\.|[^`\\])*`/g, "''");
 }
 
-describe('src/core purity', () => {
+describe('src/core and src/registry purity', () => {
   test('the scan sees the core files', () => {
     expect(sources().length).toBeGreaterThanOrEqual(10);
   });
@@ -47,7 +49,7 @@ describe('src/core purity', () => {
     }
   });
 
-  test.each(sources())('%s reads no clock, draws no global randomness, arms no timer', (file) => {
+  test.each([...sources(), ...sources(REGISTRY)])('%s reads no clock, draws no global randomness, arms no timer', (file) => {
     const text = code(readFileSync(file, 'utf8'));
     for (const [pattern, what] of FORBIDDEN) expect(pattern.test(text), `${file} uses ${what}`).toBe(false);
   });

@@ -7,7 +7,7 @@
  */
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { Grapevine, type Registration } from '../runtime/grapevine.js';
+import { Grapevine, type Registration } from '../runtime/index.js';
 import type { ProfileName } from '../core/config.js';
 
 export async function runAgent(argv: string[]): Promise<void> {

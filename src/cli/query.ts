@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { ProfileName } from '../core/config.js';
-import { Grapevine } from '../runtime/grapevine.js';
+import { Grapevine } from '../runtime/index.js';
 
 /** Quiet time after the join before answering, so pulled records have landed. */
 const SETTLE_MS = 1_000;
