@@ -16,7 +16,7 @@ import { SCENARIOS, type ScenarioParams } from './scenarios/index.js';
 
 const CONFIG_KEYS = new Set(Object.keys(PROFILES.lan));
 const NETWORK_FLAGS = new Set(['latencyMs', 'jitterMs', 'tailSigma', 'dup', 'reorder', 'mtu', 'streamFailure']);
-const CORE_FLAGS = new Set(['scenario', 'nodes', 'seconds', 'loss', 'seed', 'profile', 'compare', 'out']);
+const CORE_FLAGS = new Set(['scenario', 'nodes', 'seconds', 'loss', 'seed', 'profile', 'compare', 'out', 'check']);
 
 function parseFlags(argv: string[]): Map<string, string> {
   const flags = new Map<string, string>();
@@ -27,6 +27,10 @@ function parseFlags(argv: string[]): Map<string, string> {
     if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
     else {
       const v = argv[i + 1];
+      if (a === '--check' && (v === undefined || v.startsWith('--'))) {
+        flags.set('check', 'true');
+        continue;
+      }
       if (v === undefined || v.startsWith('--')) throw new Error(`${a} needs a value`);
       flags.set(a.slice(2), v);
       i++;
@@ -42,7 +46,7 @@ function parseValue(v: string): number | boolean {
   return n;
 }
 
-export function paramsFromFlags(flags: Map<string, string>): { scenario: string; params: ScenarioParams; compare?: [string, string[]]; out: string } {
+export function paramsFromFlags(flags: Map<string, string>): { scenario: string; params: ScenarioParams; compare?: [string, string[]]; out: string; check: boolean } {
   const scenario = flags.get('scenario') ?? 'crash';
   if (SCENARIOS[scenario] === undefined) throw new Error(`unknown scenario ${scenario}; one of ${Object.keys(SCENARIOS).join(', ')}`);
   const config: ConfigOptions = { profile: (flags.get('profile') ?? 'lan') as ProfileName };
@@ -78,13 +82,13 @@ export function paramsFromFlags(flags: Map<string, string>): { scenario: string;
     compare = [key, values.split(',')];
   }
   return {
-    scenario, params: { nodes, seconds, seed, config, network, options }, out: flags.get('out') ?? 'sim-results',
+    scenario, params: { nodes, seconds, seed, config, network, options }, out: flags.get('out') ?? 'sim-results', check: flags.get('check') === 'true',
     ...(compare !== undefined ? { compare } : {}),
   };
 }
 
 function main(): void {
-  const { scenario, params, compare, out } = paramsFromFlags(parseFlags(process.argv.slice(2)));
+  const { scenario, params, compare, out, check } = paramsFromFlags(parseFlags(process.argv.slice(2)));
   const s = SCENARIOS[scenario]!;
   console.log(`scenario ${scenario} — ${s.summary}`);
   console.log(`seed ${params.seed}: ${params.nodes} nodes, ${params.seconds} s virtual, profile ${params.config.profile}`);
@@ -94,10 +98,10 @@ function main(): void {
     ? (virtualMs: number, wallMs: number, rss: number): void => void process.stderr.write(
       `  ${(virtualMs / 1000).toFixed(0)} s virtual after ${(wallMs / 1000).toFixed(0)} s wall, RSS ${(rss / 2 ** 30).toFixed(1)} GB\n`)
     : undefined;
-  if (compare === undefined) runs.push(runScenario(s, params, s.name, progress));
+  if (compare === undefined) runs.push(runScenario(s, params, s.name, progress, check));
   else {
     for (const v of compare[1]) {
-      runs.push(runScenario(s, { ...params, config: { ...params.config, [compare[0]]: parseValue(v) } }, `${compare[0]}=${v}`, progress));
+      runs.push(runScenario(s, { ...params, config: { ...params.config, [compare[0]]: parseValue(v) } }, `${compare[0]}=${v}`, progress, check));
     }
   }
   const labels = runs.map((r) => r.label);
@@ -109,6 +113,17 @@ function main(): void {
   writeFileSync(`${base}.json`, JSON.stringify(runs, null, 1));
   writeFileSync(`${base}.html`, renderHtml(runs));
   console.log(`\nwrote ${base}.json and ${base}.html\nreplay: ${replayCommand(runs[0]!)}`);
+  if (!check) return;
+  for (const r of runs) {
+    const inv = r.invariants!;
+    if (inv.violations === 0) {
+      console.log(`invariants (${r.label}): ${inv.checks} checks, every event checked, no violation`);
+      continue;
+    }
+    const lines = inv.first.map((v) => `  ${v.atMs} ms  ${v.invariant}: ${v.detail}`);
+    console.log(`invariants (${r.label}): ${inv.violations} violation(s), seed ${params.seed}\n${lines.join('\n')}\nreplay: ${replayCommand(r)}`);
+    process.exitCode = 1;
+  }
 }
 
 main();

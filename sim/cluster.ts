@@ -9,6 +9,7 @@ import { Catalog } from '../src/registry/catalog.js';
 import type { Health, ServiceDefinition } from '../src/registry/record.js';
 import type { ServiceChange } from '../src/registry/registry.js';
 import { Simulation, type SimulationOptions } from './engine.js';
+import { converged } from './invariants.js';
 import type { NetworkOptions } from './network.js';
 
 export interface SimulateOptions {
@@ -111,11 +112,7 @@ export class SimulatedCluster extends Simulation {
 
   /** True when every running member sees exactly the running members alive, and nothing else alive. */
   converged(): boolean {
-    const live = this.liveNodes().map((n) => n.name).sort();
-    return this.liveNodes().every((n) => {
-      const alive = n.core.members().filter((m) => m.state === 'alive').map((m) => m.name).sort();
-      return alive.length === live.length && alive.every((name, i) => name === live[i]);
-    });
+    return converged(this);
   }
 }
 

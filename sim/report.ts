@@ -100,6 +100,7 @@ export function replayCommand(r: RunResult): string {
   if ((p.network.lossRate ?? 0) > 0) flags.push(`--loss ${p.network.lossRate}`);
   for (const [k, v] of Object.entries(p.config)) flags.push(`--${k} ${String(v)}`);
   for (const [k, v] of Object.entries(p.options)) flags.push(`--${k} ${v}`);
+  if (r.invariants !== undefined) flags.push('--check');
   return `npm run sim -- ${flags.join(' ')}`;
 }
 

@@ -15,6 +15,7 @@ import { hostOf } from '../src/core/address.js';
 import { Registry, type ServiceChange } from '../src/registry/registry.js';
 import { watchService, WatchOverflowError } from '../src/registry/watch.js';
 import { simulate } from '../sim/index.js';
+import { InvariantChecker } from '../sim/invariants.js';
 
 function service(id: string, name: string, extra: Partial<ServiceRecord> = {}): ServiceRecord {
   return { id, name, address: '', port: 80, tags: [], meta: {}, weight: 1, health: 'passing', ...extra };
@@ -237,16 +238,8 @@ describe('records in a simulated cluster', () => {
     // Small inline limit: records with a 'big' entry travel by digest and pull.
     const c = simulate({ nodes: 6, seed, network: { lossRate: loss }, config: { recordInlineBytesMax: 100 } });
     c.runFor(3_000);
-    // Stale versions never overwrite newer ones: at every observer n0's (incarnation, version) only grows.
-    const seen = new Map<string, [number, number]>();
-    let regressions = 0;
-    c.onEvent((n, e) => {
-      if (!('member' in e) || e.member.name !== 'n0' || n.name === 'n0') return;
-      const [inc, ver] = seen.get(n.name) ?? [-1, -1];
-      const m = e.member;
-      if (m.incarnation < inc || (m.incarnation === inc && m.version < ver)) regressions++;
-      seen.set(n.name, [m.incarnation, m.version]);
-    });
+    // Stale versions never overwrite newer ones: at every observer a member's (incarnation, version) only grows.
+    const invariants = new InvariantChecker(c);
     const heal = cut ? c.partition(['n0', 'n1', 'n2'], ['n3', 'n4', 'n5']) : () => undefined;
     for (const [delay, o] of ops) {
       c.runFor(delay);
@@ -262,7 +255,8 @@ describe('records in a simulated cluster', () => {
     const version = c.view('n0').member('n0')?.version;
     const same = (): boolean => c.liveNodes().every((n) => c.view(n.name).member('n0')?.version === version
       && JSON.stringify(c.view(n.name).lookup('svc').map((i) => [i.id, i.port, i.health]).sort()) === want);
-    expect(c.runUntilTrue(same, 120_000)).toBe(true);
-    expect(regressions).toBe(0);
+    expect(c.runUntilTrue(same, 120_000), `seed ${seed}`).toBe(true);
+    invariants.check();
+    expect(invariants.ok, invariants.report(`seed ${seed}, ops ${JSON.stringify(ops)}, loss ${loss}, cut ${cut}`)).toBe(true);
   });
 });

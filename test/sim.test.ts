@@ -8,6 +8,7 @@ import { describe, expect, test } from 'vitest';
 import { type Frame, Network, runScenario, SCENARIOS, simulate, type ScenarioParams } from '../sim/index.js';
 import { seededRng } from '../src/core/rng.js';
 import { decodePacket, MessageType } from '../src/core/wire.js';
+import { InvariantChecker } from '../sim/invariants.js';
 import { LIMITS } from './arbitraries.js';
 
 describe('grapevine/sim for users', () => {
@@ -158,6 +159,7 @@ describe('simulation-driven properties', () => {
     'after the last fault heals and the cluster settles, every live node sees exactly the live nodes alive',
     (seed, schedule) => {
       const c = simulate({ nodes: 8, seed, network: { latency: { minMs: 1, maxMs: 10 } } });
+      const invariants = new InvariantChecker(c);
       c.runFor(5_000);
       for (const f of schedule) {
         const name = 'node' in f ? `n${f.node}` : '';
@@ -173,6 +175,7 @@ describe('simulation-driven properties', () => {
           c.at(c.nowMs + f.ms, heal);
         }
         c.runFor(3_000);
+        invariants.check();
       }
       c.network.setLossRate(0);
       c.runFor(45_000); // every partition has healed by now
@@ -180,6 +183,7 @@ describe('simulation-driven properties', () => {
       const settled = c.runUntilTrue(() => c.converged(), 120_000);
       const views = c.liveNodes().map((n) => `${n.name}: ${n.core.members().map((m) => `${m.name}=${m.state}`).join(' ')}`);
       expect(settled, `seed ${seed}, schedule ${JSON.stringify(schedule)}\n${views.join('\n')}`).toBe(true);
+      expect(invariants.ok, invariants.report(`seed ${seed}, schedule ${JSON.stringify(schedule)}`)).toBe(true);
     },
   );
 

@@ -35,17 +35,6 @@ export interface MemberInfo {
   stateChangeMs: number;
 }
 
-/** The mergeable facts about one member. */
-export interface MemberFacts {
-  incarnation: number;
-  state: MemberState;
-  /** -1 until some alive message has been seen. */
-  aliveIncarnation: number;
-  version: number;
-  addr: string | undefined;
-  digest: Uint8Array;
-}
-
 /** Alive or suspect: still a member, probed and counted in the cluster size. */
 export function isLive(state: MemberState): boolean {
   return state === MemberState.Alive || state === MemberState.Suspect;
@@ -56,6 +45,15 @@ export function livenessNewer(incA: number, stateA: MemberState, incB: number, s
   return incB > incA || (incB === incA && stateB > stateA);
 }
 
+/** What an alive message says about where a member is and which record it carries. */
+export interface Identity {
+  /** The incarnation of the alive message; -1 before any named the member. */
+  aliveIncarnation: number;
+  version: number;
+  addr: string | undefined;
+  digest: Uint8Array;
+}
+
 /** True if identity b is strictly newer than identity a. */
 export function identityNewer(a: Identity, b: Identity): boolean {
   if (b.aliveIncarnation !== a.aliveIncarnation) return b.aliveIncarnation > a.aliveIncarnation;
@@ -63,18 +61,6 @@ export function identityNewer(a: Identity, b: Identity): boolean {
   const byAddr = compareStrings(a.addr ?? '', b.addr ?? '');
   if (byAddr !== 0) return byAddr < 0;
   return compareBytes(a.digest, b.digest) < 0;
-}
-
-export type Identity = Pick<MemberFacts, 'aliveIncarnation' | 'version' | 'addr' | 'digest'>;
-
-/** Combines two sets of facts about the same member (the lattice join). */
-export function mergeFacts(a: MemberFacts, b: MemberFacts): MemberFacts {
-  const live = livenessNewer(a.incarnation, a.state, b.incarnation, b.state) ? b : a;
-  const id = identityNewer(a, b) ? b : a;
-  return {
-    incarnation: live.incarnation, state: live.state,
-    aliveIncarnation: id.aliveIncarnation, version: id.version, addr: id.addr, digest: id.digest,
-  };
 }
 
 function compareStrings(a: string, b: string): number {
