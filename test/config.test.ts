@@ -26,6 +26,12 @@ describe('config', () => {
     expect(pushPullIntervalMs(lan, 100)).toBe(90_000);
   });
 
+  test('metaBytesMax and metaInlineBytesMax still work, as deprecated names of recordBytesMax and recordInlineBytesMax', () => {
+    expect(resolveConfig({ metaBytesMax: 1_000, metaInlineBytesMax: 100 })).toMatchObject({ recordBytesMax: 1_000, recordInlineBytesMax: 100 });
+    expect(resolveConfig({ metaBytesMax: 1_000, recordBytesMax: 2_000 }).recordBytesMax).toBe(2_000);
+    expect(resolveConfig({ metaBytesMax: 1_000 })).not.toHaveProperty('metaBytesMax');
+  });
+
   test('overrides apply on top of the chosen profile', () => {
     const c = resolveConfig({ profile: 'wan', gossipNodes: 5, lifeguard: false });
     expect(c.gossipNodes).toBe(5);
@@ -42,6 +48,8 @@ describe('config', () => {
     [{ lifeguard: 'yes' }, 'lifeguard'],
     [{ probeTimeoutMs: 2_000 }, 'probeTimeoutMs'],
     [{ probeIntervalMz: 5 }, 'probeIntervalMz'],
+    [{ toString: 5 }, 'toString'],
+    [{ metaBytesMax: -1 }, 'metaBytesMax'],
   ])('%o is rejected naming %s', (options, option) => {
     expect(() => resolveConfig(options as never)).toThrowError(InvalidOptionError);
     expect(() => resolveConfig(options as never)).toThrowError(expect.objectContaining({ option, code: 'grapevine.invalid-option' }));

@@ -160,22 +160,22 @@ export function resolveConfig(options: ConfigOptions = {}): Config {
   const config: Config = { ...profile };
   for (const [given, value] of Object.entries(options)) {
     if (given === 'profile' || value === undefined) continue;
-    // The new name wins when both are given.
-    const key = RENAMED[given as keyof DeprecatedConfigOptions] ?? given;
+    // The new name wins when both are given; errors name what the caller wrote.
+    const key = Object.hasOwn(RENAMED, given) ? RENAMED[given as keyof DeprecatedConfigOptions] : given;
     if (key !== given && (options as Record<string, unknown>)[key] !== undefined) continue;
     if (key === 'lifeguard') {
-      if (typeof value !== 'boolean') throw new InvalidOptionError(key, 'must be a boolean');
+      if (typeof value !== 'boolean') throw new InvalidOptionError(given, 'must be a boolean');
       config.lifeguard = value;
       continue;
     }
+    if (!Object.hasOwn(BOUNDS, key)) throw new InvalidOptionError(given, 'unknown option');
     const bound = BOUNDS[key as keyof typeof BOUNDS];
-    if (bound === undefined) throw new InvalidOptionError(key, 'unknown option');
     if (typeof value !== 'number' || !Number.isFinite(value)) {
-      throw new InvalidOptionError(key, `must be a finite number, got ${String(value)}`);
+      throw new InvalidOptionError(given, `must be a finite number, got ${String(value)}`);
     }
-    if (bound.integer && !Number.isInteger(value)) throw new InvalidOptionError(key, `must be an integer, got ${value}`);
+    if (bound.integer && !Number.isInteger(value)) throw new InvalidOptionError(given, `must be an integer, got ${value}`);
     if (value < bound.min || value > bound.max) {
-      throw new InvalidOptionError(key, `must be between ${bound.min} and ${bound.max}, got ${value}`);
+      throw new InvalidOptionError(given, `must be between ${bound.min} and ${bound.max}, got ${value}`);
     }
     (config as unknown as Record<string, number>)[key] = value;
   }

@@ -5,9 +5,10 @@
  * slow answer does not pull an instance out of every node's lookups (HAProxy's rise/fall).
  */
 import { connect } from 'node:net';
+import { parseAddress } from '../core/address.js';
 import { InvalidOptionError } from '../core/errors.js';
 import { HEALTH, type Health } from '../registry/record.js';
-import { parseAddress } from '../core/address.js';
+import { positive } from './options.js';
 
 interface Timing {
   /** Time between runs. Default 10 s. */
@@ -200,12 +201,6 @@ function functionRun(run: FunctionCheck['run']): CheckRun {
     if (typeof result === 'boolean') return result ? 'passing' : 'critical';
     return HEALTH.includes(result) ? result : 'critical';
   };
-}
-
-function positive(value: number | undefined, option: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidOptionError(option, 'must be a positive number');
-  return value;
 }
 
 function count(value: number | undefined, option: string, fallback: number): number {

@@ -92,7 +92,8 @@ export function validate(options: GrapevineOptions): ValidOptions {
   };
 }
 
-function positive(value: number | undefined, option: string, fallback: number): number {
+/** `value` if it is a positive finite number, `fallback` if undefined; else an InvalidOptionError naming `option`. */
+export function positive(value: number | undefined, option: string, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidOptionError(option, 'must be a positive number');
   return value;
