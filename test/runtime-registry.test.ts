@@ -51,6 +51,8 @@ describe('registry over the runtime', () => {
     const instance = await waiting;
     expect(instance).toMatchObject({ node: 'a', port: 9000, address: '127.0.0.1', health: 'passing' });
     expect(b.pick('api')?.node).toBe('a');
+    // And the passing version before the removal: c hears from a on its own schedule, not b's.
+    await until(() => c.lookup('api')[0]?.health === 'passing');
     expect(await handle.deregister()).toBe(true);
     await until(() => c.lookup('api').length === 0);
     ac.abort();

@@ -15,6 +15,8 @@ export interface Address {
 const IPV4_PART = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const IPV4 = new RegExp(`^${IPV4_PART}(?:\\.${IPV4_PART}){3}$`);
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
+/** A zone ("%eth0") as node:net accepts it. */
+const ZONE = /^[0-9a-zA-Z.:-]+$/;
 
 /** 4 for an IPv4 literal, 6 for an IPv6 literal (a zone such as "%eth0" allowed), else 0; as node:net's isIP. */
 export function ipFamily(host: string): 0 | 4 | 6 {
@@ -25,7 +27,7 @@ export function ipFamily(host: string): 0 | 4 | 6 {
 function isIPv6(text: string): boolean {
   const zone = text.indexOf('%');
   const ip = zone < 0 ? text : text.slice(0, zone);
-  if (zone >= 0 && zone === text.length - 1) return false;
+  if (zone >= 0 && !ZONE.test(text.slice(zone + 1))) return false;
   const halves = ip.split('::');
   if (halves.length > 2) return false;
   const groups = (half: string): string[] | undefined => (half === '' ? [] : half.split(':'));
