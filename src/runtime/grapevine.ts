@@ -93,7 +93,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /** The read side of this member's catalog (lookups, watches, change indexes), for interfaces built on it. */
   readonly catalog: CatalogView;
   private readonly core: Membership;
-  private readonly local: Catalog;
+  private readonly localCatalog: Catalog;
   private readonly transport: Transport;
   private readonly driver: Driver;
   private readonly checks = new Map<string, HealthCheck>();
@@ -107,10 +107,10 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     super();
     this.core = core;
     this.transport = transport;
-    this.local = new Catalog(core, { rng: cryptoRng(), includeSuspect });
-    this.catalog = this.local;
-    this.local.load(core.members());
-    this.local.onChange((change) => this.emit('service', change));
+    this.localCatalog = new Catalog(core, { rng: cryptoRng(), includeSuspect });
+    this.catalog = this.localCatalog;
+    this.localCatalog.load(core.members());
+    this.localCatalog.onChange((change) => this.emit('service', change));
     this.driver = new Driver(core, transport, (e) => this.dispatch(e));
     this.name = core.name;
     this.address = core.self().addr;
@@ -146,7 +146,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     }
     const gv = new Grapevine(core, transport, o.keyring, o.includeSuspect);
     const meta = o.meta;
-    if (meta !== undefined) gv.input((now) => gv.local.setNodeMeta(now, meta));
+    if (meta !== undefined) gv.input((now) => gv.localCatalog.setNodeMeta(now, meta));
     else gv.input(() => undefined);
     const seeds = o.seeds.filter((s) => s !== address);
     if (seeds.length > 0) {
@@ -162,12 +162,12 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
 
   /** Every member this node knows, itself included, with its state. Read from local memory. */
   members(): Member[] {
-    return this.core.members().map((m) => this.local.toMember(m));
+    return this.core.members().map((m) => this.localCatalog.toMember(m));
   }
 
   member(name: string): Member | undefined {
     const m = this.core.member(name);
-    return m === undefined ? undefined : this.local.toMember(m);
+    return m === undefined ? undefined : this.localCatalog.toMember(m);
   }
 
   /**
@@ -179,11 +179,11 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     this.assertOpen('register');
     const { check: checkDef, ...def } = registration ?? ({} as Registration);
     const check = checkDef === undefined ? undefined : new HealthCheck(checkDef, (health) => {
-      if (this.closing === undefined) this.input((now) => this.local.setHealth(now, id, health));
+      if (this.closing === undefined) this.input((now) => this.localCatalog.setHealth(now, id, health));
     });
     let id = '';
     this.input((now) => {
-      id = this.local.register(now, check === undefined ? def : { ...def, health: 'critical' });
+      id = this.localCatalog.register(now, check === undefined ? def : { ...def, health: 'critical' });
     });
     this.checks.get(id)?.stop();
     if (check !== undefined) {
@@ -194,7 +194,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     return {
       id,
       get health(): Health {
-        return gv.local.lookup(def.name).find((i) => i.node === gv.name && i.id === id)?.health ?? 'critical';
+        return gv.localCatalog.lookup(def.name).find((i) => i.node === gv.name && i.id === id)?.health ?? 'critical';
       },
       pass: () => check?.pass(),
       warn: () => check?.warn(),
@@ -210,30 +210,30 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     if (this.closing !== undefined || this.leaving !== undefined) return false;
     let found = false;
     this.input((now) => {
-      found = this.local.deregister(now, id);
+      found = this.localCatalog.deregister(now, id);
     });
     return found;
   }
 
   /** Instances of `service` across the cluster, from local memory (no I/O). */
   lookup(service: string, filter?: LookupFilter): readonly Instance[] {
-    return this.local.lookup(service, filter);
+    return this.localCatalog.lookup(service, filter);
   }
 
   /** One healthy instance of `service` (round-robin unless `strategy` says otherwise), or undefined. */
   pick(service: string, options?: PickOptions): Instance | undefined {
-    return this.local.pick(service, options);
+    return this.localCatalog.pick(service, options);
   }
 
   /** Names of all services with at least one instance. */
   services(): string[] {
-    return this.local.services();
+    return this.localCatalog.services();
   }
 
   /** Changes to `service`'s instances as an async iterator (current ones first, unless `initial: false`); ends at close. */
   watch(service: string, options: WatchOptions = {}): AsyncIterableIterator<ServiceChange> {
     const signal = options.signal === undefined ? this.lifetime.signal : AbortSignal.any([options.signal, this.lifetime.signal]);
-    return this.local.watch(service, { ...options, signal });
+    return this.localCatalog.watch(service, { ...options, signal });
   }
 
   /**
@@ -244,7 +244,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   waitFor(service: string, options: LookupFilter & { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Instance> {
     const { timeoutMs, signal, ...rest } = options;
     const filter: LookupFilter = { healthy: true, ...rest };
-    const found = (): Instance | undefined => this.local.lookup(service, filter)[0];
+    const found = (): Instance | undefined => this.localCatalog.lookup(service, filter)[0];
     const now = found();
     if (now !== undefined) return Promise.resolve(now);
     return new Promise<Instance>((resolve, reject) => {
@@ -254,7 +254,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
         signal?.removeEventListener('abort', onAbort);
         this.lifetime.signal.removeEventListener('abort', onClose);
       };
-      const unsubscribe = this.local.onChange((change) => {
+      const unsubscribe = this.localCatalog.onChange((change) => {
         if (change.instance.service !== service) return;
         const instance = found();
         if (instance === undefined) return;
@@ -293,7 +293,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /** Replaces this node's metadata; it spreads with the record's next version. */
   setMeta(meta: Readonly<Record<string, string>>): void {
     this.assertOpen('setMeta');
-    this.input((now) => this.local.setNodeMeta(now, meta));
+    this.input((now) => this.localCatalog.setNodeMeta(now, meta));
   }
 
   /**
@@ -364,8 +364,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
 
   private dispatch(e: MembershipEvent): void {
     if ('member' in e) {
-      this.local.handleEvent(e);
-      const member = this.local.toMember(e.member);
+      this.localCatalog.handleEvent(e);
+      const member = this.localCatalog.toMember(e.member);
       this.emit('member', { type: e.type, member });
       if (MEMBER_CHANGES.has(e.type)) this.emit(e.type, member);
       return;
