@@ -3,7 +3,7 @@ import { test as propTest } from '@fast-check/vitest';
 import fc from 'fast-check';
 import { isIP } from 'node:net';
 import { describe, expect, test } from 'vitest';
-import { formatAddress, ipFamily, parseAddress } from '../src/core/address.js';
+import { formatAddress, ipFamily, isUnicastAddress, parseAddress } from '../src/core/address.js';
 
 const ipLike = fc.string({ unit: fc.constantFrom('0', '1', '9', 'f', 'F', 'g', ':', '.', '%', '2', '5', 'a'), maxLength: 24 });
 const v6 = fc.ipV6().chain((ip) => fc.constantFrom(ip, `${ip}%eth0`, ip.toUpperCase()));
@@ -30,5 +30,15 @@ describe('parseAddress / formatAddress', () => {
 
   test.each(['', '10.0.0.1', '::1:7946', '[::1]7946', '[10.0.0.1]:1', 'a b:1', 'h:65536', 'h:-1', 'h:'])('%j is an InvalidOptionError naming the option', (s) => {
     expect(() => parseAddress(s, 'seeds')).toThrowError(expect.objectContaining({ code: 'grapevine.invalid-option', option: 'seeds' }));
+  });
+});
+
+describe('isUnicastAddress: what a peer may name', () => {
+  test.each(['127.0.0.1:7946', '10.0.0.5:1', '[::1]:7946', '[fe80::1%eth0]:65535', '[2001:db8::2]:80'])('%s is accepted', (a) => {
+    expect(isUnicastAddress(a)).toBe(true);
+  });
+  test.each(['127.0.0.1:0', '0.0.0.0:7946', '255.255.255.255:7946', '224.0.0.1:7946', '239.1.2.3:7946', '[::]:7946', '[::0]:7946',
+    '[0:0:0:0:0:0:0:0]:7946', '[ff02::1]:7946', 'host.example:7946', 'n3', '127.0.0.1', '[::1]:0'])('%s is refused', (a) => {
+    expect(isUnicastAddress(a)).toBe(false);
   });
 });

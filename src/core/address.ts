@@ -91,3 +91,27 @@ export function hostOf(addr: string): string {
   const colon = addr.indexOf(':');
   return colon > 0 && addr.indexOf(':', colon + 1) < 0 ? addr.slice(0, colon) : addr;
 }
+
+/**
+ * True for an address a peer may name as a member's or a probe target's: an IP literal with a
+ * port in 1..65535 that is neither unspecified, multicast nor broadcast. Anything else from the
+ * network is refused before a socket ever sees it (a port of 0 made udp.send throw).
+ */
+export function isUnicastAddress(addr: string): boolean {
+  let a: Address;
+  try {
+    a = parseAddress(addr, 'addr');
+  } catch {
+    return false;
+  }
+  if (a.port === 0) return false;
+  if (a.family === 4) {
+    const first = Number(a.host.slice(0, a.host.indexOf('.')));
+    return a.host !== '0.0.0.0' && a.host !== '255.255.255.255' && !(first >= 224 && first <= 239);
+  }
+  if (a.family === 6) {
+    const host = a.host.toLowerCase();
+    return !/^(0*:)*:?0*$/.test(host.split('%')[0] as string) && !host.startsWith('ff');
+  }
+  return false;
+}

@@ -65,6 +65,12 @@ export interface MembershipOptions {
    * the ring on every packet, so add/use/remove on it take effect at once (live rotation).
    */
   keyring?: Keyring;
+  /**
+   * Which addresses peers may name (a member's address, a probe target). Messages naming any
+   * other are dropped as 'bad-address' before anything is sent there. The runtime passes
+   * `isUnicastAddress`; the default accepts any (the simulator's members are named "n3").
+   */
+  acceptAddress?: (addr: string) => boolean;
 }
 
 /** Longest address accepted from a peer, in bytes: a bracketed IPv6 address with zone and port fits. */
@@ -82,6 +88,7 @@ export class Membership {
   private readonly suspicions: Suspicions;
   private readonly datagramLimits: WireLimits;
   private readonly streamLimits: WireLimits;
+  private readonly acceptAddress: ((addr: string) => boolean) | undefined;
 
   constructor(options: MembershipOptions) {
     this.config = resolveConfig(options.config);
@@ -99,6 +106,7 @@ export class Membership {
       throw new InvalidOptionError('incarnation', 'must be an integer in 0..2^32-16');
     }
     this.name = options.name;
+    this.acceptAddress = options.acceptAddress;
     const ctx = new Context(config, options.name, options.rng, options.keyring);
     this.ctx = ctx;
     const round = new ProbeRound(options.rng);
@@ -144,7 +152,7 @@ export class Membership {
       return;
     }
     if (decoded.unknownTypes > 0) ctx.drop(from, 'unknown-type', `${decoded.unknownTypes} message(s) skipped`);
-    for (const message of decoded.messages) this.dispatch(nowMs, from, message, false);
+    for (const message of decoded.messages) if (this.addressesAccepted(from, message)) this.dispatch(nowMs, from, message, false);
   }
 
   /**
@@ -167,6 +175,7 @@ export class Membership {
     }
     let reply: Uint8Array | undefined;
     for (const message of decoded.messages) {
+      if (!this.addressesAccepted(from, message)) continue;
       let answer: Uint8Array | undefined;
       if (message.type === MessageType.Ping) answer = this.prober.streamPingReply(message);
       else if (message.type === MessageType.RecordPull) answer = this.pulls.serve(message);
@@ -298,6 +307,25 @@ export class Membership {
   }
 
   // ---------------------------------------------------------------- message handling
+
+  /** False (dropped and counted) if `m` names an address peers may not name; bad push-pull entries are left out. */
+  private addressesAccepted(from: string, m: Message): boolean {
+    const accept = this.acceptAddress;
+    if (accept === undefined) return true;
+    let bad: string | undefined;
+    if (m.type === MessageType.Alive && !accept(m.addr)) bad = m.addr;
+    else if (m.type === MessageType.PingReq && !accept(m.targetAddr)) bad = m.targetAddr;
+    else if (m.type === MessageType.PushPull) {
+      const kept = m.members.filter((e) => accept(e.addr));
+      if (kept.length < m.members.length) {
+        this.ctx.drop(from, 'bad-address', `${m.members.length - kept.length} push-pull entries`);
+        m.members = kept;
+      }
+    }
+    if (bad === undefined) return true;
+    this.ctx.drop(from, 'bad-address', bad);
+    return false;
+  }
 
   private dispatch(now: number, from: string, m: Message, viaStream: boolean): void {
     const t = this.transitions;

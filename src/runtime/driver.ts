@@ -50,9 +50,10 @@ export class Driver {
         this.drain();
       } while (this.repump);
     } finally {
+      // Re-armed on every path: a listener that throws must not leave the core without its timer.
       this.pumping = false;
+      this.arm();
     }
-    this.arm();
   }
 
   /** Takes no more input and disarms the timer (the transport is closed by its owner). */

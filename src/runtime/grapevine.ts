@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import { formatAddress } from '../core/address.js';
+import { formatAddress, isUnicastAddress } from '../core/address.js';
 import { GrapevineError, InvalidStateError } from '../core/errors.js';
 import { type MemberChange, Membership, type MembershipEvent, type MembershipStats } from '../core/membership.js';
 import { Keyring, SEAL_OVERHEAD_BYTES } from '../core/seal.js';
@@ -137,7 +137,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     let core: Membership;
     try {
       core = new Membership({
-        name, addr: address, rng: cryptoRng(), nowMs: monotonicMs(), config: o.config,
+        name, addr: address, rng: cryptoRng(), nowMs: monotonicMs(), config: o.config, acceptAddress: isUnicastAddress,
         ...(o.keyring !== undefined ? { keyring: o.keyring } : {}),
       });
     } catch (e) {

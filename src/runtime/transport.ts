@@ -142,9 +142,14 @@ export class Transport {
     }
     this.stats.udpPacketsOut++;
     this.stats.udpBytesOut += bytes.length;
-    this.udp.send(bytes, to.port, to.host, (err) => {
-      if (err) this.stats.sendErrors++;
-    });
+    try {
+      this.udp.send(bytes, to.port, to.host, (err) => {
+        if (err) this.stats.sendErrors++;
+      });
+    } catch {
+      // Node throws synchronously for some destinations (port 0 among them): nothing from the network may escape.
+      this.stats.sendErrors++;
+    }
   }
 
   /** Opens a stream to `addr`, sends one frame and hands any reply frame to `streamReply`. */
@@ -154,9 +159,15 @@ export class Transport {
       this.stats.streamsRefused++;
       return;
     }
+    let socket: Socket;
+    try {
+      socket = connect({ host: to.host, port: to.port });
+    } catch {
+      this.stats.streamErrors++;
+      return;
+    }
     this.outbound++;
     this.stats.streamsOut++;
-    const socket = connect({ host: to.host, port: to.port });
     this.track(socket, () => this.outbound--);
     socket.once('connect', () => this.writeFrame(socket, bytes));
     this.readFrame(socket, (reply) => {
@@ -248,6 +259,7 @@ export class Transport {
     } catch {
       return undefined;
     }
+    if (a.port === 0) return undefined;
     if (this.addresses.size >= ADDRESS_CACHE_MAX) this.addresses.clear();
     this.addresses.set(addr, a);
     return a;

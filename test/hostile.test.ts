@@ -1,0 +1,63 @@
+/**
+ * Hostile input over real sockets: packets an attacker can send to a member on 127.0.0.1, each
+ * a named regression test. Members run in this process, so anything thrown out of a socket
+ * callback fails the run as an unhandled error.
+ */
+import { createSocket } from 'node:dgram';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Grapevine } from '../src/index.js';
+
+let a: Grapevine;
+let b: Grapevine;
+
+async function until(check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function sendUdp(to: string, hex: string): Promise<void> {
+  const [host, port] = [to.slice(0, to.lastIndexOf(':')), Number(to.slice(to.lastIndexOf(':') + 1))];
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve, reject) => socket.send(Buffer.from(hex, 'hex'), port, host, (e) => (e ? reject(e) : resolve())));
+  socket.close();
+}
+
+const dropped = (g: Grapevine, reason: string): number => g.stats().core.dropped[reason] ?? 0;
+
+describe('hostile datagrams (issue 11 regressions)', () => {
+  beforeAll(async () => {
+    a = await Grapevine.start({ name: 'a', bind: '127.0.0.1:0', profile: 'local' });
+    b = await Grapevine.start({ name: 'b', bind: '127.0.0.1:0', profile: 'local', seeds: [a.address] });
+    await until(() => [a, b].every((g) => g.members().filter((m) => m.state === 'alive').length === 2));
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all([a, b].map((g) => g?.close()));
+  });
+
+  test('a ping-req toward port 0 is refused, not sent (it made udp.send throw and the process exit)', async () => {
+    const before = dropped(a, 'bad-address');
+    await sendUdp(a.address, '475601950205a6626172652d42ab3132372e302e302e313a30c3');
+    await until(() => dropped(a, 'bad-address') > before);
+    expect(a.stats().transport.sendErrors).toBe(0);
+  });
+
+  test('an alive naming a member at port 0 is refused and never spreads', async () => {
+    const before = dropped(a, 'bad-address');
+    await sendUdp(a.address, '4756019806ab67686f73742d706f72743000ab3132372e302e302e313a30c40000c408cf83e1357eefb8bd00');
+    await until(() => dropped(a, 'bad-address') > before);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(a.member('ghost-port0')).toBeUndefined();
+    expect(b.member('ghost-port0')).toBeUndefined();
+  });
+
+  test('after both, the members still probe each other and agree', async () => {
+    const acksBefore = b.stats().core.packetsIn;
+    await until(() => b.stats().core.packetsIn > acksBefore + 3);
+    expect(a.member('b')?.state).toBe('alive');
+    expect(b.member('a')?.state).toBe('alive');
+  });
+});
