@@ -5,7 +5,7 @@
  */
 import { createSocket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { Grapevine } from '../src/index.js';
+import { encodePacket, Grapevine, MessageType } from '../src/index.js';
 
 let a: Grapevine;
 let b: Grapevine;
@@ -54,7 +54,17 @@ describe('hostile datagrams (issue 11 regressions)', () => {
     expect(b.member('ghost-port0')).toBeUndefined();
   });
 
-  test('after both, the members still probe each other and agree', async () => {
+  test('Suspect(b, 2^32-1) and Dead(b, 2^32-1) are refused: b could never have refuted them (it stayed dead for good)', async () => {
+    const before = dropped(a, 'incarnation-jump');
+    // Issue 11's datagram, aimed at member b: 4756019405a5 7361742d42 ceffffffff ...
+    await sendUdp(a.address, Buffer.from(encodePacket([{ type: MessageType.Suspect, node: 'b', incarnation: 0xffff_ffff, from: 'fz-attacker' }])).toString('hex'));
+    await sendUdp(a.address, Buffer.from(encodePacket([{ type: MessageType.Dead, node: 'b', incarnation: 0xffff_ffff }])).toString('hex'));
+    await until(() => dropped(a, 'incarnation-jump') >= before + 2);
+    expect(a.member('b')?.state).toBe('alive');
+    expect(b.member('b')?.incarnation).toBeLessThan(100);
+  });
+
+  test('after all of them, the members still probe each other and agree', async () => {
     const acksBefore = b.stats().core.packetsIn;
     await until(() => b.stats().core.packetsIn > acksBefore + 3);
     expect(a.member('b')?.state).toBe('alive');

@@ -6,7 +6,7 @@ import { test as propTest } from '@fast-check/vitest';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { Simulation } from '../sim/engine.js';
-import { InvariantChecker } from '../sim/invariants.js';
+import { converged, InvariantChecker } from '../sim/invariants.js';
 import { Membership } from '../src/core/membership.js';
 import { bytesEqual, type Identity, identityNewer, livenessNewer } from '../src/core/members.js';
 import { seededRng } from '../src/core/rng.js';
@@ -172,5 +172,41 @@ describe('stall grace, called directly', () => {
     core.handleDatagram(7_001, 'b', encodePacket([{ type: MessageType.Alive, node: 'b', incarnation: 1, addr: 'b', ...withRecord() }]));
     core.handleTimeout(7_010);
     expect(core.member('b')?.state).toBe('alive');
+  });
+});
+
+/** Anything an unauthenticated sender may say about the members, at any incarnation. */
+const SUBJECTS = ['n0', 'n1', 'n2', 'n3', 'n4', 'ghost'];
+const anyIncarnation = fc.oneof(
+  fc.integer({ min: 0, max: 8 }),
+  fc.constantFrom(0x7fff_ffff, 0x8000_0000, 0x8000_0001, 0xffff_fffe, 0xffff_ffff),
+  fc.integer({ min: 0, max: 0xffff_ffff }),
+);
+const forged: fc.Arbitrary<Message> = fc.oneof(
+  fc.record({ type: fc.constant(MessageType.Suspect), node: fc.constantFrom(...SUBJECTS), incarnation: anyIncarnation, from: fc.constantFrom('x', 'n1') }),
+  fc.record({ type: fc.constant(MessageType.Dead), node: fc.constantFrom(...SUBJECTS), incarnation: anyIncarnation }),
+  fc.record({ type: fc.constant(MessageType.Left), node: fc.constantFrom(...SUBJECTS), incarnation: anyIncarnation }),
+  fc.record({
+    type: fc.constant(MessageType.Alive), node: fc.constantFrom(...SUBJECTS), incarnation: anyIncarnation,
+    addr: fc.constantFrom(...SUBJECTS), version: fc.constantFrom(0, 1, 0xffff_ffff),
+  }).map((m) => ({ ...m, ...withRecord(new Uint8Array(0), m.version) })),
+) as fc.Arbitrary<Message>;
+
+describe('an adversary cannot keep a live member dead', () => {
+  propTest.prop([
+    fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+    fc.array(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 2_000 }), forged), { minLength: 1, maxLength: 20 }),
+  ], { numRuns: 300 })('whatever it sends, once it stops every running member is alive everywhere again', (seed, attack) => {
+    const h = new Simulation({ seed });
+    h.startCluster(5);
+    h.runFor(5_000);
+    for (const [to, delayMs, message] of attack) {
+      h.runFor(delayMs);
+      h.inject(`n${to}`, 'x', encodePacket([message]));
+    }
+    // Phantoms die within the suspicion maximum (24 s here); refutations spread by gossip and push-pull.
+    const settled = h.runUntilTrue(() => converged(h), 180_000);
+    const views = h.liveNodes().map((n) => `${n.name}: ${n.core.members().map((m) => `${m.name}=${m.state}@${m.incarnation}`).join(' ')}`);
+    expect(settled, `seed ${seed}, attack ${JSON.stringify(attack)}\n${views.join('\n')}`).toBe(true);
   });
 });

@@ -144,6 +144,7 @@ export class Dissemination {
     const ctx = this.ctx;
     ctx.table.reserve(m.members.length);
     for (const r of m.members) {
+      if (!this.transitions.plausible(from, r.name, Math.max(r.aliveIncarnation, r.incarnation))) continue;
       this.transitions.onAlive(now, from, {
         node: r.name, incarnation: r.aliveIncarnation, addr: r.addr, record: r.record, version: r.version, digest: r.digest, recordBytes: r.recordBytes,
       }, !m.reply);

@@ -41,7 +41,7 @@ export class MemberTable {
   /** Undefined until an alive message names the member's address. */
   addrs: (string | undefined)[] = [];
   records: HeldRecord[] = [];
-  incarnation = new Uint32Array(16);
+  incarnation = new Float64Array(16);
   /** Incarnation of the alive message the identity came from, or NO_IDENTITY. */
   aliveIncarnation = new Float64Array(16);
   version = new Uint32Array(16);
@@ -102,7 +102,7 @@ export class MemberTable {
       next.set(old.subarray(0, this.size) as never);
       return next;
     };
-    this.incarnation = grown(this.incarnation, (n) => new Uint32Array(n));
+    this.incarnation = grown(this.incarnation, (n) => new Float64Array(n));
     this.aliveIncarnation = grown(this.aliveIncarnation, (n) => new Float64Array(n));
     this.version = grown(this.version, (n) => new Uint32Array(n));
     this.state = grown(this.state, (n) => new Uint8Array(n));

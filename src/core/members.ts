@@ -40,6 +40,17 @@ export function isLive(state: MemberState): boolean {
   return state === MemberState.Alive || state === MemberState.Suspect;
 }
 
+/**
+ * How far one message may move a known member's incarnation past the highest this node holds
+ * for it. Legitimate jumps are refutations this node missed (one per refuted accusation), far
+ * fewer than this; a forged claim beyond it is refused, so no single message can push a member
+ * towards the end of the counter, where it could no longer refute (one Suspect(B, 2^32 - 1) kept
+ * B dead for good when incarnations were 32-bit and unbounded per message).
+ */
+export const INCARNATION_JUMP_MAX = 2 ** 20;
+/** The highest incarnation accepted for a member this node does not know yet (2^32: leaves 2^53 - 2^32 of headroom). */
+export const FIRST_SIGHT_INCARNATION_MAX = 2 ** 32;
+
 /** True if liveness (incB, stateB) is strictly newer than (incA, stateA). */
 export function livenessNewer(incA: number, stateA: MemberState, incB: number, stateB: MemberState): boolean {
   return incB > incA || (incB === incA && stateB > stateA);

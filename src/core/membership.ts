@@ -334,10 +334,10 @@ export class Membership {
       case MessageType.PingReq: return this.prober.onPingReq(now, from, m);
       case MessageType.Ack: return this.prober.onAck(m.seq);
       case MessageType.Nack: return this.prober.onNack(m.seq);
-      case MessageType.Alive: return t.onAlive(now, from, m, true);
-      case MessageType.Suspect: return t.onSuspect(now, m.node, m.incarnation, m.from, true);
-      case MessageType.Dead: return t.onDeadOrLeft(now, m.node, m.incarnation, MemberState.Dead, true);
-      case MessageType.Left: return t.onDeadOrLeft(now, m.node, m.incarnation, MemberState.Left, true);
+      case MessageType.Alive: return void (t.plausible(from, m.node, m.incarnation) && t.onAlive(now, from, m, true));
+      case MessageType.Suspect: return void (t.plausible(from, m.node, m.incarnation) && t.onSuspect(now, m.node, m.incarnation, m.from, true));
+      case MessageType.Dead: return void (t.plausible(from, m.node, m.incarnation) && t.onDeadOrLeft(now, m.node, m.incarnation, MemberState.Dead, true));
+      case MessageType.Left: return void (t.plausible(from, m.node, m.incarnation) && t.onDeadOrLeft(now, m.node, m.incarnation, MemberState.Left, true));
       case MessageType.PushPull:
       case MessageType.RecordPull:
         // These only travel on streams, where their size is bounded separately.

@@ -12,7 +12,7 @@
 import type { Context } from './context.js';
 import { intern } from './intern.js';
 import { type HeldRecord, heldRecord, SELF, type Slot } from './member-table.js';
-import { bytesEqual, identityNewer, isLive, livenessNewer } from './members.js';
+import { bytesEqual, FIRST_SIGHT_INCARNATION_MAX, identityNewer, INCARNATION_JUMP_MAX, isLive, livenessNewer } from './members.js';
 import type { ProbeRound } from './probe-round.js';
 import type { RecordPulls } from './record-pull.js';
 import type { Suspicions } from './suspicion.js';
@@ -30,6 +30,22 @@ export class Transitions {
     private readonly round: ProbeRound,
     private readonly upkeep: Upkeep,
   ) {}
+
+  /**
+   * False (dropped and counted as 'incarnation-jump') if a message from `sender` moves `node`
+   * further than INCARNATION_JUMP_MAX past what this node holds for it (this node included),
+   * or names an unknown member beyond FIRST_SIGHT_INCARNATION_MAX.
+   */
+  plausible(sender: string, node: string, incarnation: number): boolean {
+    const t = this.ctx.table;
+    const s = t.slotOf(node);
+    const limit = s < 0
+      ? FIRST_SIGHT_INCARNATION_MAX
+      : Math.max(t.incarnation[s] as number, t.aliveIncarnation[s] as number) + INCARNATION_JUMP_MAX;
+    if (incarnation <= limit) return true;
+    this.ctx.drop(sender, 'incarnation-jump', `${node} at ${incarnation}`);
+    return false;
+  }
 
   onAlive(now: number, from: string, m: AliveFields, spreadNew: boolean): void {
     const ctx = this.ctx;
@@ -165,7 +181,7 @@ export class Transitions {
   /** Raises this member's incarnation above `atLeast` and announces it. */
   bumpIncarnation(atLeast: number): void {
     const t = this.ctx.table;
-    const next = Math.min(0xffff_ffff, Math.max(t.incarnation[SELF] as number, atLeast) + 1);
+    const next = Math.max(t.incarnation[SELF] as number, atLeast) + 1;
     t.incarnation[SELF] = next;
     t.aliveIncarnation[SELF] = next;
     this.ctx.broadcastSelfAlive();

@@ -218,11 +218,11 @@ function fromTuple(value: unknown, limits: WireLimits): Message | typeof UNKNOWN
     case MessageType.Nack:
       return need(v, 2) ?? u32(v[1], 'seq') ?? { type: t, seq: v[1] as number };
     case MessageType.Suspect: {
-      const bad = need(v, 4) ?? name(v[1], 'node', limits) ?? u32(v[2], 'incarnation') ?? name(v[3], 'from', limits);
+      const bad = need(v, 4) ?? name(v[1], 'node', limits) ?? incarnation(v[2], 'incarnation') ?? name(v[3], 'from', limits);
       return bad ?? { type: t, node: v[1] as string, incarnation: v[2] as number, from: v[3] as string };
     }
     case MessageType.Alive: {
-      const bad = need(v, 8) ?? name(v[1], 'node', limits) ?? u32(v[2], 'incarnation')
+      const bad = need(v, 8) ?? name(v[1], 'node', limits) ?? incarnation(v[2], 'incarnation')
         ?? addr(v[3], 'addr', limits) ?? record(v[4], v[5], v[6], v[7], limits);
       return bad ?? {
         type: t, node: v[1] as string, incarnation: v[2] as number, addr: v[3] as string, record: bytes(v[4] as Uint8Array),
@@ -230,12 +230,12 @@ function fromTuple(value: unknown, limits: WireLimits): Message | typeof UNKNOWN
       };
     }
     case MessageType.RecordPull: {
-      const bad = need(v, 4) ?? name(v[1], 'node', limits) ?? u32(v[2], 'incarnation') ?? u32(v[3], 'version');
+      const bad = need(v, 4) ?? name(v[1], 'node', limits) ?? incarnation(v[2], 'incarnation') ?? u32(v[3], 'version');
       return bad ?? { type: t, node: v[1] as string, incarnation: v[2] as number, version: v[3] as number };
     }
     case MessageType.Dead:
     case MessageType.Left: {
-      const bad = need(v, 3) ?? name(v[1], 'node', limits) ?? u32(v[2], 'incarnation');
+      const bad = need(v, 3) ?? name(v[1], 'node', limits) ?? incarnation(v[2], 'incarnation');
       return bad ?? { type: t, node: v[1] as string, incarnation: v[2] as number };
     }
     case MessageType.PushPull:
@@ -254,7 +254,7 @@ function pushPullMembers(v: unknown[], limits: WireLimits): PushPullMessage | st
     const e: unknown = list[i];
     if (!Array.isArray(e) || e.length < 9) return `member ${i} is not a 9-element array`;
     const problem = name(e[0], 'member name', limits) ?? addr(e[1], 'member addr', limits)
-      ?? u32(e[3], 'aliveIncarnation') ?? u32(e[4], 'incarnation') ?? memberState(e[5]) ?? record(e[2], e[6], e[7], e[8], limits);
+      ?? incarnation(e[3], 'aliveIncarnation') ?? incarnation(e[4], 'incarnation') ?? memberState(e[5]) ?? record(e[2], e[6], e[7], e[8], limits);
     if (problem !== undefined) return `member ${i}: ${problem}`;
     members[i] = {
       name: e[0] as string, addr: e[1] as string, record: bytes(e[2] as Uint8Array),
@@ -293,6 +293,15 @@ function bytes(b: Uint8Array): Uint8Array {
 
 function need(v: unknown[], n: number): string | undefined {
   return v.length < n ? `message type ${String(v[0])} needs ${n} fields, got ${v.length}` : undefined;
+}
+/**
+ * Incarnations are integers up to 2^53 - 1, not 32 bits: a member must always be able to refute
+ * with a higher one, and receivers bound how far one message may move it (members.ts), so the
+ * counter cannot be run to its end.
+ */
+export const INCARNATION_MAX = Number.MAX_SAFE_INTEGER;
+function incarnation(x: unknown, field: string): string | undefined {
+  return typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= INCARNATION_MAX ? undefined : `${field} is not an incarnation`;
 }
 function u32(x: unknown, field: string): string | undefined {
   return typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 0xffff_ffff ? undefined : `${field} is not a uint32`;
