@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { pack } from 'msgpackr';
 import { describe, expect, test } from 'vitest';
 import {
-  buildPacket, decodePacket, encodeMessage, encodePacket, HEADER_BYTES, MessageType, type DecodeErrorReason, type Message, withRecord,
+  buildPacket, decodePacket, encodeMessage, encodePacket, HEADER_BYTES, isPrintable, MessageType, type DecodeErrorReason, type Message, withRecord,
 } from '../src/core/wire.js';
 import { LIMITS, message, normalize } from './arbitraries.js';
 
@@ -147,5 +147,20 @@ describe('decoder on hostile input', () => {
     const [m] = decodeOk(bytes);
     bytes.fill(0);
     expect(m?.type === MessageType.Alive && Array.from(m.record)).toEqual([1, 2, 3]);
+  });
+});
+
+describe('names from peers are printable (issue 11: mutated alives left U+FFFD names in lookups)', () => {
+  const alive = (node: string): Uint8Array => encodePacket([{ type: MessageType.Alive, node, incarnation: 1, addr: 'a:1', ...withRecord() }]);
+  test.each(['bad\u0000name', 'evil\u202Egnp.exe', 'mojibake\uFFFD', 'line\u2028break', 'tab\there', 'del\u007f', '\u200B'])('%j is refused', (node) => {
+    expect(reasonOf(alive(node))).toBe('bad-field');
+  });
+  test.each(['web-1', 'café', '服务-2', 'a b', 'n0'])('%j is accepted', (node) => {
+    expect(reasonOf(alive(node))).toBe('ok');
+  });
+  test('isPrintable agrees on its ASCII fast path and Unicode path', () => {
+    expect(isPrintable('plain-ascii_1.2')).toBe(true);
+    expect(isPrintable('ascii then \u00e9')).toBe(true);
+    expect(isPrintable('ascii then \u0085')).toBe(false);
   });
 });

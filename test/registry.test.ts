@@ -260,3 +260,14 @@ describe('records in a simulated cluster', () => {
     expect(invariants.ok, invariants.report(`seed ${seed}, ops ${JSON.stringify(ops)}, loss ${loss}, cut ${cut}`)).toBe(true);
   });
 });
+
+describe('printable service names', () => {
+  test('a service name or id with control characters is a typed error naming the field', () => {
+    const core = new Membership({ name: 'me', addr: '10.9.9.9:7946', rng: seededRng(1), nowMs: 0 });
+    const c = new Catalog(core, { rng: seededRng(1) });
+    expect(() => c.register(0, { name: 'api\u0000', port: 1 })).toThrowError(expect.objectContaining({ option: 'service.name' }));
+    expect(() => c.register(0, { name: 'api', id: 'x\uFFFD', port: 1 })).toThrowError(expect.objectContaining({ option: 'service.id' }));
+    expect(() => new Membership({ name: 'me\u202E', addr: 'a:1', rng: seededRng(1), nowMs: 0 })).toThrowError(expect.objectContaining({ option: 'name' }));
+    expect(c.register(0, { name: 'café', port: 1 })).toBe('café');
+  });
+});

@@ -38,7 +38,7 @@ import type { Keyring } from './seal.js';
 import { Suspicions } from './suspicion.js';
 import { Transitions } from './transitions.js';
 import { Upkeep } from './upkeep.js';
-import { decodePacket, EMPTY_BYTES, MemberState, type Message, MessageType, utf8Length, type WireLimits } from './wire.js';
+import { decodePacket, EMPTY_BYTES, isPrintable, MemberState, type Message, MessageType, utf8Length, type WireLimits } from './wire.js';
 
 export type { MemberChange, MembershipEvent, MembershipStats, Transmit } from './context.js';
 
@@ -93,8 +93,8 @@ export class Membership {
   constructor(options: MembershipOptions) {
     this.config = resolveConfig(options.config);
     const config = this.config;
-    if (typeof options.name !== 'string' || options.name.length === 0 || utf8Length(options.name) > config.nameBytesMax) {
-      throw new InvalidOptionError('name', `must be a non-empty string of at most ${config.nameBytesMax} UTF-8 bytes`);
+    if (typeof options.name !== 'string' || options.name.length === 0 || utf8Length(options.name) > config.nameBytesMax || !isPrintable(options.name)) {
+      throw new InvalidOptionError('name', `must be a non-empty printable string of at most ${config.nameBytesMax} UTF-8 bytes`);
     }
     if (typeof options.addr !== 'string' || options.addr.length === 0 || utf8Length(options.addr) > ADDR_BYTES_MAX) {
       throw new InvalidOptionError('addr', `must be a non-empty string of at most ${ADDR_BYTES_MAX} bytes`);

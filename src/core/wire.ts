@@ -310,7 +310,7 @@ function bool(x: unknown, field: string): string | undefined {
   return typeof x === 'boolean' ? undefined : `${field} is not a boolean`;
 }
 function name(x: unknown, field: string, limits: WireLimits): string | undefined {
-  return typeof x === 'string' && x.length > 0 && utf8Length(x) <= limits.nameBytesMax ? undefined : `${field} is not a valid name`;
+  return typeof x === 'string' && x.length > 0 && utf8Length(x) <= limits.nameBytesMax && isPrintable(x) ? undefined : `${field} is not a valid name`;
 }
 function addr(x: unknown, field: string, limits: WireLimits): string | undefined {
   return typeof x === 'string' && x.length > 0 && utf8Length(x) <= limits.addrBytesMax ? undefined : `${field} is not a valid address`;
@@ -329,6 +329,22 @@ function record(body: unknown, version: unknown, digest: unknown, size: unknown,
 }
 function memberState(x: unknown): string | undefined {
   return x === 0 || x === 1 || x === 2 || x === 3 ? undefined : 'state is not a member state';
+}
+
+/** Control, format, surrogate, private-use and unassigned characters, line and paragraph separators, and U+FFFD (what undecodable bytes become). */
+const UNPRINTABLE = /[\p{C}\p{Zl}\p{Zp}\uFFFD]/u;
+
+/**
+ * True if a name shows as what it is: no control or invisible characters that would let two
+ * names look alike or garble a log line, and no U+FFFD. Plain ASCII is checked without the regex.
+ */
+export function isPrintable(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return false;
+    if (c >= 0x80) return !UNPRINTABLE.test(s);
+  }
+  return true;
 }
 
 /** UTF-8 length of a string, without allocating. */

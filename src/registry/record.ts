@@ -7,7 +7,7 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { InvalidOptionError } from '../core/errors.js';
 import { scanValue } from '../core/msgpack-scan.js';
-import { utf8Length } from '../core/wire.js';
+import { isPrintable, utf8Length } from '../core/wire.js';
 
 export type Health = 'passing' | 'warning' | 'critical';
 export const HEALTH: readonly Health[] = ['passing', 'warning', 'critical'];
@@ -124,7 +124,7 @@ function unflatten(x: unknown, what: string): Record<string, string> | string {
 }
 
 function isName(x: unknown): x is string {
-  return typeof x === 'string' && x.length > 0 && utf8Length(x) <= RECORD_LIMITS.stringBytesMax;
+  return typeof x === 'string' && x.length > 0 && utf8Length(x) <= RECORD_LIMITS.stringBytesMax && isPrintable(x);
 }
 function isPort(x: unknown): x is number {
   return typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 65_535;
@@ -152,8 +152,8 @@ export interface ServiceDefinition {
 /** Validates a definition into a record, naming the first bad field (as `service.<field>`). */
 export function toServiceRecord(def: ServiceDefinition, id: string): ServiceRecord {
   if (def === null || typeof def !== 'object') throw new InvalidOptionError('service', 'must be an object');
-  if (!isName(def.name)) throw new InvalidOptionError('service.name', `must be a non-empty string of at most ${RECORD_LIMITS.stringBytesMax} bytes`);
-  if (!isName(id)) throw new InvalidOptionError('service.id', `must be a non-empty string of at most ${RECORD_LIMITS.stringBytesMax} bytes`);
+  if (!isName(def.name)) throw new InvalidOptionError('service.name', `must be a non-empty printable string of at most ${RECORD_LIMITS.stringBytesMax} bytes`);
+  if (!isName(id)) throw new InvalidOptionError('service.id', `must be a non-empty printable string of at most ${RECORD_LIMITS.stringBytesMax} bytes`);
   if (!isPort(def.port)) throw new InvalidOptionError('service.port', 'must be an integer in 0..65535');
   const address = def.address ?? '';
   if (typeof address !== 'string' || utf8Length(address) > RECORD_LIMITS.stringBytesMax) throw new InvalidOptionError('service.address', 'must be a string');
