@@ -64,6 +64,23 @@ describe('hostile datagrams (issue 11 regressions)', () => {
     expect(b.member('b')?.incarnation).toBeLessThan(100);
   });
 
+  test('a plaintext ping from a stranger gets one bare ack no larger than itself (it got 499 bytes for 13)', async () => {
+    const socket = createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    const replies: number[] = [];
+    socket.on('message', (msg) => replies.push(msg.length));
+    // Keep some gossip queued at a, as after a change, so there is something to piggyback.
+    a.setMeta({ round: String(Date.now()) });
+    const ping = Buffer.from(encodePacket([{ type: MessageType.Ping, seq: 1, target: 'a' }]));
+    const [host, port] = [a.address.slice(0, a.address.lastIndexOf(':')), Number(a.address.slice(a.address.lastIndexOf(':') + 1))];
+    socket.send(ping, port, host);
+    await until(() => replies.length > 0);
+    await new Promise((r) => setTimeout(r, 100));
+    socket.close();
+    expect(replies).toHaveLength(1);
+    expect(replies[0]).toBeLessThanOrEqual(ping.length);
+  });
+
   test('after all of them, the members still probe each other and agree', async () => {
     const acksBefore = b.stats().core.packetsIn;
     await until(() => b.stats().core.packetsIn > acksBefore + 3);

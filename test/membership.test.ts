@@ -347,10 +347,47 @@ describe('membership core, direct calls', () => {
 
   test('ping-req floods are bounded', () => {
     const core = make('a');
+    core.handleDatagram(0, 'b', encodePacket([{ type: MessageType.Alive, node: 'b', incarnation: 0, addr: 'b', ...withRecord() }]));
     for (let i = 0; i < 2_000; i++) {
       core.handleDatagram(0, 'x', encodePacket([{ type: MessageType.PingReq, seq: i, target: 'b', targetAddr: 'b', nack: true }]));
     }
     expect(core.stats.dropped['relay-limit']).toBe(2_000 - 1_024);
+  });
+
+  /** Every datagram the core sends, drained. */
+  const sent = (core: Membership): { addr: string; bytes: Uint8Array }[] => {
+    const out: { addr: string; bytes: Uint8Array }[] = [];
+    for (let t = core.pollTransmit(); t !== undefined; t = core.pollTransmit()) if (!t.stream) out.push(t);
+    return out;
+  };
+
+  test('no amplification (issue 11): an unknown source gets a bare ack no larger than its ping, one per packet; ping-reqs go only to known members', () => {
+    const core = make('a');
+    core.handleDatagram(0, 'b', encodePacket([{ type: MessageType.Alive, node: 'b', incarnation: 0, addr: 'b', ...withRecord() }]));
+    // Plenty of news queued, as after a record change.
+    for (let i = 0; i < 30; i++) core.handleDatagram(0, 'b', encodePacket([{ type: MessageType.Alive, node: `m${i}`, incarnation: 0, addr: `m${i}`, ...withRecord() }]));
+    sent(core);
+    const ping = encodePacket([{ type: MessageType.Ping, seq: 9, target: 'a' }]);
+    core.handleDatagram(0, 'stranger', ping);
+    const [ack, ...more] = sent(core);
+    expect(more).toEqual([]);
+    expect(ack?.addr).toBe('stranger');
+    expect(ack?.bytes.length).toBeLessThanOrEqual(ping.length);
+    // The same ping from a member known at that address carries gossip.
+    core.handleDatagram(0, 'b', encodePacket([{ type: MessageType.Ping, seq: 10, target: 'a', source: 'b' }]));
+    expect(sent(core)[0]?.bytes.length).toBeGreaterThan(ping.length * 5);
+    // ...but naming a member from another address does not.
+    core.handleDatagram(0, 'stranger', encodePacket([{ type: MessageType.Ping, seq: 11, target: 'a', source: 'b' }]));
+    expect(sent(core)[0]?.bytes.length).toBeLessThanOrEqual(ping.length + 2);
+    // 174 pings in one packet: one answer.
+    core.handleDatagram(0, 'stranger', encodePacket(Array.from({ length: 174 }, (_, i) => ({ type: MessageType.Ping, seq: i, target: 'a' }) as Message)));
+    expect(sent(core).length).toBe(1);
+    expect(core.stats.dropped['probe-limit']).toBe(173);
+    // A ping-req toward a third party, or toward a member at another address, sends nothing.
+    core.handleDatagram(0, 'stranger', encodePacket([{ type: MessageType.PingReq, seq: 1, target: 'victim', targetAddr: '10.9.9.9:80', nack: true }]));
+    core.handleDatagram(0, 'stranger', encodePacket([{ type: MessageType.PingReq, seq: 2, target: 'b', targetAddr: '10.9.9.9:80', nack: true }]));
+    expect(sent(core)).toEqual([]);
+    expect(core.stats.dropped['relay-unknown-target']).toBe(2);
   });
 
   test('an undrained event queue stays bounded and counts what it dropped', () => {

@@ -9,7 +9,7 @@ import { BroadcastQueue } from './broadcast-queue.js';
 import { type Config, retransmitLimit } from './config.js';
 import { Fifo } from './fifo.js';
 import { type HeldRecord, MemberTable, SELF, type Slot } from './member-table.js';
-import { type MemberInfo, STATE_NAMES } from './members.js';
+import { isLive, type MemberInfo, STATE_NAMES } from './members.js';
 import { type Rng, randomInt, shuffle } from './rng.js';
 import { isSealed, type Keyring, SEAL_OVERHEAD_BYTES } from './seal.js';
 import { TimerHeap } from './timers.js';
@@ -169,6 +169,23 @@ export class Context {
     const candidates: Slot[] = [];
     for (let s = 1; s <= others; s++) if (accept(s)) candidates.push(s);
     return shuffle(this.rng, candidates).slice(0, k);
+  }
+
+  /** True if `name` is a live member this node knows at `addr`: one it may spend gossip on. */
+  knownLiveAt(name: string | undefined, addr: string): boolean {
+    if (name === undefined) return false;
+    const s = this.table.slotOf(name);
+    return s > SELF && this.table.addrs[s] === addr && isLive(this.stateOf(s));
+  }
+
+  /**
+   * Sends an answer to `addr`. To a live member known there it carries gossip like any packet;
+   * to anyone else it goes bare, no larger than what it answers, so a forged or replayed request
+   * gains an attacker nothing and spends no broadcast's transmissions.
+   */
+  sendAnswer(addr: string, known: boolean, bodies: Uint8Array[]): void {
+    if (known) this.sendPacket(addr, bodies);
+    else this.send({ addr, bytes: buildPacket(bodies), stream: false });
   }
 
   /** Sends `bodies` in one datagram, filling the rest of it with pending broadcasts. */

@@ -152,7 +152,15 @@ export class Membership {
       return;
     }
     if (decoded.unknownTypes > 0) ctx.drop(from, 'unknown-type', `${decoded.unknownTypes} message(s) skipped`);
-    for (const message of decoded.messages) if (this.addressesAccepted(from, message)) this.dispatch(nowMs, from, message, false);
+    let probes = 0;
+    for (const message of decoded.messages) {
+      // One ping or ping-req per datagram, as members send them: a packet of many would buy many answers.
+      if ((message.type === MessageType.Ping || message.type === MessageType.PingReq) && ++probes > 1) {
+        ctx.drop(from, 'probe-limit');
+        continue;
+      }
+      if (this.addressesAccepted(from, message)) this.dispatch(nowMs, from, message, false);
+    }
   }
 
   /**

@@ -82,13 +82,14 @@ export class Prober {
     }
     p.nacksExpected = helpers.length;
     // The stream path gets through where only UDP is blocked or lossy (serf#216).
-    ctx.send({ addr: targetAddr, bytes: encodePacket([{ type: MessageType.Ping, seq: p.seq, target: p.target }]), stream: true });
+    ctx.send({ addr: targetAddr, bytes: encodePacket([{ type: MessageType.Ping, seq: p.seq, target: p.target, source: ctx.name }]), stream: true });
   }
 
-  /** A ping over UDP: ack it if it is for us. */
+  /** A ping over UDP: ack it if it is for us (with gossip only to a member known at that address). */
   onPing(from: string, m: PingMessage): void {
-    if (m.target !== this.ctx.name) this.ctx.drop(from, 'wrong-target', m.target);
-    else this.ctx.sendPacket(from, [encodeMessage({ type: MessageType.Ack, seq: m.seq })]);
+    const ctx = this.ctx;
+    if (m.target !== ctx.name) ctx.drop(from, 'wrong-target', m.target);
+    else ctx.sendAnswer(from, ctx.knownLiveAt(m.source, from), [encodeMessage({ type: MessageType.Ack, seq: m.seq })]);
   }
 
   /** A ping over the stream path: the ack frame to reply with, if it is for us. */
@@ -107,7 +108,7 @@ export class Prober {
     const relay = this.relays.get(seq);
     if (relay !== undefined) {
       this.relays.delete(seq);
-      this.ctx.sendPacket(relay.requesterAddr, [encodeMessage({ type: MessageType.Ack, seq: relay.requesterSeq })]);
+      this.ctx.sendAnswer(relay.requesterAddr, false, [encodeMessage({ type: MessageType.Ack, seq: relay.requesterSeq })]);
     }
   }
 
@@ -115,15 +116,20 @@ export class Prober {
     if (this.probe !== undefined && this.probe.seq === seq) this.probe.nacksReceived++;
   }
 
+  /** Probes `m.target` for a requester, only if it is a live member known at `m.targetAddr`: never a third party. */
   onPingReq(now: number, from: string, m: PingReqMessage): void {
     const ctx = this.ctx;
+    if (!ctx.knownLiveAt(m.target, m.targetAddr)) {
+      ctx.drop(from, 'relay-unknown-target', m.target);
+      return;
+    }
     if (this.relays.size >= RELAYS_MAX) {
       ctx.drop(from, 'relay-limit');
       return;
     }
     const relaySeq = ctx.nextSeq();
     this.relays.set(relaySeq, { requesterAddr: from, requesterSeq: m.seq, nack: m.nack });
-    ctx.sendPacket(m.targetAddr, [encodeMessage({ type: MessageType.Ping, seq: relaySeq, target: m.target })]);
+    ctx.sendPacket(m.targetAddr, [encodeMessage({ type: MessageType.Ping, seq: relaySeq, target: m.target, source: ctx.name })]);
     ctx.timers.schedule(now + this.relayNackDelayMs(), { kind: 'relay', seq: relaySeq });
   }
 
@@ -132,7 +138,7 @@ export class Prober {
     const relay = this.relays.get(seq);
     if (relay === undefined) return;
     this.relays.delete(seq);
-    if (relay.nack) this.ctx.sendPacket(relay.requesterAddr, [encodeMessage({ type: MessageType.Nack, seq: relay.requesterSeq })]);
+    if (relay.nack) this.ctx.sendAnswer(relay.requesterAddr, false, [encodeMessage({ type: MessageType.Nack, seq: relay.requesterSeq })]);
   }
 
   /** Abandons the probe in flight (on leave), without judging its target. */
@@ -154,7 +160,7 @@ export class Prober {
       // first so the refutation is ready to ride back on the ack.
       bodies.push(encodeMessage({ type: MessageType.Suspect, node: target, incarnation: t.incarnation[s] as number, from: ctx.name }));
     }
-    bodies.push(encodeMessage({ type: MessageType.Ping, seq, target }));
+    bodies.push(encodeMessage({ type: MessageType.Ping, seq, target, source: ctx.name }));
     ctx.sendPacket(t.addrs[s] as string, bodies);
     const ackTimer = ctx.timers.schedule(now + ctx.awareness.scale(ctx.config.probeTimeoutMs), { kind: 'probe-ack', deferred: false });
     this.probe = { target, seq, acked: false, indirect: false, nacksExpected: 0, nacksReceived: 0, ackTimer };

@@ -34,8 +34,12 @@ export const HEADER_BYTES = 3;
 const MAGIC_0 = 0x47; // 'G'
 const MAGIC_1 = 0x56; // 'V'
 
-/** Direct probe: the receiver acks `seq` if it is `target`. */
-export interface PingMessage { type: typeof MessageType.Ping; seq: number; target: string }
+/**
+ * Direct probe: the receiver acks `seq` if it is `target`. `source` names the sender (appended
+ * field, absent from older peers): a receiver that knows it alive at the sending address may
+ * piggyback gossip on the ack; to anyone else the ack is bare, no larger than the ping.
+ */
+export interface PingMessage { type: typeof MessageType.Ping; seq: number; target: string; source?: string }
 /** Indirect probe request: ping `target` at `targetAddr` and relay its ack (and a nack on timeout). */
 export interface PingReqMessage {
   type: typeof MessageType.PingReq; seq: number; target: string; targetAddr: string; nack: boolean;
@@ -115,7 +119,7 @@ export function encodeMessage(message: Message): Uint8Array {
 
 function toTuple(m: Message): unknown[] {
   switch (m.type) {
-    case MessageType.Ping: return [m.type, m.seq, m.target];
+    case MessageType.Ping: return m.source === undefined ? [m.type, m.seq, m.target] : [m.type, m.seq, m.target, m.source];
     case MessageType.PingReq: return [m.type, m.seq, m.target, m.targetAddr, m.nack];
     case MessageType.Ack: return [m.type, m.seq];
     case MessageType.Nack: return [m.type, m.seq];
@@ -206,8 +210,9 @@ function fromTuple(value: unknown, limits: WireLimits): Message | typeof UNKNOWN
   const v = value as unknown[];
   switch (t) {
     case MessageType.Ping: {
-      const bad = need(v, 3) ?? u32(v[1], 'seq') ?? name(v[2], 'target', limits);
-      return bad ?? { type: t, seq: v[1] as number, target: v[2] as string };
+      const bad = need(v, 3) ?? u32(v[1], 'seq') ?? name(v[2], 'target', limits) ?? (v.length > 3 ? name(v[3], 'source', limits) : undefined);
+      if (bad !== undefined) return bad;
+      return v.length > 3 ? { type: t, seq: v[1] as number, target: v[2] as string, source: v[3] as string } : { type: t, seq: v[1] as number, target: v[2] as string };
     }
     case MessageType.PingReq: {
       const bad = need(v, 5) ?? u32(v[1], 'seq') ?? name(v[2], 'target', limits)
