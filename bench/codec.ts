@@ -7,7 +7,7 @@ import { HEADER_BYTES } from '../src/core/wire.js';
 import { buildPacket, decodePacket, encodeMessage, MessageType, type Message, withRecord } from '../src/core/wire.js';
 import { compare, fmt, table } from './util.js';
 
-const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, carriedRecordBytesMax: 512, recordBytesMax: 65_536, membersMax: 100_000 };
+const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, carriedRecordBytesMax: 512, recordBytesMax: 65_536, membersMax: 100_000, messagesMax: 256 };
 
 /** A realistic gossip packet: a ping plus alive/suspect/dead updates until the payload is full. */
 function fullPacketMessages(): Message[] {

@@ -8,7 +8,7 @@ import { seededRng } from '../src/core/rng.js';
 import { decodePacket, encodePacket, MemberState, MessageType, type Message, type PushPullEntry, withRecord } from '../src/core/wire.js';
 import { fmt, median, table, withGcCount } from './util.js';
 
-const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, carriedRecordBytesMax: 512, recordBytesMax: 65_536, membersMax: 100_000 };
+const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, carriedRecordBytesMax: 512, recordBytesMax: 65_536, membersMax: 100_000, messagesMax: 256 };
 
 function peerName(i: number): string {
   return `node-${i}`;

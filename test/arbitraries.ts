@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { MemberState, MessageType, type Message, type PushPullEntry, withRecord } from '../src/core/wire.js';
 
-export const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, carriedRecordBytesMax: 512, recordBytesMax: 65_536, membersMax: 1_000 };
+export const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, carriedRecordBytesMax: 512, recordBytesMax: 65_536, membersMax: 1_000, messagesMax: 256 };
 
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
 const name = fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' });

@@ -6,7 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { Simulation, type TracedFrame } from '../sim/engine.js';
 import { Membership } from '../src/core/membership.js';
 import { seededRng } from '../src/core/rng.js';
-import { decodePacket, encodePacket, MessageType, type Message, withRecord } from '../src/core/wire.js';
+import { buildPacket, decodePacket, encodeMessage, encodePacket, MessageType, type Message, withRecord } from '../src/core/wire.js';
 import { LIMITS } from './arbitraries.js';
 
 function messagesIn(frame: TracedFrame): Message[] {
@@ -352,6 +352,18 @@ describe('membership core, direct calls', () => {
       core.handleDatagram(0, 'x', encodePacket([{ type: MessageType.PingReq, seq: i, target: 'b', targetAddr: 'b', nack: true }]));
     }
     expect(core.stats.dropped['relay-limit']).toBe(2_000 - 1_024);
+  });
+
+  test('bounded work per input (issue 11): a frame of a million tiny messages is refused before decoding', () => {
+    const core = make('a');
+    const body = encodeMessage({ type: MessageType.Ack, seq: 1 });
+    const frame = buildPacket(Array.from({ length: 1_000_000 }, () => body));
+    expect(core.handleStream(0, 'x', frame)).toBeUndefined();
+    expect(core.stats.dropped['too-many-messages']).toBe(1);
+    core.handleDatagram(0, 'x', buildPacket(Array.from({ length: 257 }, () => body)));
+    expect(core.stats.dropped['too-many-messages']).toBe(2);
+    core.handleDatagram(0, 'x', buildPacket(Array.from({ length: 256 }, () => body)));
+    expect(core.stats.dropped['too-many-messages']).toBe(2);
   });
 
   /** Every datagram the core sends, drained. */

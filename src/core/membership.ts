@@ -75,6 +75,10 @@ export interface MembershipOptions {
 
 /** Longest address accepted from a peer, in bytes: a bracketed IPv6 address with zone and port fits. */
 const ADDR_BYTES_MAX = 128;
+/** Messages in one datagram: a full compound packet of the smallest gossip (a 6-byte death notice) holds about 230. */
+const DATAGRAM_MESSAGES_MAX = 256;
+/** Messages in one stream frame: members send one (a push-pull, a record pull or its answer, a ping). */
+const STREAM_MESSAGES_MAX = 4;
 
 export class Membership {
   readonly config: Readonly<Config>;
@@ -118,9 +122,11 @@ export class Membership {
     this.dissemination = new Dissemination(ctx, this.transitions);
     this.datagramLimits = {
       nameBytesMax: config.nameBytesMax, addrBytesMax: ADDR_BYTES_MAX, carriedRecordBytesMax: config.recordInlineBytesMax,
-      recordBytesMax: config.recordBytesMax, membersMax: 0,
+      recordBytesMax: config.recordBytesMax, membersMax: 0, messagesMax: DATAGRAM_MESSAGES_MAX,
     };
-    this.streamLimits = { ...this.datagramLimits, carriedRecordBytesMax: config.recordBytesMax, membersMax: config.membersMax };
+    this.streamLimits = {
+      ...this.datagramLimits, carriedRecordBytesMax: config.recordBytesMax, membersMax: config.membersMax, messagesMax: STREAM_MESSAGES_MAX,
+    };
     const now = options.nowMs;
     const t = ctx.table;
     t.add(options.name, incarnation, MemberState.Alive, now);

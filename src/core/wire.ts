@@ -97,9 +97,11 @@ export interface WireLimits {
   recordBytesMax: number;
   /** Most members in one push-pull message. */
   membersMax: number;
+  /** Most messages in one packet or frame; more is refused whole, before any is decoded. */
+  messagesMax: number;
 }
 
-export type DecodeErrorReason = 'bad-header' | 'empty' | 'bad-field' | ScanErrorReason;
+export type DecodeErrorReason = 'bad-header' | 'empty' | 'bad-field' | 'too-many-messages' | ScanErrorReason;
 
 /** Why a packet was rejected; `offset` is where in the input the problem was found. */
 export interface DecodeError { reason: DecodeErrorReason; offset: number; detail?: string }
@@ -173,7 +175,9 @@ export function decodePacket(bytes: Uint8Array, limits: WireLimits): DecodeResul
   };
   // Scan every value first, so msgpackr only ever sees input that passed the bounds.
   let pos = HEADER_BYTES;
-  while (pos < bytes.length) {
+  for (let count = 0; pos < bytes.length; count++) {
+    // Bounded work per input: a 16 MiB frame of 8 million tiny messages blocked the loop 1.7 s.
+    if (count >= limits.messagesMax) return { ok: false, error: { reason: 'too-many-messages', offset: pos } };
     const scanned = scanValue(bytes, pos, scanLimits);
     if (!scanned.ok) return { ok: false, error: { reason: scanned.reason, offset: scanned.offset } };
     pos = scanned.end;
