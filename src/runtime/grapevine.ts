@@ -129,6 +129,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       frameBytesMax: o.config.streamBytesMax + SEAL_OVERHEAD_BYTES,
       streamTimeoutMs: o.streamTimeoutMs,
       inboundStreamsMax: o.inboundStreamsMax,
+      inboundPerSourceMax: Math.max(1, Math.ceil(o.inboundStreamsMax / 8)),
+      bufferedBytesMax: 2 * (o.config.streamBytesMax + SEAL_OVERHEAD_BYTES),
       outboundStreamsMax: o.inboundStreamsMax,
     });
     const advertise = o.advertise ?? defaultAdvertise(transport.bound);

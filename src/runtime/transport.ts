@@ -1,8 +1,14 @@
 /**
  * Sockets: one UDP socket for datagrams and one TCP listener on the same port for streams
  * (push-pull state exchange and the fallback ping). A stream carries one request frame and at
- * most one reply frame, each a 4-byte big-endian length followed by the bytes. Every resource is
- * bounded: frame size, concurrent streams each way, and the time a stream may take.
+ * most one reply frame, each a 4-byte big-endian length followed by the bytes.
+ *
+ * Every resource is bounded: frame size, the total time a stream may take (a deadline, not an
+ * idle timeout, so a client trickling one byte a second cannot hold a slot), concurrent streams
+ * each way and per source address, and the bytes buffered across all streams. When a cap is
+ * reached the stream that has made the least progress (fewest bytes per second since it
+ * started, among those past a short grace) is dropped rather than the newcomer refused, so slow
+ * or idle clients cannot lock out members, even ones behind the same address.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -14,8 +20,12 @@ export interface TransportLimits {
   frameBytesMax: number;
   /** Time a stream may take from connect to its last byte. */
   streamTimeoutMs: number;
-  /** Concurrent inbound streams; more are refused. */
+  /** Concurrent inbound streams; at the cap the slowest one gives way. */
   inboundStreamsMax: number;
+  /** Concurrent inbound streams from one IP address; at the cap its slowest one gives way. */
+  inboundPerSourceMax: number;
+  /** Bytes buffered across all streams' unfinished frames; over it the slowest stream is dropped. */
+  bufferedBytesMax: number;
   /** Concurrent outbound streams; more are dropped (the protocol retries on its own schedule). */
   outboundStreamsMax: number;
 }
@@ -39,6 +49,10 @@ export interface TransportStats {
   streamsIn: number;
   streamsOut: number;
   streamsRefused: number;
+  /** Streams dropped to make room: the slowest when a cap was reached. */
+  streamsEvicted: number;
+  /** Bytes held now for unfinished frames, across all streams (a gauge). */
+  streamBytesBuffered: number;
   streamErrors: number;
   sendErrors: number;
 }
@@ -55,6 +69,19 @@ export class BindError extends GrapevineError {
 const IGNORE_INPUT: TransportHandlers = { datagram: () => undefined, stream: () => undefined, streamReply: () => undefined };
 
 const LENGTH_BYTES = 4;
+/** A stream this young is never evicted: it has had no chance to show its pace. */
+const EVICTION_GRACE_MS = 200;
+
+interface Stream {
+  socket: Socket;
+  inbound: boolean;
+  /** The peer's IP address. */
+  source: string;
+  startedMs: number;
+  received: number;
+  /** Bytes of an unfinished frame held for it. */
+  buffered: number;
+}
 /** Parsed destination addresses kept; the table is cleared when it grows past this. */
 const ADDRESS_CACHE_MAX = 10_000;
 /** Tries to find a port free for both UDP and TCP when the caller asked for port 0. */
@@ -63,9 +90,9 @@ const EPHEMERAL_PORT_TRIES = 8;
 export class Transport {
   readonly stats: TransportStats = {
     udpPacketsIn: 0, udpBytesIn: 0, udpPacketsOut: 0, udpBytesOut: 0, tcpBytesIn: 0, tcpBytesOut: 0,
-    streamsIn: 0, streamsOut: 0, streamsRefused: 0, streamErrors: 0, sendErrors: 0,
+    streamsIn: 0, streamsOut: 0, streamsRefused: 0, streamsEvicted: 0, streamBytesBuffered: 0, streamErrors: 0, sendErrors: 0,
   };
-  private readonly sockets = new Set<Socket>();
+  private readonly streams = new Set<Stream>();
   private inbound = 0;
   private outbound = 0;
   private readonly addresses = new Map<string, Address>();
@@ -166,11 +193,10 @@ export class Transport {
       this.stats.streamErrors++;
       return;
     }
-    this.outbound++;
     this.stats.streamsOut++;
-    this.track(socket, () => this.outbound--);
+    const stream = this.track(socket, false, to.host);
     socket.once('connect', () => this.writeFrame(socket, bytes));
-    this.readFrame(socket, (reply) => {
+    this.readFrame(stream, (reply) => {
       socket.end();
       this.handlers.streamReply(addr, reply);
     });
@@ -179,7 +205,7 @@ export class Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.streams) s.socket.destroy();
     await Promise.all([
       new Promise<void>((resolve) => this.udp.close(() => resolve())),
       new Promise<void>((resolve) => this.tcp.close(() => resolve())),
@@ -187,34 +213,79 @@ export class Transport {
   }
 
   private acceptStream(socket: Socket): void {
-    if (this.closed || this.inbound >= this.limits.inboundStreamsMax) {
+    const source = socket.remoteAddress ?? '?';
+    if (this.closed || !this.makeRoom(source)) {
       this.stats.streamsRefused++;
       socket.destroy();
       return;
     }
-    this.inbound++;
     this.stats.streamsIn++;
-    this.track(socket, () => this.inbound--);
-    const from = formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
-    this.readFrame(socket, (request) => {
+    const stream = this.track(socket, true, source);
+    const from = formatAddress(source, socket.remotePort ?? 0);
+    this.readFrame(stream, (request) => {
       const reply = this.handlers.stream(from, request);
       if (reply !== undefined) this.writeFrame(socket, reply);
       socket.end();
     });
   }
 
-  /** Registers a socket for close(), bounds its lifetime and counts its errors. */
-  private track(socket: Socket, onClose: () => void): void {
-    this.sockets.add(socket);
-    socket.setTimeout(this.limits.streamTimeoutMs, () => {
+  /** Frees a slot for a new inbound stream from `source` if a cap is reached; false if none can give way. */
+  private makeRoom(source: string): boolean {
+    let fromSource = 0;
+    for (const s of this.streams) if (s.inbound && s.source === source) fromSource++;
+    if (fromSource >= this.limits.inboundPerSourceMax && !this.evictSlowest((s) => s.inbound && s.source === source)) return false;
+    if (this.inbound >= this.limits.inboundStreamsMax && !this.evictSlowest((s) => s.inbound)) return false;
+    return true;
+  }
+
+  /** Drops the stream with the fewest bytes per second among those `eligible` and past `graceMs`; false if there is none. */
+  private evictSlowest(eligible: (s: Stream) => boolean, graceMs = EVICTION_GRACE_MS): boolean {
+    const now = performance.now();
+    let slowest: Stream | undefined;
+    let slowestRate = Number.POSITIVE_INFINITY;
+    for (const s of this.streams) {
+      const ageMs = now - s.startedMs;
+      if (ageMs < graceMs || !eligible(s)) continue;
+      const rate = s.received / Math.max(ageMs, 1);
+      if (rate < slowestRate) {
+        slowest = s;
+        slowestRate = rate;
+      }
+    }
+    if (slowest === undefined) return false;
+    this.stats.streamsEvicted++;
+    this.release(slowest);
+    slowest.socket.destroy();
+    return true;
+  }
+
+  /** Registers a stream for close(), gives it a deadline and counts its errors. */
+  private track(socket: Socket, inbound: boolean, source: string): Stream {
+    const stream: Stream = { socket, inbound, source, startedMs: performance.now(), received: 0, buffered: 0 };
+    this.streams.add(stream);
+    if (inbound) this.inbound++;
+    else this.outbound++;
+    // A deadline for the whole stream, not an idle timeout: trickling bytes does not extend it.
+    const deadline = setTimeout(() => {
       this.stats.streamErrors++;
       socket.destroy();
-    });
+    }, this.limits.streamTimeoutMs);
+    deadline.unref();
     socket.on('error', () => this.stats.streamErrors++);
     socket.once('close', () => {
-      this.sockets.delete(socket);
-      onClose();
+      clearTimeout(deadline);
+      this.release(stream);
     });
+    return stream;
+  }
+
+  /** Forgets a stream's slot and buffered bytes (once). */
+  private release(stream: Stream): void {
+    if (!this.streams.delete(stream)) return;
+    if (stream.inbound) this.inbound--;
+    else this.outbound--;
+    this.stats.streamBytesBuffered -= stream.buffered;
+    stream.buffered = 0;
   }
 
   private writeFrame(socket: Socket, bytes: Uint8Array): void {
@@ -226,27 +297,37 @@ export class Transport {
   }
 
   /** Reads one length-prefixed frame; an oversized or truncated one ends the stream. */
-  private readFrame(socket: Socket, onFrame: (bytes: Uint8Array) => void): void {
+  private readFrame(stream: Stream, onFrame: (bytes: Uint8Array) => void): void {
+    const socket = stream.socket;
     const chunks: Buffer[] = [];
-    let received = 0;
     let expected = -1;
     const onData = (chunk: Buffer): void => {
       this.stats.tcpBytesIn += chunk.length;
       chunks.push(chunk);
-      received += chunk.length;
-      if (expected < 0 && received >= LENGTH_BYTES) {
+      stream.received += chunk.length;
+      stream.buffered += chunk.length;
+      this.stats.streamBytesBuffered += chunk.length;
+      if (expected < 0 && stream.received >= LENGTH_BYTES) {
         expected = Buffer.concat(chunks).readUInt32BE(0);
         if (expected > this.limits.frameBytesMax) {
           this.stats.streamErrors++;
+          this.release(stream);
           socket.destroy();
           return;
         }
       }
-      if (expected >= 0 && received >= LENGTH_BYTES + expected) {
+      if (expected >= 0 && stream.received >= LENGTH_BYTES + expected) {
         socket.off('data', onData);
+        this.stats.streamBytesBuffered -= stream.buffered;
+        stream.buffered = 0;
         const all = Buffer.concat(chunks);
         onFrame(all.subarray(LENGTH_BYTES, LENGTH_BYTES + expected));
+        return;
       }
+      // Over the budget: the slowest stream holding bytes goes (this one, if it is the slowest),
+      // young or not: memory is the one resource that cannot wait for a grace period.
+      let evicting = true;
+      while (evicting && this.stats.streamBytesBuffered > this.limits.bufferedBytesMax) evicting = this.evictSlowest((s) => s.buffered > 0, 0);
     };
     socket.on('data', onData);
   }
