@@ -88,3 +88,35 @@ describe('hostile datagrams (issue 11 regressions)', () => {
     expect(b.member('a')?.state).toBe('alive');
   });
 });
+
+describe('healing with real sockets (issue 11)', () => {
+  const protocol = { tombstoneReapMs: 2_000, rejoinIntervalMs: 1_000 };
+
+  test('a seed restarted after its tombstone was reaped is found again', async () => {
+    const seed = await Grapevine.start({ name: 'seed', bind: '127.0.0.1:0', profile: 'local', protocol });
+    const bind = seed.address;
+    const others = await Promise.all(['m1', 'm2'].map((name) => Grapevine.start({ name, bind: '127.0.0.1:0', profile: 'local', protocol, seeds: [bind] })));
+    let again: Grapevine | undefined;
+    try {
+      await until(() => others.every((g) => g.members().filter((m) => m.state === 'alive').length === 3));
+      await seed.close(); // a crash: nobody is told
+      await until(() => others.every((g) => g.member('seed') === undefined), 30_000); // declared dead, then reaped
+      const restarted = performance.now();
+      again = await Grapevine.start({ name: 'seed', bind, profile: 'local', protocol }); // no seeds of its own
+      const all = [again, ...others];
+      await until(() => all.every((g) => g.members().filter((m) => m.state === 'alive').length === 3), 15_000);
+      console.log(`restarted seed found again after ${(performance.now() - restarted).toFixed(0)} ms (rejoin every 1 s ±50%)`);
+    } finally {
+      await Promise.all([...others, again].map((g) => g?.close()));
+    }
+  }, 60_000);
+
+  test('retryJoin: start() resolves alone when no seed answers (joining later is the simulator test, seed 107)', async () => {
+    const late = await Grapevine.start({ name: 'late', bind: '127.0.0.1:0', profile: 'local', protocol, seeds: ['127.0.0.1:9'], joinTimeoutMs: 300, retryJoin: true });
+    try {
+      expect(late.members().map((m) => m.name)).toEqual(['late']);
+    } finally {
+      await late.close();
+    }
+  });
+});

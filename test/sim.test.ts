@@ -205,3 +205,30 @@ describe('simulation-driven properties', () => {
     },
   );
 });
+
+describe('healing (issue 11)', () => {
+  test('a seed that was down longer than the tombstone time is found again when it restarts (seed 106)', () => {
+    const c = simulate({ nodes: 10, seed: 106 });
+    c.runFor(10_000);
+    expect(c.converged(), 'seed 106').toBe(true);
+    c.crash('n0');
+    c.runFor(400_000); // everyone declared n0 dead and reaped its tombstone (300 s)
+    expect(c.view('n1').member('n0'), 'seed 106: reaped').toBeUndefined();
+    c.restart('n0'); // with no seeds of its own, as it first started
+    const healed = c.runUntilTrue(() => c.converged(), 30_000);
+    expect(healed, `seed 106: ${c.liveNodes().map((n) => `${n.name} sees ${n.core.liveMembers}`).join(', ')}`).toBe(true);
+  });
+
+  test('a member that started alone because its seeds were down joins them when they come up (seed 107)', () => {
+    const c = simulate({ nodes: 6, seed: 107 });
+    c.runFor(10_000);
+    c.crash('n0');
+    c.addNode('late');
+    c.join('late', ['n0']); // nobody answers
+    c.runFor(5_000);
+    expect(c.view('late').liveMembers, 'seed 107').toBe(1);
+    c.restart('n0');
+    c.join('n0', ['n1']);
+    expect(c.runUntilTrue(() => c.converged(), 40_000), 'seed 107').toBe(true);
+  });
+});

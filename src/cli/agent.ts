@@ -13,11 +13,14 @@ import type { ProfileName } from '../core/config.js';
 export async function runAgent(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
+    allowNegative: true,
     options: {
       name: { type: 'string' },
       bind: { type: 'string', default: '0.0.0.0:7946' },
       advertise: { type: 'string' },
       seed: { type: 'string', multiple: true, default: [] },
+      // An agent outlives its seeds' restarts: it starts alone and joins them when they answer.
+      'retry-join': { type: 'boolean', default: true },
       profile: { type: 'string', default: 'lan' },
       protocol: { type: 'string' },
       'key-hex': { type: 'string' },
@@ -36,6 +39,7 @@ export async function runAgent(argv: string[]): Promise<void> {
       bind: values.bind,
       ...(values.advertise !== undefined ? { advertise: values.advertise } : {}),
       seeds: values.seed,
+      retryJoin: values['retry-join'],
       profile: values.profile as ProfileName,
       ...(values.protocol !== undefined ? { protocol: JSON.parse(values.protocol) as Record<string, number> } : {}),
       ...(values['key-hex'] !== undefined ? { keyring: [Uint8Array.from(Buffer.from(values['key-hex'], 'hex'))] } : {}),

@@ -40,6 +40,8 @@ export interface AgentOptions {
   profile?: 'lan' | 'wan' | 'local';
   protocol?: Record<string, number | boolean>;
   keyHex?: string;
+  /** Pass --no-retry-join: exit when no seed answers instead of starting alone. */
+  noRetryJoin?: boolean;
   /** Registrations, as for `grapevine agent --service` (JSON objects). */
   services?: Record<string, unknown>[];
   /** Run the compiled CLI from dist/ (after `npm run build`) instead of the TypeScript sources. */
@@ -59,6 +61,7 @@ export class AgentProcess {
     for (const s of options.seeds ?? []) flags.push('--seed', s);
     if (options.protocol !== undefined) flags.push('--protocol', JSON.stringify(options.protocol));
     if (options.keyHex !== undefined) flags.push('--key-hex', options.keyHex);
+    if (options.noRetryJoin === true) flags.push('--no-retry-join');
     for (const s of options.services ?? []) flags.push('--service', JSON.stringify(s));
     const execArgs = options.compiled === true ? [join(ROOT, 'dist', 'src', 'cli', 'main.js'), ...flags]
       : FROM_SOURCE ? ['--import', 'tsx', MAIN, ...flags] : [MAIN, ...flags];

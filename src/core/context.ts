@@ -55,6 +55,7 @@ export type TimerKind =
   | { kind: 'probe-ack'; deferred: boolean }
   | { kind: 'gossip' }
   | { kind: 'push-pull' }
+  | { kind: 'rejoin' }
   | { kind: 'suspicion'; name: string; deferred: boolean }
   | { kind: 'relay'; seq: number }
   | { kind: 'pull'; name: string };

@@ -37,6 +37,9 @@ export class Dissemination {
    */
   private joinSyncMs = 0;
   private joinSyncQuiet = 0;
+  /** The seeds of the last join, asked again while they are not alive here (rejoin). */
+  private seeds: readonly string[] = [];
+  private rejoinTimer: Timer<TimerKind> | undefined;
 
   constructor(
     private readonly ctx: Context,
@@ -64,6 +67,25 @@ export class Dissemination {
     for (const seed of seeds) {
       if (seed !== ctx.table.addrs[SELF]) ctx.send({ addr: seed, bytes: request, stream: true });
     }
+    this.seeds = seeds.filter((seed) => seed !== ctx.table.addrs[SELF]);
+    if (ctx.config.rejoinIntervalMs > 0 && this.seeds.length > 0 && this.rejoinTimer === undefined) this.scheduleRejoin(now);
+  }
+
+  /**
+   * Sends a join request to every seed not held alive here: a seed that restarted after its
+   * tombstone was reaped is known to nobody and contacts nobody, and a member whose seeds were
+   * all down at its start knows nobody; either stays apart for good without this.
+   */
+  onRejoinTick(now: number): void {
+    const ctx = this.ctx;
+    this.rejoinTimer = undefined;
+    if (ctx.leaving) return;
+    const missing = this.seeds.filter((seed) => !this.aliveAt(seed));
+    if (missing.length > 0) {
+      const request = encodePacket([this.localState(true, false)]);
+      for (const seed of missing) ctx.send({ addr: seed, bytes: request, stream: true });
+    }
+    this.scheduleRejoin(now);
   }
 
   /** Tells up to LEAVE_DIRECT_MAX members at once that this member left, then gossips it as usual. */
@@ -179,6 +201,18 @@ export class Dissemination {
     if (this.joinSyncQuiet < JOIN_SYNC_QUIET_MAX) return;
     this.joinSyncMs = 0;
     this.schedulePushPull(now, pushPullIntervalMs(this.ctx.config, this.ctx.liveCount));
+  }
+
+  private scheduleRejoin(now: number): void {
+    const intervalMs = this.ctx.config.rejoinIntervalMs;
+    this.rejoinTimer = this.ctx.timers.schedule(now + intervalMs / 2 + randomInt(this.ctx.rng, Math.max(1, Math.floor(intervalMs))), { kind: 'rejoin' });
+  }
+
+  /** Whether some live member other than this one is known at `addr`. */
+  private aliveAt(addr: string): boolean {
+    const ctx = this.ctx;
+    for (let s = 1; s < ctx.table.size; s++) if (ctx.table.addrs[s] === addr && isLive(ctx.stateOf(s))) return true;
+    return false;
   }
 
   private schedulePushPull(now: number, delayMs: number): void {

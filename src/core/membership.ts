@@ -218,6 +218,7 @@ export class Membership {
           this.dissemination.onGossipTick(nowMs);
           break;
         case 'push-pull': this.dissemination.onPushPullTick(nowMs); break;
+        case 'rejoin': this.dissemination.onRejoinTick(nowMs); break;
         case 'suspicion': {
           const s = this.suspicions.expired(nowMs, timer, lateMs);
           if (s >= 0) this.transitions.declareDead(nowMs, s);

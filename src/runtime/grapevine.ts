@@ -153,7 +153,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     const seeds = o.seeds.filter((s) => s !== address);
     if (seeds.length > 0) {
       try {
-        await gv.join(seeds, o.joinTimeoutMs, options.signal);
+        await gv.join(seeds, o.joinTimeoutMs, o.retryJoin, options.signal);
       } catch (e) {
         await gv.close();
         throw e;
@@ -331,7 +331,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     return this.closing;
   }
 
-  private async join(seeds: string[], timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+  /** Joins through `seeds`; after `timeoutMs` rejects with JoinError, or with `retryJoin` resolves alone (the core keeps asking). */
+  private async join(seeds: string[], timeoutMs: number, retryJoin: boolean, signal: AbortSignal | undefined): Promise<void> {
     signal?.throwIfAborted();
     await new Promise<void>((resolve, reject) => {
       const cleanup = (): void => {
@@ -351,7 +352,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       };
       const deadline = setTimeout(() => {
         cleanup();
-        reject(new JoinError(`no seed answered within ${timeoutMs} ms: ${seeds.join(', ')}`));
+        if (retryJoin) resolve();
+        else reject(new JoinError(`no seed answered within ${timeoutMs} ms: ${seeds.join(', ')}`));
       }, timeoutMs);
       const retry = setInterval(() => this.input((now) => this.core.join(now, seeds)), JOIN_RETRY_MS);
       this.internal.on('synced', onSynced);

@@ -31,6 +31,13 @@ export interface GrapevineOptions {
   includeSuspect?: boolean;
   /** How long start() waits for a seed to answer before rejecting. Default 10 s. */
   joinTimeoutMs?: number;
+  /**
+   * When no seed answers within joinTimeoutMs, resolve start() anyway (alone) instead of
+   * rejecting with JoinError. Default false, so a wrong seed list fails loudly; the agent turns
+   * it on. Either way a member keeps asking every seed it does not hold alive, every
+   * `protocol.rejoinIntervalMs` (15 s on LAN), so clusters heal once seeds come back.
+   */
+  retryJoin?: boolean;
   /** Longest a TCP stream (push-pull, fallback ping) may take. Default 10 s, as memberlist's TCPTimeout. */
   streamTimeoutMs?: number;
   /** Concurrent inbound TCP streams before new ones are refused. Default 64. */
@@ -49,12 +56,13 @@ export interface ValidOptions {
   meta: Readonly<Record<string, string>> | undefined;
   includeSuspect: boolean;
   joinTimeoutMs: number;
+  retryJoin: boolean;
   streamTimeoutMs: number;
   inboundStreamsMax: number;
 }
 
 const KNOWN_OPTIONS = new Set([
-  'name', 'bind', 'advertise', 'seeds', 'profile', 'protocol', 'keyring', 'meta', 'joinTimeoutMs', 'streamTimeoutMs',
+  'name', 'bind', 'advertise', 'seeds', 'profile', 'protocol', 'keyring', 'meta', 'joinTimeoutMs', 'retryJoin', 'streamTimeoutMs',
   'inboundStreamsMax', 'signal', 'includeSuspect',
 ]);
 
@@ -81,12 +89,13 @@ export function validate(options: GrapevineOptions): ValidOptions {
     keyring = new Keyring(options.keyring);
   }
   const meta = options.meta === undefined ? undefined : checkMeta(options.meta, 'meta');
-  if (options.includeSuspect !== undefined && typeof options.includeSuspect !== 'boolean') {
-    throw new InvalidOptionError('includeSuspect', 'must be a boolean');
+  for (const flag of ['includeSuspect', 'retryJoin'] as const) {
+    if (options[flag] !== undefined && typeof options[flag] !== 'boolean') throw new InvalidOptionError(flag, 'must be a boolean');
   }
   return {
     name: options.name, bind, advertise, seeds, config, keyring, meta, includeSuspect: options.includeSuspect ?? true,
     joinTimeoutMs: positive(options.joinTimeoutMs, 'joinTimeoutMs', 10_000),
+    retryJoin: options.retryJoin ?? false,
     streamTimeoutMs: positive(options.streamTimeoutMs, 'streamTimeoutMs', 10_000),
     inboundStreamsMax: positive(options.inboundStreamsMax, 'inboundStreamsMax', 64),
   };
