@@ -1,11 +1,12 @@
 /** fast-check generators for wire messages, shared by the codec and core property tests. */
 import fc from 'fast-check';
-import { MemberState, MessageType, type Message, type PushPullEntry, withRecord } from '../src/core/wire.js';
+import { isPrintable, MemberState, MessageType, type Message, type PushPullEntry, withRecord } from '../src/core/wire.js';
 
 export const LIMITS = { nameBytesMax: 128, addrBytesMax: 128, carriedRecordBytesMax: 512, recordBytesMax: 65_536, membersMax: 1_000, messagesMax: 256 };
 
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
-const name = fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' });
+// Valid names: printable, as the decoder requires.
+const name = fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' }).filter(isPrintable);
 const addr = fc.oneof(
   fc.ipV4().map((ip) => `${ip}:7946`),
   fc.ipV6().map((ip) => `[${ip}]:7946`),

@@ -10,7 +10,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { encodePacket, Grapevine, Keyring, type Member, MessageType, seededRng } from '../src/index.js';
+import { DATAGRAM_CHANNEL, encodePacket, Grapevine, Keyring, type Member, MessageType, ReplayStamp, seededRng } from '../src/index.js';
 import { HostileSender, hostileInputs } from './fuzz-inputs.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -69,10 +69,12 @@ describe.each([false, true])('fuzzing real members (keyring: %s)', (sealed) => {
     }
     // Legitimate probes are still answered: a ping to each member, sealed when the cluster is.
     const prober = await HostileSender.open();
+    const stamp = new ReplayStamp('prober', Date.now());
     try {
       for (const [i, g] of members.entries()) {
         const ping = encodePacket([{ type: MessageType.Ping, seq: i, target: g.name }]);
-        await prober.send(g.address, { kind: 'valid', stream: false, bytes: sealed ? new Keyring([KEY]).seal(ping, seededRng(i)) : ping });
+        const bytes = sealed ? new Keyring([KEY]).seal(stamp.stamp(ping, DATAGRAM_CHANNEL), seededRng(i)) : ping;
+        await prober.send(g.address, { kind: 'valid', stream: false, bytes });
       }
       expect(await until(() => prober.replies.count === members.length, 5_000), `${replay}: ${prober.replies.count} of ${members.length} pings answered`).toBe(true);
     } finally {

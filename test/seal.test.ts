@@ -1,5 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { Simulation } from '../sim/engine.js';
+import { Membership } from '../src/core/membership.js';
+import { DATAGRAM_CHANNEL, ReplayGuard, ReplayStamp, STREAM_CHANNEL } from '../src/core/replay.js';
 import { Keyring, SEAL_OVERHEAD_BYTES } from '../src/core/seal.js';
 import { seededRng } from '../src/core/rng.js';
 import { encodePacket, MessageType } from '../src/core/wire.js';
@@ -105,5 +107,48 @@ describe('encrypted clusters', () => {
     const old = new Keyring([key(1)]).seal(encodePacket([{ type: MessageType.Ping, seq: 1, target: 'n0' }]), seededRng(5));
     h.inject('n0', 'x', old);
     expect(h.node('n0').core.stats.dropped['wrong-key']).toBe(1);
+  });
+});
+
+describe('replay protection (issue 11)', () => {
+  const stamped = (stamp: ReplayStamp, n: number, channel: 0 | 1 = DATAGRAM_CHANNEL): Uint8Array[] =>
+    Array.from({ length: n }, (_, i) => stamp.stamp(Uint8Array.from([i]), channel));
+
+  test('a window per sender and channel: new counters pass, repeats and counters older than the window do not', () => {
+    const guard = new ReplayGuard();
+    const packets = stamped(new ReplayStamp('a', 100), 1_200);
+    expect(guard.check(0, packets[0]!)).toMatchObject({ ok: true });
+    expect(guard.check(0, packets[0]!)).toEqual({ ok: false, reason: 'replay' });
+    expect(guard.check(0, packets[5]!).ok).toBe(true);
+    expect(guard.check(0, packets[3]!).ok).toBe(true); // reordered, inside the window
+    expect(guard.check(0, packets[3]!)).toEqual({ ok: false, reason: 'replay' });
+    expect(guard.check(0, packets[1_100]!).ok).toBe(true);
+    expect(guard.check(0, packets[10]!)).toEqual({ ok: false, reason: 'replay' }); // 1,090 behind: outside the window
+    // Another sender, and the other channel of the same sender, have windows of their own.
+    expect(guard.check(0, stamped(new ReplayStamp('b', 100), 1)[0]!).ok).toBe(true);
+    expect(guard.check(0, stamped(new ReplayStamp('a', 100), 1, STREAM_CHANNEL)[0]!).ok).toBe(true);
+  });
+
+  test('a restart (higher epoch) starts afresh; the previous run\'s packets are refused until it has been silent 10 minutes', () => {
+    const guard = new ReplayGuard();
+    const old = stamped(new ReplayStamp('a', 100), 3);
+    expect(guard.check(0, old[0]!).ok).toBe(true);
+    const restarted = stamped(new ReplayStamp('a', 200), 1);
+    expect(guard.check(1_000, restarted[0]!).ok).toBe(true);
+    expect(guard.check(2_000, old[1]!)).toEqual({ ok: false, reason: 'replay-old-epoch' });
+    // A member whose clock stepped back across a restart is heard again once its newer run is long silent.
+    expect(guard.check(1_000 + 600_000, old[2]!).ok).toBe(true);
+  });
+
+  test('a replayed sealed ping is answered once (replays spent broadcasts and amplified 9.4x)', () => {
+    const ring = new Keyring([key(1)]);
+    const core = new Membership({ name: 'a', addr: 'a', rng: seededRng(1), nowMs: 0, keyring: ring });
+    const ping = ring.seal(new ReplayStamp('b', 5).stamp(encodePacket([{ type: MessageType.Ping, seq: 1, target: 'a' }]), DATAGRAM_CHANNEL), seededRng(2));
+    core.handleDatagram(0, 'b', ping);
+    core.handleDatagram(1, 'b', ping);
+    let sent = 0;
+    for (let t = core.pollTransmit(); t !== undefined; t = core.pollTransmit()) if (!t.stream) sent++;
+    expect(sent).toBe(1);
+    expect(core.stats.dropped.replay).toBe(1);
   });
 });

@@ -11,6 +11,7 @@ import { Fifo } from './fifo.js';
 import { type HeldRecord, MemberTable, SELF, type Slot } from './member-table.js';
 import { isLive, type MemberInfo, STATE_NAMES } from './members.js';
 import { type Rng, randomInt, shuffle } from './rng.js';
+import { type Channel, DATAGRAM_CHANNEL, REPLAY_STAMP_BYTES, ReplayGuard, ReplayStamp, STREAM_CHANNEL } from './replay.js';
 import { isSealed, type Keyring, SEAL_OVERHEAD_BYTES } from './seal.js';
 import { TimerHeap } from './timers.js';
 import { type AliveMessage, buildPacket, EMPTY_BYTES, encodeMessage, HEADER_BYTES, type MemberState, MessageType } from './wire.js';
@@ -85,14 +86,22 @@ export class Context {
   /** 'leave-disseminated' has been emitted (it is emitted once). */
   leaveReported = false;
   private seq: number;
+  /** With a keyring: stamps what this member seals, and refuses replays of what others sealed. */
+  private readonly stamp: ReplayStamp | undefined;
+  private readonly guard: ReplayGuard | undefined;
 
   constructor(
     readonly config: Readonly<Config>,
     readonly name: string,
     readonly rng: Rng,
     readonly keyring: Keyring | undefined,
+    epoch: number,
   ) {
-    this.packetBytesMax = config.udpPayloadBytesMax - (keyring === undefined ? 0 : SEAL_OVERHEAD_BYTES);
+    this.packetBytesMax = config.udpPayloadBytesMax - (keyring === undefined ? 0 : SEAL_OVERHEAD_BYTES + REPLAY_STAMP_BYTES);
+    if (keyring !== undefined) {
+      this.stamp = new ReplayStamp(name, epoch);
+      this.guard = new ReplayGuard();
+    }
     this.awareness = new Awareness(config.awarenessMax);
     this.seq = rng.nextUint32();
   }
@@ -199,27 +208,33 @@ export class Context {
   }
 
   send(t: Transmit): void {
-    t.bytes = this.seal(t.bytes);
+    t.bytes = this.seal(t.bytes, t.stream ? STREAM_CHANNEL : DATAGRAM_CHANNEL);
     if (t.stream) this.counters.streamsOut++;
     else this.counters.packetsOut++;
     this.counters.bytesOut += t.bytes.length;
     this.outbox.push(t);
   }
 
-  seal(plain: Uint8Array): Uint8Array {
-    return this.keyring === undefined ? plain : this.keyring.seal(plain, this.rng);
+  seal(plain: Uint8Array, channel: Channel): Uint8Array {
+    if (this.keyring === undefined) return plain;
+    return this.keyring.seal((this.stamp as ReplayStamp).stamp(plain, channel), this.rng);
   }
 
-  /** The plaintext of a packet, or undefined (dropped and counted) if it is not acceptable. */
-  unseal(from: string, bytes: Uint8Array): Uint8Array | undefined {
+  /** The plaintext of a packet, or undefined (dropped and counted) if it is not acceptable: unsealed, wrongly sealed or replayed. */
+  unseal(nowMs: number, from: string, bytes: Uint8Array): Uint8Array | undefined {
     if (this.keyring === undefined) {
       if (!isSealed(bytes)) return bytes;
       this.drop(from, 'encrypted', 'sealed packet but no keyring configured');
       return undefined;
     }
     const opened = this.keyring.open(bytes);
-    if (opened.ok) return opened.plain;
-    this.drop(from, opened.reason);
+    if (!opened.ok) {
+      this.drop(from, opened.reason);
+      return undefined;
+    }
+    const fresh = (this.guard as ReplayGuard).check(nowMs, opened.plain);
+    if (fresh.ok) return fresh.plain;
+    this.drop(from, fresh.reason);
     return undefined;
   }
 

@@ -14,3 +14,4 @@ export type { DecodeError, DecodeErrorReason, DecodeResult, Message, WireLimits 
 export { Keyring, KEY_BYTES, SEAL_OVERHEAD_BYTES } from './seal.js';
 export { formatAddress, hostOf, ipFamily, parseAddress } from './address.js';
 export type { Address } from './address.js';
+export { ReplayGuard, ReplayStamp, REPLAY_STAMP_BYTES, DATAGRAM_CHANNEL, STREAM_CHANNEL } from './replay.js';

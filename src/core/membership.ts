@@ -33,6 +33,7 @@ import type { MemberInfo } from './members.js';
 import { Prober } from './probe.js';
 import { ProbeRound } from './probe-round.js';
 import { RecordPulls } from './record-pull.js';
+import { STREAM_CHANNEL } from './replay.js';
 import { type Rng, randomInt } from './rng.js';
 import type { Keyring } from './seal.js';
 import { Suspicions } from './suspicion.js';
@@ -71,6 +72,13 @@ export interface MembershipOptions {
    * `isUnicastAddress`; the default accepts any (the simulator's members are named "n3").
    */
   acceptAddress?: (addr: string) => boolean;
+  /**
+   * Which run of this member this is, for replay protection with a keyring: it must grow across
+   * restarts of the same member (the runtime passes the wall clock at start; the simulator its
+   * virtual time). Only this member's own epochs are ever compared, so clocks need not agree.
+   * Default: `nowMs`.
+   */
+  epoch?: number;
 }
 
 /** Longest address accepted from a peer, in bytes: a bracketed IPv6 address with zone and port fits. */
@@ -111,7 +119,7 @@ export class Membership {
     }
     this.name = options.name;
     this.acceptAddress = options.acceptAddress;
-    const ctx = new Context(config, options.name, options.rng, options.keyring);
+    const ctx = new Context(config, options.name, options.rng, options.keyring, options.epoch ?? options.nowMs);
     this.ctx = ctx;
     const round = new ProbeRound(options.rng);
     this.suspicions = new Suspicions(ctx);
@@ -150,7 +158,7 @@ export class Membership {
       ctx.drop(from, 'oversized', `${bytes.length} bytes`);
       return;
     }
-    const plain = ctx.unseal(from, bytes);
+    const plain = ctx.unseal(nowMs, from, bytes);
     if (plain === undefined) return;
     const decoded = decodePacket(plain, this.datagramLimits);
     if (!decoded.ok) {
@@ -180,7 +188,7 @@ export class Membership {
       ctx.drop(from, 'oversized', `stream frame of ${bytes.length} bytes`);
       return undefined;
     }
-    const plain = ctx.unseal(from, bytes);
+    const plain = ctx.unseal(nowMs, from, bytes);
     if (plain === undefined) return undefined;
     const decoded = decodePacket(plain, this.streamLimits);
     if (!decoded.ok) {
@@ -198,7 +206,7 @@ export class Membership {
       if (answer !== undefined) reply = answer;
     }
     if (reply === undefined) return undefined;
-    const sealed = ctx.seal(reply);
+    const sealed = ctx.seal(reply, STREAM_CHANNEL);
     ctx.counters.bytesOut += sealed.length;
     return sealed;
   }

@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { formatAddress, isUnicastAddress } from '../core/address.js';
 import { GrapevineError, InvalidStateError } from '../core/errors.js';
 import { type MemberChange, Membership, type MembershipEvent, type MembershipStats } from '../core/membership.js';
+import { REPLAY_STAMP_BYTES } from '../core/replay.js';
 import { Keyring, SEAL_OVERHEAD_BYTES } from '../core/seal.js';
 import { Catalog, type CatalogView, type Member } from '../registry/catalog.js';
 import type { Health, ServiceDefinition } from '../registry/record.js';
@@ -126,11 +127,11 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   static async start(options: GrapevineOptions = {}): Promise<Grapevine> {
     const o = validate(options);
     const transport = await Transport.open(o.bind, {
-      frameBytesMax: o.config.streamBytesMax + SEAL_OVERHEAD_BYTES,
+      frameBytesMax: o.config.streamBytesMax + SEAL_OVERHEAD_BYTES + REPLAY_STAMP_BYTES,
       streamTimeoutMs: o.streamTimeoutMs,
       inboundStreamsMax: o.inboundStreamsMax,
       inboundPerSourceMax: Math.max(1, Math.ceil(o.inboundStreamsMax / 8)),
-      bufferedBytesMax: 2 * (o.config.streamBytesMax + SEAL_OVERHEAD_BYTES),
+      bufferedBytesMax: 2 * (o.config.streamBytesMax + SEAL_OVERHEAD_BYTES + REPLAY_STAMP_BYTES),
       outboundStreamsMax: o.inboundStreamsMax,
     });
     const advertise = o.advertise ?? defaultAdvertise(transport.bound);
@@ -140,6 +141,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     try {
       core = new Membership({
         name, addr: address, rng: cryptoRng(), nowMs: monotonicMs(), config: o.config, acceptAddress: isUnicastAddress,
+        epoch: Date.now(), // grows across restarts on this host; only compared with this member's own
         ...(o.keyring !== undefined ? { keyring: o.keyring } : {}),
       });
     } catch (e) {
