@@ -120,3 +120,41 @@ describe('healing with real sockets (issue 11)', () => {
     }
   });
 });
+
+describe('name conflicts (issue 11: both were accepted and lookups flipped between them)', () => {
+  const KEY = new Uint8Array(32).fill(3);
+  test('a name alive at another address is refused at start with NameConflictError', async () => {
+    const a = await Grapevine.start({ name: 'a', bind: '127.0.0.1:0', profile: 'local' });
+    const b = await Grapevine.start({ name: 'b', bind: '127.0.0.1:0', profile: 'local', seeds: [a.address] });
+    try {
+      await expect(Grapevine.start({ name: 'b', bind: '127.0.0.1:0', profile: 'local', seeds: [a.address] }))
+        .rejects.toMatchObject({ code: 'grapevine.name-conflict', option: 'name' });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(a.member('b')?.addr).toBe(b.address);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test('with a keyring, two clusters that each have a "b" merge: the lower address keeps the name everywhere, the other is told and goes silent', async () => {
+    const a = await Grapevine.start({ name: 'a', bind: '127.0.0.1:0', profile: 'local', protocol: { pushPullIntervalMs: 2_000 }, keyring: [KEY] });
+    const b1 = await Grapevine.start({ name: 'b', bind: '127.0.0.1:0', profile: 'local', protocol: { pushPullIntervalMs: 2_000 }, keyring: [KEY], seeds: [a.address] });
+    const c = await Grapevine.start({ name: 'c', bind: '127.0.0.1:0', profile: 'local', protocol: { pushPullIntervalMs: 2_000 }, keyring: [KEY] });
+    const b2 = await Grapevine.start({ name: 'b', bind: '127.0.0.1:0', profile: 'local', protocol: { pushPullIntervalMs: 2_000 }, keyring: [KEY], seeds: [c.address] });
+    const lost: string[] = [];
+    for (const g of [b1, b2]) g.on('conflict', (e) => e.outcome === 'lost' && lost.push(g.address));
+    let d: Grapevine | undefined;
+    try {
+      d = await Grapevine.start({ name: 'd', bind: '127.0.0.1:0', profile: 'local', protocol: { pushPullIntervalMs: 2_000 }, keyring: [KEY], seeds: [a.address, c.address] });
+      const [winner, loser] = b1.address < b2.address ? [b1, b2] : [b2, b1];
+      const observers = [a, c, d];
+      const settled = await until(() => loser.nameLostTo === winner.address
+        && observers.every((g) => g.member('b')?.addr === winner.address && g.member('b')?.state === 'alive'), 30_000).then(() => true, () => false);
+      expect(settled, `lost: ${lost.join(', ')}; views: ${observers.map((g) => JSON.stringify(g.member('b'))).join(' ')}`).toBe(true);
+      expect(lost).toEqual([loser.address]);
+      expect(winner.nameLostTo).toBeUndefined();
+    } finally {
+      await Promise.all([a, b1, c, b2, d].map((g) => g?.close()));
+    }
+  }, 60_000);
+});

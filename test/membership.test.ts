@@ -312,7 +312,7 @@ describe('membership core, stepped by hand', () => {
     h.inject('n1', 'elsewhere', claim);
     h.runFor(100);
     const conflicts = h.eventsOf('n1', 'conflict');
-    expect(conflicts).toEqual([{ type: 'conflict', name: 'n1', addr: 'n1', otherAddr: 'elsewhere' }]);
+    expect(conflicts).toEqual([{ type: 'conflict', name: 'n1', addr: 'n1', otherAddr: 'elsewhere', outcome: 'refuted' }]);
     expect(h.node('n1').core.incarnation).toBe(6);
     h.inject('n0', 'elsewhere', claim);
     h.runFor(2_000);

@@ -129,15 +129,21 @@ describe('replay protection (issue 11)', () => {
     expect(guard.check(0, stamped(new ReplayStamp('a', 100), 1, STREAM_CHANNEL)[0]!).ok).toBe(true);
   });
 
-  test('a restart (higher epoch) starts afresh; the previous run\'s packets are refused until it has been silent 10 minutes', () => {
+  test('runs: a restart (higher epoch) starts afresh; a previous run is refused once silent, one never heard is refused at once', () => {
     const guard = new ReplayGuard();
-    const old = stamped(new ReplayStamp('a', 100), 3);
+    const old = stamped(new ReplayStamp('a', 100), 4);
     expect(guard.check(0, old[0]!).ok).toBe(true);
-    const restarted = stamped(new ReplayStamp('a', 200), 1);
+    const restarted = stamped(new ReplayStamp('a', 200), 3);
     expect(guard.check(1_000, restarted[0]!).ok).toBe(true);
-    expect(guard.check(2_000, old[1]!)).toEqual({ ok: false, reason: 'replay-old-epoch' });
-    // A member whose clock stepped back across a restart is heard again once its newer run is long silent.
-    expect(guard.check(1_000 + 600_000, old[2]!).ok).toBe(true);
+    // Both still speak: two live processes with one name, which must hear each other to settle it.
+    expect(guard.check(2_000, old[1]!).ok).toBe(true);
+    expect(guard.check(3_000, restarted[1]!).ok).toBe(true);
+    // The old run fell silent while the new one speaks: it crashed; anything more from it is a replay.
+    expect(guard.check(40_000, old[2]!)).toEqual({ ok: false, reason: 'replay-old-epoch' });
+    // A run older than the newest that this node never heard: refused.
+    expect(guard.check(40_000, stamped(new ReplayStamp('a', 150), 1)[0]!)).toEqual({ ok: false, reason: 'replay-old-epoch' });
+    // A member whose clock stepped back across a restart is heard once its newest run has been silent 10 minutes.
+    expect(guard.check(3_000 + 600_001, stamped(new ReplayStamp('a', 50), 1)[0]!).ok).toBe(true);
   });
 
   test('a replayed sealed ping is answered once (replays spent broadcasts and amplified 9.4x)', () => {

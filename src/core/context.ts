@@ -31,8 +31,13 @@ export type MembershipEvent =
   | { type: 'health'; score: number }
   /** Peer input was rejected; it changed no state. */
   | { type: 'dropped'; from: string; reason: string; detail?: string }
-  /** Another process claims this member's name from `otherAddr`; this node refuted it. */
-  | { type: 'conflict'; name: string; addr: string; otherAddr: string }
+  /**
+   * Another process claims this member's name from `otherAddr`. `refuted`: this member took the
+   * name back (a higher incarnation). `lost`: both kept refuting, and by the rule every node
+   * applies (the lower address keeps the name) this member gave it up and went silent.
+   * `refused`: the name was alive elsewhere when this member joined; it stays out.
+   */
+  | { type: 'conflict'; name: string; addr: string; otherAddr: string; outcome: 'refuted' | 'lost' | 'refused' }
   /** A push-pull state from `from` was merged (`join`: it answered our join request). */
   | { type: 'synced'; from: string; join: boolean; members: number }
   /** After leave(): the left message has been sent its full number of times (or there is nobody to tell). */
@@ -83,6 +88,12 @@ export class Context {
   /** Counts changes to other members' entries, so a push-pull can tell whether it taught us anything. */
   tableChanges = 0;
   leaving = false;
+  /** Between join() and the first join reply merged: a live holder of our name then refuses us. */
+  joining = false;
+  /** How often this member took its name back from another process. */
+  conflictRefutations = 0;
+  /** The address of the process this member gave its name up to, once it did. */
+  nameLostTo: string | undefined;
   /** 'leave-disseminated' has been emitted (it is emitted once). */
   leaveReported = false;
   private seq: number;
@@ -140,6 +151,18 @@ export class Context {
 
   broadcastSelfAlive(): void {
     this.broadcasts.enqueue(this.name, encodeMessage(this.aliveOf(SELF, false)));
+  }
+
+  /**
+   * This member gives its name up to the process at `otherAddr`: it goes silent (no probes, no
+   * refutations, its own announcements withdrawn), as after a leave that tells nobody.
+   */
+  giveUpName(otherAddr: string, outcome: 'lost' | 'refused'): void {
+    if (this.nameLostTo !== undefined) return;
+    this.nameLostTo = otherAddr;
+    this.leaving = true;
+    this.broadcasts.remove(this.name);
+    this.emit({ type: 'conflict', name: this.name, addr: this.table.addrs[SELF] as string, otherAddr, outcome });
   }
 
   /** Lifeguard: `delta` > 0 is evidence that this node is the slow one, < 0 that it is fine. */

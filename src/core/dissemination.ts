@@ -39,6 +39,8 @@ export class Dissemination {
   private joinSyncQuiet = 0;
   /** The seeds of the last join, asked again while they are not alive here (rejoin). */
   private seeds: readonly string[] = [];
+  /** A join reply has been merged once. */
+  private joined = false;
   private rejoinTimer: Timer<TimerKind> | undefined;
 
   constructor(
@@ -58,6 +60,7 @@ export class Dissemination {
   /** Sends a join request (this member's whole table) to each seed; starts the join-time push-pulls. */
   join(now: number, seeds: readonly string[]): void {
     const ctx = this.ctx;
+    if (seeds.length > 0 && !this.joined) ctx.joining = true;
     if (ctx.config.pushPullIntervalMs > 0 && seeds.length > 0) {
       this.joinSyncMs = ctx.config.gossipIntervalMs * JOIN_SYNC_FACTOR;
       this.joinSyncQuiet = 0;
@@ -150,6 +153,10 @@ export class Dissemination {
     const ctx = this.ctx;
     const changesBefore = ctx.tableChanges;
     this.merge(now, from, m);
+    if (m.join && m.reply) {
+      ctx.joining = false;
+      this.joined = true;
+    }
     if (!m.reply) return encodePacket([this.localState(m.join, true)]);
     if (this.joinSyncMs > 0) this.noteJoinSync(now, ctx.tableChanges !== changesBefore);
     return undefined;
@@ -165,8 +172,16 @@ export class Dissemination {
   private merge(now: number, from: string, m: PushPullMessage): void {
     const ctx = this.ctx;
     ctx.table.reserve(m.members.length);
-    for (const r of m.members) {
+    for (const [i, r] of m.members.entries()) {
       if (!this.transitions.plausible(from, r.name, Math.max(r.aliveIncarnation, r.incarnation))) continue;
+      // A joiner's own entry comes first. If its name is alive here at another address, keep
+      // the holder: our reply then shows the joiner its name taken, and it stays out.
+      if (i === 0 && m.join && !m.reply && this.heldElsewhere(r.name, r.addr)) continue;
+      if (ctx.joining && r.name === ctx.name && r.addr !== ctx.table.addrs[SELF] && isLive(r.state)) {
+        // Our name is alive at another address: we do not join under it.
+        ctx.giveUpName(r.addr, 'refused');
+        continue;
+      }
       this.transitions.onAlive(now, from, {
         node: r.name, incarnation: r.aliveIncarnation, addr: r.addr, record: r.record, version: r.version, digest: r.digest, recordBytes: r.recordBytes,
       }, !m.reply);
@@ -206,6 +221,13 @@ export class Dissemination {
   private scheduleRejoin(now: number): void {
     const intervalMs = this.ctx.config.rejoinIntervalMs;
     this.rejoinTimer = this.ctx.timers.schedule(now + intervalMs / 2 + randomInt(this.ctx.rng, Math.max(1, Math.floor(intervalMs))), { kind: 'rejoin' });
+  }
+
+  /** Whether `name` is a live member here (this one included) at an address other than `addr`. */
+  private heldElsewhere(name: string, addr: string): boolean {
+    const ctx = this.ctx;
+    const s = ctx.table.slotOf(name);
+    return s >= 0 && ctx.isVisible(s) && isLive(ctx.stateOf(s)) && ctx.table.addrs[s] !== addr;
   }
 
   /** Whether some live member other than this one is known at `addr`. */

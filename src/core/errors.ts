@@ -9,6 +9,7 @@ export type GrapevineErrorCode =
   | 'grapevine.invalid-state'
   | 'grapevine.bind-failed'
   | 'grapevine.join-failed'
+  | 'grapevine.name-conflict'
   | 'grapevine.watch-overflow'
   | 'grapevine.timeout';
 

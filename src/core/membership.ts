@@ -311,6 +311,11 @@ export class Membership {
     return this.config.recordBytesMax;
   }
 
+  /** The address of the process this member gave its name up to (see the 'conflict' event), if it did. */
+  get nameLostTo(): string | undefined {
+    return this.ctx.nameLostTo;
+  }
+
   /** Members currently alive or suspect, self included. */
   get liveMembers(): number {
     return this.ctx.liveCount;

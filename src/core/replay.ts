@@ -4,10 +4,10 @@
  * (`epoch`, growing across restarts: the runtime uses the wall clock at start), which channel
  * (datagrams or stream frames), and a counter that grows with every packet on that channel.
  *
- * A receiver keeps, per sender, the newest epoch seen and per channel a sliding window of the
- * last WINDOW counters (IPsec's anti-replay window, RFC 4303 3.4.3, as WireGuard keeps one per
- * peer): a counter seen before, or older than the window, is a replay; an older epoch is a
- * previous run's traffic. Only each sender's own values are compared, so hosts' clocks need not
+ * A receiver keeps, per run of each sender and per channel, a sliding window of the last WINDOW
+ * counters (IPsec's anti-replay window, RFC 4303 3.4.3, as WireGuard keeps one per peer): a
+ * counter seen before, or older than the window, is a replay. A run it has not heard before
+ * that is older than the sender's newest is a previous run's traffic. Only each sender's own values are compared, so hosts' clocks need not
  * agree. A member whose clock stepped back across a restart is accepted once nothing has been
  * heard from its newer run for EPOCH_SILENCE_MS. Without the key nobody can stamp, so only key
  * holders create receiver state, and it is bounded (SENDERS_MAX).
@@ -20,7 +20,9 @@ export const REPLAY_STAMP_BYTES = 25;
 const WINDOW = 1_024;
 /** A sender's older epoch is accepted again after this long without hearing its newer one (a clock stepped back). */
 const EPOCH_SILENCE_MS = 600_000;
-/** Senders tracked; the oldest is forgotten beyond this. */
+/** An older run of a sender silent this long, while a newer one speaks, is a crashed one: refused from then on. */
+const RUN_SILENCE_MS = 30_000;
+/** Runs of senders tracked; the oldest is forgotten beyond this. */
 const SENDERS_MAX = 65_536;
 
 export type Channel = 0 | 1;
@@ -87,15 +89,17 @@ class Window {
   }
 }
 
-interface SenderState {
-  epoch: number;
+interface RunState {
   lastSeenMs: number;
   windows: [Window, Window];
 }
 
 /** The receiving side: refuses what a sender already sent, or sent in an older run. */
 export class ReplayGuard {
-  private readonly senders = new Map<string, SenderState>();
+  /** Per run of a sender (name hash and epoch). */
+  private readonly runs = new Map<string, RunState>();
+  /** Per sender (name hash): its newest epoch seen, and the key of that run. */
+  private readonly newest = new Map<string, { epoch: number; run: string }>();
 
   /** Checks an opened (authenticated) plaintext; returns what follows the stamp. */
   check(nowMs: number, stamped: Uint8Array): ReplayVerdict {
@@ -107,17 +111,32 @@ export class ReplayGuard {
     if ((channel !== 0 && channel !== 1) || !Number.isSafeInteger(epoch) || !Number.isSafeInteger(counter) || counter < 1) {
       return { ok: false, reason: 'bad-stamp' };
     }
-    let key = '';
-    for (let i = 1; i < 9; i++) key += String.fromCharCode(stamped[i] as number);
-    let state = this.senders.get(key);
-    if (state !== undefined && epoch < state.epoch && nowMs - state.lastSeenMs < EPOCH_SILENCE_MS) return { ok: false, reason: 'replay-old-epoch' };
-    if (state === undefined || epoch !== state.epoch) {
-      if (state === undefined && this.senders.size >= SENDERS_MAX) this.senders.delete(this.senders.keys().next().value as string);
-      state = { epoch, lastSeenMs: nowMs, windows: [new Window(), new Window()] };
-      this.senders.set(key, state);
+    let sender = '';
+    for (let i = 1; i < 9; i++) sender += String.fromCharCode(stamped[i] as number);
+    const key = `${sender}/${epoch}`;
+    let run = this.runs.get(key);
+    const top = this.newest.get(sender);
+    if (run !== undefined && top !== undefined && epoch < top.epoch && nowMs - run.lastSeenMs > RUN_SILENCE_MS) {
+      // A previous run that fell silent once a newer one spoke: it crashed, and this is a replay.
+      return { ok: false, reason: 'replay-old-epoch' };
     }
-    if (!state.windows[channel].accept(counter)) return { ok: false, reason: 'replay' };
-    state.lastSeenMs = nowMs;
+    if (run === undefined) {
+      // A run not heard before: a restart (newer epoch), or an older run we never heard, which
+      // is refused unless the newest run has gone silent (its host's clock may have stepped back).
+      // Runs already heard stay accepted side by side: two live processes with one name must
+      // hear each other to settle who keeps it.
+      if (top !== undefined && epoch < top.epoch && nowMs - (this.runs.get(top.run)?.lastSeenMs ?? -Infinity) < EPOCH_SILENCE_MS) {
+        return { ok: false, reason: 'replay-old-epoch' };
+      }
+      if (this.runs.size >= SENDERS_MAX) this.runs.delete(this.runs.keys().next().value as string);
+      if (this.newest.size >= SENDERS_MAX) this.newest.delete(this.newest.keys().next().value as string);
+      run = { lastSeenMs: nowMs, windows: [new Window(), new Window()] };
+      this.runs.set(key, run);
+      if (top === undefined || epoch > top.epoch || !this.runs.has(top.run)) this.newest.set(sender, { epoch, run: key });
+      else if (epoch < top.epoch) this.newest.set(sender, { epoch, run: key }); // the newest run fell silent: this one takes over
+    }
+    if (!run.windows[channel].accept(counter)) return { ok: false, reason: 'replay' };
+    run.lastSeenMs = nowMs;
     return { ok: true, plain: stamped.subarray(REPLAY_STAMP_BYTES) };
   }
 }

@@ -22,6 +22,9 @@ import { type AliveMessage, encodeMessage, MemberState, MessageType, recordDiges
 /** The fields of an alive message (push-pull entries are applied as one). */
 export type AliveFields = Omit<AliveMessage, 'type'>;
 
+/** Refutations of another process holding our name before the rule picks one holder (a crashed previous life needs one). */
+const CONFLICT_REFUTATIONS_MAX = 1;
+
 export class Transitions {
   constructor(
     private readonly ctx: Context,
@@ -198,7 +201,18 @@ export class Transitions {
     const differs = m.version > version
       || (m.version === version && (m.addr !== t.addrs[SELF] || !bytesEqual(m.digest, (t.records[SELF] as HeldRecord).digest)));
     if (m.incarnation > incarnation || (m.incarnation === incarnation && differs)) {
-      if (m.addr !== t.addrs[SELF]) ctx.emit({ type: 'conflict', name: ctx.name, addr: t.addrs[SELF] as string, otherAddr: m.addr });
+      const own = t.addrs[SELF] as string;
+      if (m.addr !== own) {
+        // Another process uses our name. A previous life that crashed stops answering after one
+        // refutation; a live one answers every time. Then the higher address gives the name up,
+        // so both sides (and every node) settle on the same holder. Only with a keyring: without
+        // one anybody can forge the claims, and giving up would let two packets silence a member.
+        if (++ctx.conflictRefutations > CONFLICT_REFUTATIONS_MAX && m.addr < own && ctx.keyring !== undefined) {
+          ctx.giveUpName(m.addr, 'lost');
+          return;
+        }
+        ctx.emit({ type: 'conflict', name: ctx.name, addr: own, otherAddr: m.addr, outcome: 'refuted' });
+      }
       this.bumpIncarnation(m.incarnation);
     }
   }

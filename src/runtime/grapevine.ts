@@ -55,8 +55,11 @@ export type GrapevineEvents = {
   health: [score: number];
   /** A peer packet was rejected (malformed, wrong key, ...); it changed nothing. */
   dropped: [info: { from: string; reason: string; detail?: string }];
-  /** Another process announced this member's name from `otherAddr`. */
-  conflict: [info: { name: string; addr: string; otherAddr: string }];
+  /**
+   * Another process announced this member's name from `otherAddr`. `outcome`: `refuted` (this
+   * member kept the name), `lost` (it gave the name up and went silent; see `nameLostTo`).
+   */
+  conflict: [info: { name: string; addr: string; otherAddr: string; outcome: 'refuted' | 'lost' | 'refused' }];
 };
 
 /** start() could not reach any seed in time. `option` is "seeds". */
@@ -64,6 +67,14 @@ export class JoinError extends GrapevineError {
   readonly option = 'seeds';
   constructor(message: string) {
     super('grapevine.join-failed', message);
+  }
+}
+
+/** start() found this member's name alive at another address. `option` is "name". */
+export class NameConflictError extends GrapevineError {
+  readonly option = 'name';
+  constructor(name: string, otherAddr: string) {
+    super('grapevine.name-conflict', `the name ${JSON.stringify(name)} is already alive at ${otherAddr}; choose another, or wait until that member is gone`);
   }
 }
 
@@ -122,7 +133,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /**
    * Binds the sockets, starts gossiping and, when seeds are given, joins through them. Rejects
    * with InvalidOptionError (naming the option), BindError (address in use), JoinError (no seed
-   * answered within joinTimeoutMs) or the signal's reason if aborted.
+   * answered within joinTimeoutMs), NameConflictError (the name is alive at another address) or
+   * the signal's reason if aborted.
    */
   static async start(options: GrapevineOptions = {}): Promise<Grapevine> {
     const o = validate(options);
@@ -284,6 +296,14 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     });
   }
 
+  /**
+   * Set once this member gave its name up to the process at this address, because both kept
+   * claiming it (a `conflict` event with outcome `lost` says so too). It then stays silent; close it.
+   */
+  get nameLostTo(): string | undefined {
+    return this.core.nameLostTo;
+  }
+
   /** Lifeguard local health score: 0 is healthy. */
   get healthScore(): number {
     return this.core.healthScore;
@@ -341,12 +361,18 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
         clearTimeout(deadline);
         clearInterval(retry);
         this.internal.off('synced', onSynced);
+        this.internal.off('conflict', onConflict);
         signal?.removeEventListener('abort', onAbort);
       };
       const onSynced = (event: { join: boolean }): void => {
         if (!event.join) return;
         cleanup();
         resolve();
+      };
+      const onConflict = (event: { outcome: string; otherAddr: string }): void => {
+        if (event.outcome !== 'refused') return;
+        cleanup();
+        reject(new NameConflictError(this.name, event.otherAddr));
       };
       const onAbort = (): void => {
         cleanup();
@@ -359,6 +385,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       }, timeoutMs);
       const retry = setInterval(() => this.input((now) => this.core.join(now, seeds)), JOIN_RETRY_MS);
       this.internal.on('synced', onSynced);
+      this.internal.on('conflict', onConflict);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.input((now) => this.core.join(now, seeds));
     });
@@ -379,7 +406,10 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     switch (e.type) {
       case 'health': this.emit('health', e.score); break;
       case 'dropped': this.emit('dropped', { from: e.from, reason: e.reason, ...(e.detail !== undefined ? { detail: e.detail } : {}) }); break;
-      case 'conflict': this.emit('conflict', { name: e.name, addr: e.addr, otherAddr: e.otherAddr }); break;
+      case 'conflict':
+        this.internal.emit('conflict', e);
+        this.emit('conflict', { name: e.name, addr: e.addr, otherAddr: e.otherAddr, outcome: e.outcome });
+        break;
       case 'synced': this.internal.emit('synced', e); break;
       case 'leave-disseminated': this.internal.emit('leave-disseminated'); break;
     }

@@ -1,5 +1,5 @@
 /** The Node runtime: sockets, clock and timers around the pure core, with the registry and health checks. */
-export { Grapevine, JoinError, WaitTimeoutError } from './grapevine.js';
+export { Grapevine, JoinError, NameConflictError, WaitTimeoutError } from './grapevine.js';
 export type { GrapevineEvents, GrapevineOptions, Registration, ServiceHandle } from './grapevine.js';
 export { BindError } from './transport.js';
 export type { TransportStats } from './transport.js';
