@@ -366,6 +366,20 @@ describe('membership core, direct calls', () => {
     expect(core.stats.dropped['too-many-messages']).toBe(2);
   });
 
+  test('answers to an address that is not a member are rate-limited: 20 at once, then 10 a second', () => {
+    const core = make('a');
+    const ping = (seq: number) => encodePacket([{ type: MessageType.Ping, seq, target: 'a' }]);
+    for (let i = 0; i < 100; i++) core.handleDatagram(0, 'reflector', ping(i));
+    let answered = 0;
+    for (let t = core.pollTransmit(); t !== undefined; t = core.pollTransmit()) if (t.addr === 'reflector') answered++;
+    expect(answered).toBe(20);
+    expect(core.stats.dropped['answer-rate']).toBe(80);
+    for (let i = 0; i < 100; i++) core.handleDatagram(1_000, 'reflector', ping(i));
+    answered = 0;
+    for (let t = core.pollTransmit(); t !== undefined; t = core.pollTransmit()) if (t.addr === 'reflector') answered++;
+    expect(answered).toBe(10);
+  });
+
   /** Every datagram the core sends, drained. */
   const sent = (core: Membership): { addr: string; bytes: Uint8Array }[] => {
     const out: { addr: string; bytes: Uint8Array }[] = [];

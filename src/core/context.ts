@@ -66,6 +66,11 @@ export type TimerKind =
   | { kind: 'relay'; seq: number }
   | { kind: 'pull'; name: string };
 
+/** Answers per second to one address that is not a known member, and the burst allowed. */
+const ANSWERS_PER_SECOND = 10;
+const ANSWER_BURST = 20;
+/** Addresses whose answer budget is tracked; the oldest is forgotten beyond this. */
+const ANSWER_SOURCES_MAX = 4_096;
 /** A timer that fires later than this fraction of the probe timeout means the event loop stalled. */
 const STALL_FRACTION = 0.5;
 /** After a stall, accusing timers wait this long once more so queued input is processed first. */
@@ -99,6 +104,7 @@ export class Context {
   private seq: number;
   /** With a keyring: stamps what this member seals, and refuses replays of what others sealed. */
   private readonly stamp: ReplayStamp | undefined;
+  private readonly answerBudgets = new Map<string, { tokens: number; atMs: number }>();
   private readonly guard: ReplayGuard | undefined;
 
   constructor(
@@ -216,9 +222,23 @@ export class Context {
    * to anyone else it goes bare, no larger than what it answers, so a forged or replayed request
    * gains an attacker nothing and spends no broadcast's transmissions.
    */
-  sendAnswer(addr: string, known: boolean, bodies: Uint8Array[]): void {
-    if (known) this.sendPacket(addr, bodies);
-    else this.send({ addr, bytes: buildPacket(bodies), stream: false });
+  sendAnswer(nowMs: number, addr: string, known: boolean, bodies: Uint8Array[]): void {
+    if (known) {
+      this.sendPacket(addr, bodies);
+      return;
+    }
+    // And no faster than ANSWERS_PER_SECOND to any one such address: no reflection floods.
+    const budget = this.answerBudgets.get(addr) ?? { tokens: ANSWER_BURST, atMs: nowMs };
+    budget.tokens = Math.min(ANSWER_BURST, budget.tokens + ((nowMs - budget.atMs) * ANSWERS_PER_SECOND) / 1_000);
+    budget.atMs = nowMs;
+    if (budget.tokens < 1) {
+      this.drop(addr, 'answer-rate');
+      return;
+    }
+    budget.tokens -= 1;
+    if (!this.answerBudgets.has(addr) && this.answerBudgets.size >= ANSWER_SOURCES_MAX) this.answerBudgets.delete(this.answerBudgets.keys().next().value as string);
+    this.answerBudgets.set(addr, budget);
+    this.send({ addr, bytes: buildPacket(bodies), stream: false });
   }
 
   /** Sends `bodies` in one datagram, filling the rest of it with pending broadcasts. */

@@ -232,7 +232,7 @@ export class Membership {
           if (s >= 0) this.transitions.declareDead(nowMs, s);
           break;
         }
-        case 'relay': this.prober.onRelayTimeout(t.seq); break;
+        case 'relay': this.prober.onRelayTimeout(nowMs, t.seq); break;
         case 'pull': this.pulls.timedOut(nowMs, timer); break;
       }
     }
@@ -358,9 +358,9 @@ export class Membership {
   private dispatch(now: number, from: string, m: Message, viaStream: boolean): void {
     const t = this.transitions;
     switch (m.type) {
-      case MessageType.Ping: return this.prober.onPing(from, m);
+      case MessageType.Ping: return this.prober.onPing(now, from, m);
       case MessageType.PingReq: return this.prober.onPingReq(now, from, m);
-      case MessageType.Ack: return this.prober.onAck(m.seq);
+      case MessageType.Ack: return this.prober.onAck(now, m.seq);
       case MessageType.Nack: return this.prober.onNack(m.seq);
       case MessageType.Alive: return void (t.plausible(from, m.node, m.incarnation) && t.onAlive(now, from, m, true));
       case MessageType.Suspect: return void (t.plausible(from, m.node, m.incarnation) && t.onSuspect(now, m.node, m.incarnation, m.from, true));

@@ -86,10 +86,10 @@ export class Prober {
   }
 
   /** A ping over UDP: ack it if it is for us (with gossip only to a member known at that address). */
-  onPing(from: string, m: PingMessage): void {
+  onPing(now: number, from: string, m: PingMessage): void {
     const ctx = this.ctx;
     if (m.target !== ctx.name) ctx.drop(from, 'wrong-target', m.target);
-    else ctx.sendAnswer(from, ctx.knownLiveAt(m.source, from), [encodeMessage({ type: MessageType.Ack, seq: m.seq })]);
+    else ctx.sendAnswer(now, from, ctx.knownLiveAt(m.source, from), [encodeMessage({ type: MessageType.Ack, seq: m.seq })]);
   }
 
   /** A ping over the stream path: the ack frame to reply with, if it is for us. */
@@ -97,7 +97,7 @@ export class Prober {
     return m.target === this.ctx.name ? encodePacket([{ type: MessageType.Ack, seq: m.seq }]) : undefined;
   }
 
-  onAck(seq: number): void {
+  onAck(now: number, seq: number): void {
     const p = this.probe;
     if (p !== undefined && p.seq === seq && !p.acked) {
       p.acked = true;
@@ -108,7 +108,7 @@ export class Prober {
     const relay = this.relays.get(seq);
     if (relay !== undefined) {
       this.relays.delete(seq);
-      this.ctx.sendAnswer(relay.requesterAddr, false, [encodeMessage({ type: MessageType.Ack, seq: relay.requesterSeq })]);
+      this.ctx.sendAnswer(now, relay.requesterAddr, false, [encodeMessage({ type: MessageType.Ack, seq: relay.requesterSeq })]);
     }
   }
 
@@ -134,11 +134,11 @@ export class Prober {
   }
 
   /** The relayed target stayed silent: tell the requester with a nack, if it asked for one. */
-  onRelayTimeout(seq: number): void {
+  onRelayTimeout(now: number, seq: number): void {
     const relay = this.relays.get(seq);
     if (relay === undefined) return;
     this.relays.delete(seq);
-    if (relay.nack) this.ctx.sendAnswer(relay.requesterAddr, false, [encodeMessage({ type: MessageType.Nack, seq: relay.requesterSeq })]);
+    if (relay.nack) this.ctx.sendAnswer(now, relay.requesterAddr, false, [encodeMessage({ type: MessageType.Nack, seq: relay.requesterSeq })]);
   }
 
   /** Abandons the probe in flight (on leave), without judging its target. */
