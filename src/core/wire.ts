@@ -319,7 +319,11 @@ function bool(x: unknown, field: string): string | undefined {
   return typeof x === 'boolean' ? undefined : `${field} is not a boolean`;
 }
 function name(x: unknown, field: string, limits: WireLimits): string | undefined {
-  return typeof x === 'string' && x.length > 0 && utf8Length(x) <= limits.nameBytesMax && isPrintable(x) ? undefined : `${field} is not a valid name`;
+  if (typeof x === 'string' && x.length > 0) {
+    const bytes = printableUtf8Length(x);
+    if (bytes > 0 && bytes <= limits.nameBytesMax) return undefined;
+  }
+  return `${field} is not a valid name`;
 }
 function addr(x: unknown, field: string, limits: WireLimits): string | undefined {
   return typeof x === 'string' && x.length > 0 && utf8Length(x) <= limits.addrBytesMax ? undefined : `${field} is not a valid address`;
@@ -354,6 +358,16 @@ export function isPrintable(s: string): boolean {
     if (c >= 0x80) return !UNPRINTABLE.test(s);
   }
   return true;
+}
+
+/** UTF-8 length of a printable string in one pass (names are decoded on every packet); -1 if it is not printable. */
+function printableUtf8Length(s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return -1;
+    if (c >= 0x80) return isPrintable(s) ? utf8Length(s) : -1;
+  }
+  return s.length;
 }
 
 /** UTF-8 length of a string, without allocating. */
