@@ -12,19 +12,12 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DATAGRAM_CHANNEL, encodePacket, Grapevine, Keyring, type Member, MessageType, ReplayStamp, seededRng } from '../src/index.js';
 import { HostileSender, hostileInputs } from './fuzz-inputs.js';
+import { until } from './until.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const INPUTS = 6_000;
 const KEY = new Uint8Array(32).fill(7);
 
-async function until(check: () => boolean, ms = 15_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return true;
-}
 
 const view = (g: Grapevine): string => JSON.stringify(g.members().map((m: Member) => [m.name, m.addr, m.state, m.incarnation, m.version]).sort());
 
@@ -34,7 +27,7 @@ describe.each([false, true])('fuzzing real members (keyring: %s)', (sealed) => {
     const keyring = sealed ? { keyring: [KEY] } : {};
     members.push(await Grapevine.start({ name: 'a', bind: '127.0.0.1:0', profile: 'local', ...keyring }));
     for (const name of ['b', 'c']) members.push(await Grapevine.start({ name, bind: '127.0.0.1:0', profile: 'local', seeds: [members[0]!.address], ...keyring }));
-    await until(() => members.every((g) => g.members().filter((m) => m.state === 'alive').length === 3));
+    await until(() => members.every((g) => g.members().filter((m) => m.state === 'alive').length === 3), 15_000);
   }, 30_000);
 
   afterAll(async () => {
@@ -76,7 +69,8 @@ describe.each([false, true])('fuzzing real members (keyring: %s)', (sealed) => {
         const bytes = sealed ? new Keyring([KEY]).seal(stamp.stamp(ping, DATAGRAM_CHANNEL), seededRng(i)) : ping;
         await prober.send(g.address, { kind: 'valid', stream: false, bytes });
       }
-      expect(await until(() => prober.replies.count === members.length, 5_000), `${replay}: ${prober.replies.count} of ${members.length} pings answered`).toBe(true);
+      const answered = await until(() => prober.replies.count === members.length, 5_000).then(() => true, () => false);
+      expect(answered, `${replay}: ${prober.replies.count} of ${members.length} pings answered`).toBe(true);
     } finally {
       prober.close();
     }

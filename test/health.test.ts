@@ -7,6 +7,7 @@ import { createServer as createTcp } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { HealthCheck } from '../src/runtime/health-check.js';
 import type { Health } from '../src/registry/record.js';
+import { until } from './until.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -27,14 +28,6 @@ async function httpServer(status: { code: number }): Promise<{ url: string; serv
 function track(): { seen: Health[]; onChange: (h: Health) => void } {
   const seen: Health[] = [];
   return { seen, onChange: (h) => seen.push(h) };
-}
-
-async function until(check: () => boolean, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 function started(check: HealthCheck): HealthCheck {

@@ -6,17 +6,11 @@
 import { createSocket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { encodePacket, Grapevine, MessageType } from '../src/index.js';
+import { until } from './until.js';
 
 let a: Grapevine;
 let b: Grapevine;
 
-async function until(check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function sendUdp(to: string, hex: string): Promise<void> {
   const [host, port] = [to.slice(0, to.lastIndexOf(':')), Number(to.slice(to.lastIndexOf(':') + 1))];

@@ -4,18 +4,12 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Grapevine, type ServiceChange, WaitTimeoutError } from '../src/index.js';
+import { until } from './until.js';
 
 let a: Grapevine;
 let b: Grapevine;
 let c: Grapevine;
 
-async function until(check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('registry over the runtime', () => {
   beforeAll(async () => {
