@@ -21,6 +21,8 @@ function buildCore(n: number): Membership {
     aliveIncarnation: 1, incarnation: 1, state: MemberState.Alive,
   }));
   core.handleStream(0, 'seed', encodePacket([{ type: MessageType.PushPull, join: true, reply: true, members }]));
+  // A large table is merged in chunks, a millisecond apart.
+  for (let t = 1; core.members().length < n && t < 1_000; t++) core.handleTimeout(t);
   drain(core);
   return core;
 }

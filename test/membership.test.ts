@@ -6,7 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { Simulation, type TracedFrame } from '../sim/engine.js';
 import { Membership } from '../src/core/membership.js';
 import { seededRng } from '../src/core/rng.js';
-import { buildPacket, decodePacket, encodeMessage, encodePacket, MessageType, type Message, withRecord } from '../src/core/wire.js';
+import { buildPacket, decodePacket, encodeMessage, encodePacket, MemberState, MessageType, type Message, withRecord } from '../src/core/wire.js';
 import { LIMITS } from './arbitraries.js';
 
 function messagesIn(frame: TracedFrame): Message[] {
@@ -364,6 +364,26 @@ describe('membership core, direct calls', () => {
     expect(core.stats.dropped['too-many-messages']).toBe(2);
     core.handleDatagram(0, 'x', buildPacket(Array.from({ length: 256 }, () => body)));
     expect(core.stats.dropped['too-many-messages']).toBe(2);
+  });
+
+  test('a large push-pull is merged in chunks, one per turn, and reported synced once, after the last (issue 11: 10,000 entries blocked the loop 120-190 ms)', () => {
+    const core = make('a');
+    const members = Array.from({ length: 2_000 }, (_, i) => ({
+      name: `m${i}`, addr: `m${i}`, aliveIncarnation: 0, incarnation: 0, state: MemberState.Alive, ...withRecord(),
+    }));
+    const reply = core.handleStream(0, 'x', encodePacket([{ type: MessageType.PushPull, join: true, reply: false, members }]));
+    expect(reply).toBeDefined(); // answered at once, with our state before the merge
+    const synced = (): number => {
+      let n = 0;
+      for (let e = core.pollEvent(); e !== undefined; e = core.pollEvent()) if (e.type === 'synced') n++;
+      return n;
+    };
+    expect(core.members().length).toBe(1 + 512);
+    expect(synced()).toBe(0);
+    let turns = 0;
+    for (let t = 1; core.members().length < 2_001 && t < 100; t++, turns++) core.handleTimeout(t);
+    expect(turns).toBe(3);
+    expect(synced()).toBe(1);
   });
 
   test('answers to an address that is not a member are rate-limited: 20 at once, then 10 a second', () => {

@@ -62,6 +62,7 @@ export type TimerKind =
   | { kind: 'gossip' }
   | { kind: 'push-pull' }
   | { kind: 'rejoin' }
+  | { kind: 'merge' }
   | { kind: 'suspicion'; name: string; deferred: boolean }
   | { kind: 'relay'; seq: number }
   | { kind: 'pull'; name: string };

@@ -227,6 +227,7 @@ export class Membership {
           break;
         case 'push-pull': this.dissemination.onPushPullTick(nowMs); break;
         case 'rejoin': this.dissemination.onRejoinTick(nowMs); break;
+        case 'merge': this.dissemination.onMergeTick(nowMs); break;
         case 'suspicion': {
           const s = this.suspicions.expired(nowMs, timer, lateMs);
           if (s >= 0) this.transitions.declareDead(nowMs, s);
