@@ -97,7 +97,17 @@ function dist(d: Distribution, unit = 'ms'): string {
 export function replayCommand(r: RunResult): string {
   const p = r.params;
   const flags = [`--scenario ${r.scenario}`, `--nodes ${p.nodes}`, `--seconds ${p.seconds}`, `--seed ${p.seed}`];
-  if ((p.network.lossRate ?? 0) > 0) flags.push(`--loss ${p.network.lossRate}`);
+  const n = p.network;
+  if ((n.lossRate ?? 0) > 0) flags.push(`--loss ${n.lossRate}`);
+  // Every network flag the CLI takes, so the command replays the same run (1 ms latency is the default).
+  const latency = n.latency;
+  if (typeof latency === 'number' && latency !== 1) flags.push(`--latencyMs ${latency}`);
+  else if (typeof latency === 'object' && 'minMs' in latency) flags.push(`--latencyMs ${latency.minMs}`, `--jitterMs ${latency.maxMs - latency.minMs}`);
+  else if (typeof latency === 'object' && 'medianMs' in latency) flags.push(`--latencyMs ${latency.medianMs}`, `--tailSigma ${latency.sigma}`);
+  if (n.duplicateRate !== undefined) flags.push(`--dup ${n.duplicateRate}`);
+  if (n.reorderRate !== undefined) flags.push(`--reorder ${n.reorderRate}`);
+  if (n.mtuBytes !== undefined) flags.push(`--mtu ${n.mtuBytes}`);
+  if (n.streamFailureRate !== undefined) flags.push(`--streamFailure ${n.streamFailureRate}`);
   for (const [k, v] of Object.entries(p.config)) flags.push(`--${k} ${String(v)}`);
   for (const [k, v] of Object.entries(p.options)) flags.push(`--${k} ${v}`);
   if (r.invariants !== undefined) flags.push('--check');

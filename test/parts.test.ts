@@ -6,6 +6,7 @@ import { Awareness } from '../src/core/awareness.js';
 import { BroadcastQueue } from '../src/core/broadcast-queue.js';
 import { randomInt, seededRng, shuffle } from '../src/core/rng.js';
 import { Suspicion, suspicionTimeoutMs } from '../src/core/suspicion.js';
+import { ProbeRound } from '../src/core/probe-round.js';
 import { TimerHeap } from '../src/core/timers.js';
 
 const bytes = (n: number, fill = n): Uint8Array => new Uint8Array(n).fill(fill);
@@ -142,5 +143,19 @@ describe('Lifeguard suspicion and awareness', () => {
     expect(a.apply(20)).toBe(true);
     expect(a.score).toBe(7);
     expect(a.scale(500)).toBe(4_000);
+  });
+});
+
+describe('probe round', () => {
+  test('removing the last slot leaves earlier removal marks alone: nothing hands out a slot past the table', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const round = new ProbeRound(seededRng(seed));
+      const first = round.next(5, () => true); // table of 5: slots 1..4, shuffled
+      round.removed(1, 4); // slot 4 moved into 1
+      round.removed(4, -1); // then the last slot, 4, went: the table has slots 1..3
+      const rest: number[] = [];
+      for (let i = 0; i < 3; i++) rest.push(round.next(4, () => true));
+      expect(rest.every((s) => s < 4), `seed ${seed}: first ${first}, then ${rest.join(',')}`).toBe(true);
+    }
   });
 });

@@ -48,7 +48,7 @@ export class ProbeRound {
     const order = this.order;
     for (let i = 0; i < order.length; i++) {
       if (order[i] === removed) order[i] = -1;
-      else if (order[i] === moved) order[i] = removed;
+      else if (moved >= 0 && order[i] === moved) order[i] = removed;
     }
   }
 }
