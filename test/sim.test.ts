@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { type Frame, Network, runScenario, SCENARIOS, simulate, type ScenarioParams } from '../sim/index.js';
 import { seededRng } from '../src/core/rng.js';
-import { decodePacket, MessageType } from '../src/core/wire.js';
+import { decodePacket, encodePacket, MessageType } from '../src/core/wire.js';
 import { InvariantChecker } from '../sim/invariants.js';
 import { LIMITS } from './arbitraries.js';
 
@@ -230,5 +230,21 @@ describe('healing (issue 11)', () => {
     c.restart('n0');
     c.join('n0', ['n1']);
     expect(c.runUntilTrue(() => c.converged(), 40_000), 'seed 107').toBe(true);
+  });
+});
+
+describe('refutation of a verdict the accused never heard', () => {
+  test('a member everyone holds left (a forged leave, without a keyring) hears it on its next ack and refutes within seconds (seed 108)', () => {
+    const c = simulate({ nodes: 3, seed: 108 });
+    c.runFor(60_000); // past the join-time push-pulls
+    const incarnation = c.view('n2').incarnation;
+    const forged = encodePacket([{ type: MessageType.Left, node: 'n2', incarnation }]);
+    c.inject('n0', 'x', forged);
+    c.inject('n1', 'x', forged);
+    expect(c.view('n0').member('n2')?.state, 'seed 108').toBe('left');
+    // Nobody gossips to a member that left, and acks to it went bare: it learned of the verdict
+    // only from its own next push-pull (7.2 s in this run). Its next ping's ack now carries it.
+    const healed = c.runUntilTrue(() => ['n0', 'n1'].every((n) => c.view(n).member('n2')?.state === 'alive'), 3_000);
+    expect(healed, `seed 108: ${c.view('n0').member('n2')?.state}`).toBe(true);
   });
 });

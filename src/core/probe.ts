@@ -88,8 +88,20 @@ export class Prober {
   /** A ping over UDP: ack it if it is for us (with gossip only to a member known at that address). */
   onPing(now: number, from: string, m: PingMessage): void {
     const ctx = this.ctx;
-    if (m.target !== ctx.name) ctx.drop(from, 'wrong-target', m.target);
-    else ctx.sendAnswer(now, from, ctx.knownLiveAt(m.source, from), [encodeMessage({ type: MessageType.Ack, seq: m.seq })]);
+    if (m.target !== ctx.name) {
+      ctx.drop(from, 'wrong-target', m.target);
+      return;
+    }
+    const bodies = [encodeMessage({ type: MessageType.Ack, seq: m.seq })];
+    // A member we hold dead or left is pinging us, so it runs: tell it our verdict on the ack,
+    // and it refutes at once. (Gossip skips such members, and its broadcasts run out.)
+    const s = m.source === undefined ? -1 : ctx.table.slotOf(m.source);
+    const t = ctx.table;
+    if (s > 0 && t.addrs[s] === from && !isLive(ctx.stateOf(s))) {
+      const verdict = ctx.stateOf(s) === MemberState.Left ? MessageType.Left : MessageType.Dead;
+      bodies.push(encodeMessage({ type: verdict, node: m.source as string, incarnation: t.incarnation[s] as number }));
+    }
+    ctx.sendAnswer(now, from, ctx.knownLiveAt(m.source, from), bodies);
   }
 
   /** A ping over the stream path: the ack frame to reply with, if it is for us. */
