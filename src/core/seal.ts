@@ -10,7 +10,8 @@ import type { Rng } from './rng.js';
 
 export const KEY_BYTES = 32;
 const NONCE_BYTES = 24;
-const SEAL_HEADER = [0x47, 0x45, 1] as const; // 'G', 'E', seal version 1
+// 'G', 'E', seal version 2: the plaintext starts with a replay stamp (replay.ts); version 1 members drop these, and theirs are dropped here.
+const SEAL_HEADER = [0x47, 0x45, 2] as const;
 /** Bytes a sealed packet adds to its plaintext. */
 export const SEAL_OVERHEAD_BYTES = SEAL_HEADER.length + NONCE_BYTES + nacl.secretbox.overheadLength;
 
