@@ -327,6 +327,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   leave(options: { timeoutMs?: number } = {}): Promise<void> {
     if (this.leaving !== undefined) return this.leaving;
     if (this.closing !== undefined) return this.closing;
+    // A member that gave its name up is already silent: there is nobody to announce a leave for.
+    if (this.core.nameLostTo !== undefined) return this.close();
     const timeoutMs = options.timeoutMs ?? 5_000;
     this.leaving = new Promise<void>((resolve) => {
       const done = (): void => {
@@ -370,7 +372,9 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
         resolve();
       };
       const onConflict = (event: { outcome: string; otherAddr: string }): void => {
-        if (event.outcome !== 'refused') return;
+        // Refused, or lost while still joining: either way the name is not ours, and the core
+        // takes no more join commands (the retry timer would otherwise call one that throws).
+        if (event.outcome === 'refuted') return;
         cleanup();
         reject(new NameConflictError(this.name, event.otherAddr));
       };
