@@ -141,3 +141,44 @@ export function benchCore(): void {
   console.log(' "gossiping": the 30 s after 4,000 updates arrived; heap B/period: heap growth per idle period after a forced GC,');
   console.log(' including the bench\'s own decoding of outgoing pings; "GCs" > 0 means a collection blurred it)');
 }
+
+/** Median µs per push-pull request handled, each from a new joiner (so the table changes every time). */
+function perPushPull(core: Membership, count: number, startMs: number, gapMs: number, tag: string): number {
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const joiner: PushPullEntry = { name: `${tag}-${i}`, addr: `10.9.${i >> 8}.${i & 255}:7946`, ...withRecord(), aliveIncarnation: 1, incarnation: 1, state: MemberState.Alive };
+    const request = encodePacket([{ type: MessageType.PushPull, join: true, reply: false, members: [joiner] }]);
+    const t0 = process.hrtime.bigint();
+    core.handleStream(startMs + i * gapMs, 'joiner', request);
+    samples.push(Number(process.hrtime.bigint() - t0) / 1_000);
+    drain(core);
+  }
+  return median(samples);
+}
+
+/**
+ * What answering a push-pull request costs: the whole table is encoded at most 10 times a second
+ * and kept while unchanged, so a burst of requests mostly reuses it. Baseline: encoding the
+ * state message whole, as every answer did before.
+ */
+export function benchPushPull(): void {
+  const rows: (string | number)[][] = [['members', 'µs baseline (encode whole)', 'µs/request 1 s apart', 'µs/request burst (same ms)', 'burst ratio to baseline', 'reply bytes']];
+  for (const n of [1_000, 10_000]) {
+    const core = buildCore(n);
+    const entries = core.members().map((m) => ({
+      name: m.name, addr: m.addr, aliveIncarnation: m.incarnation, incarnation: m.incarnation, state: MemberState.Alive, ...withRecord(m.record, m.version),
+    }));
+    const baseline: number[] = [];
+    let bytes = 0;
+    for (let i = 0; i < 20; i++) {
+      const t0 = process.hrtime.bigint();
+      bytes = encodePacket([{ type: MessageType.PushPull, join: true, reply: true, members: entries }]).length;
+      baseline.push(Number(process.hrtime.bigint() - t0) / 1_000);
+    }
+    const spaced = perPushPull(core, 20, 100_000, 1_000, 'spaced');
+    const burst = perPushPull(core, 200, 200_000, 0, 'burst');
+    rows.push([n, fmt(median(baseline)), fmt(spaced), fmt(burst), `${fmt(burst / median(baseline), 3)}x`, bytes]);
+  }
+  console.log('\n## core: answering push-pull requests');
+  console.log(table(rows));
+}

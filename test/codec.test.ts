@@ -3,7 +3,8 @@ import fc from 'fast-check';
 import { pack } from 'msgpackr';
 import { describe, expect, test } from 'vitest';
 import {
-  buildPacket, decodePacket, encodeMessage, encodePacket, HEADER_BYTES, isPrintable, MessageType, type DecodeErrorReason, type Message, withRecord,
+  buildPacket, decodePacket, encodeMessage, encodePacket, encodePushPullMembers, HEADER_BYTES, isPrintable, MessageType, pushPullPacket,
+  type DecodeErrorReason, type Message, withRecord,
 } from '../src/core/wire.js';
 import { LIMITS, message, normalize } from './arbitraries.js';
 
@@ -27,6 +28,11 @@ function reasonOf(bytes: number[] | Uint8Array): DecodeErrorReason | 'ok' {
 describe('codec round trip', () => {
   propTest.prop([message])('every message type decodes to what was encoded', (m) => {
     expect(normalize(decodeOk(encodePacket([m])))).toEqual([normalize(m)]);
+  });
+
+  propTest.prop([message.filter((m) => m.type === MessageType.PushPull)])('a push-pull framed around its kept member list is the same bytes as one encoded whole', (m) => {
+    if (m.type !== MessageType.PushPull) return;
+    expect(pushPullPacket(m.join, m.reply, encodePushPullMembers(m.members))).toEqual(encodePacket([m]));
   });
 
   propTest.prop([fc.array(message, { minLength: 1, maxLength: 8 })])('compound packets keep every message in order', (ms) => {

@@ -5,6 +5,7 @@
 import { describe, expect, test } from 'vitest';
 import { Simulation, type TracedFrame } from '../sim/engine.js';
 import { Membership } from '../src/core/membership.js';
+import { STATE_NAMES } from '../src/core/members.js';
 import { seededRng } from '../src/core/rng.js';
 import { buildPacket, decodePacket, encodeMessage, encodePacket, MemberState, MessageType, type Message, withRecord } from '../src/core/wire.js';
 import { LIMITS } from './arbitraries.js';
@@ -318,6 +319,38 @@ describe('membership core, stepped by hand', () => {
     h.runFor(2_000);
     expect(h.node('n0').core.member('n1')?.addr).toBe('n1');
   });
+
+  test('a push-pull answer shows the member\'s table as it is now, through crashes, restarts and record changes (seed 30)', () => {
+    const h = new Simulation({ seed: 30 });
+    h.startCluster(12);
+    const pick = seededRng(30);
+    const crashed: string[] = [];
+    let compared = 0;
+    for (let step = 0; step < 120; step++) {
+      h.runFor(450);
+      const live = h.liveNodes();
+      const n = live[pick.nextUint32() % live.length] as (typeof live)[number];
+      if (step % 6 === 1 && live.length > 6) {
+        h.crash(n.name);
+        crashed.push(n.name);
+        continue;
+      }
+      if (step % 6 === 3 && crashed.length > 0) h.restart(crashed.shift() as string).core.join(h.nowMs, ['n0']);
+      if (step % 6 === 5) h.command(n.name, (core, now) => core.setLocalRecord(now, Uint8Array.of(step)));
+      h.command(n.name, (core, now) => {
+        const reply = core.handleStream(now, 'asker', encodePacket([{ type: MessageType.PushPull, join: false, reply: false, members: [] }]));
+        const decoded = decodePacket(reply ?? new Uint8Array(), { ...LIMITS, membersMax: 100 });
+        const state = decoded.ok ? decoded.messages[0] : undefined;
+        expect(state?.type).toBe(MessageType.PushPull);
+        if (state?.type !== MessageType.PushPull) return;
+        const shown = state.members.map((e) => [e.name, e.addr, e.incarnation, STATE_NAMES[e.state], e.version, e.record.length]).sort();
+        const table = core.members().map((m) => [m.name, m.addr, m.incarnation, m.state, m.version, m.record.length]).sort();
+        expect(shown).toEqual(table);
+        compared++;
+      });
+    }
+    expect(compared).toBeGreaterThan(90);
+  });
 });
 
 describe('membership core, direct calls', () => {
@@ -384,6 +417,35 @@ describe('membership core, direct calls', () => {
     for (let t = 1; core.members().length < 2_001 && t < 100; t++, turns++) core.handleTimeout(t);
     expect(turns).toBe(3);
     expect(synced()).toBe(1);
+  });
+
+  test('large push-pulls beyond a backlog of 4 are refused unanswered, not held', () => {
+    const core = make('a');
+    const members = Array.from({ length: 1_000 }, (_, i) => ({
+      name: `m${i}`, addr: `m${i}`, aliveIncarnation: 0, incarnation: 0, state: MemberState.Alive, ...withRecord(),
+    }));
+    const frame = encodePacket([{ type: MessageType.PushPull, join: false, reply: false, members }]);
+    const replies = Array.from({ length: 6 }, () => core.handleStream(0, 'x', frame));
+    expect(replies.map((r) => r !== undefined)).toEqual([true, true, true, true, false, false]);
+    expect(core.stats.dropped['merge-backlog']).toBe(2);
+  });
+
+  test('a stream request bounds the reply it will read by what it asks for', () => {
+    const core = make('a', { config: { recordBytesMax: 100_000, recordInlineBytesMax: 64 } });
+    core.join(0, ['s']);
+    // A member with a record too large to inline, so it is pulled over a stream.
+    core.handleDatagram(0, 'b', encodePacket([{ type: MessageType.Alive, node: 'b', incarnation: 1, addr: 'b', ...withRecord(new Uint8Array(5_000), 1), record: new Uint8Array(0) }]));
+    // b stops answering: the probe falls back to a stream ping.
+    for (let t = 0; t <= 5_000; t += 50) core.handleTimeout(t);
+    const limits = new Map<string, number>();
+    for (let t = core.pollTransmit(); t !== undefined; t = core.pollTransmit()) {
+      if (!t.stream) continue;
+      const m = decodePacket(t.bytes, { ...LIMITS, membersMax: 10 });
+      if (m.ok) limits.set(String(m.messages[0]?.type), t.replyBytesMax ?? -1);
+    }
+    expect(limits.get(String(MessageType.PushPull))).toBe(core.config.streamBytesMax);
+    expect(limits.get(String(MessageType.RecordPull))).toBe(100_000 + core.config.nameBytesMax + 1_024);
+    expect(limits.get(String(MessageType.Ping))).toBe(256);
   });
 
   test('answers to an address that is not a member are rate-limited: 20 at once, then 10 a second', () => {

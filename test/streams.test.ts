@@ -3,9 +3,10 @@
  * A legitimate stream ping, sent as a member's fallback ping is, must still be answered. Every
  * client is on 127.0.0.1, bounded in number and time, and closed afterwards.
  */
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { encodePacket, Grapevine, MessageType, decodePacket } from '../src/index.js';
+import { Transport } from '../src/runtime/transport.js';
 import { LIMITS } from './arbitraries.js';
 
 let a: Grapevine;
@@ -121,5 +122,45 @@ describe('stream path under hostile clients', () => {
     expect(peak).toBeLessThanOrEqual(budget + 512 * 1024); // one chunk may land before its eviction
     await streamPing();
     for (const s of senders) s.destroy();
+  });
+
+  test('a reply larger than its request asked for is dropped unread: a peer cannot answer a ping with megabytes', async () => {
+    // A "peer" that answers any frame with a declared 8 MiB frame and streams it slowly.
+    let sentToUs = 0;
+    const fake = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () => {
+        const header = Buffer.alloc(4);
+        header.writeUInt32BE(8 * 1024 * 1024, 0);
+        socket.write(header);
+        const chunk = Buffer.alloc(64 * 1024);
+        const pump = setInterval(() => {
+          if (socket.destroyed || sentToUs >= 8 * 1024 * 1024) return clearInterval(pump);
+          socket.write(chunk);
+          sentToUs += chunk.length;
+        }, 10);
+        socket.once('close', () => clearInterval(pump));
+      });
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+    const port = (fake.address() as { port: number }).port;
+    const t = await Transport.open({ host: '127.0.0.1', port: 0, family: 4 }, {
+      frameBytesMax: 16 * 1024 * 1024, streamTimeoutMs: 3_000, inboundStreamsMax: 8, inboundPerSourceMax: 8, bufferedBytesMax: 32 * 1024 * 1024, outboundStreamsMax: 8,
+    });
+    let replies = 0;
+    t.attach({ datagram: () => undefined, stream: () => undefined, streamReply: () => void replies++ });
+    try {
+      const errorsBefore = t.stats.streamErrors;
+      t.sendStream(`127.0.0.1:${port}`, encodePacket([{ type: MessageType.Ping, seq: 1, target: 'x' }]), 256);
+      for (let i = 0; i < 50 && t.stats.streamErrors === errorsBefore; i++) await sleep(20);
+      expect(t.stats.streamErrors).toBeGreaterThan(errorsBefore);
+      await sleep(100);
+      expect(replies).toBe(0);
+      expect(t.stats.streamBytesBuffered).toBe(0);
+      expect(sentToUs).toBeLessThan(8 * 1024 * 1024);
+    } finally {
+      await t.close();
+      await new Promise<void>((r) => fake.close(() => r()));
+    }
   });
 });

@@ -21,7 +21,20 @@ export interface Transmit {
   addr: string;
   bytes: Uint8Array;
   stream: boolean;
+  /**
+   * Streams only: the largest reply frame to read, set by the reply the request asks for (an
+   * ack, a record, a whole state). A larger one is dropped unread: a peer answering a ping with
+   * megabytes cannot make us buffer them.
+   */
+  replyBytesMax?: number;
 }
+
+/** The reply a stream request asks for. */
+export type StreamReply = 'ack' | 'record' | 'state';
+/** An ack frame: the message, the replay stamp and the seal come to well under this. */
+const ACK_FRAME_BYTES_MAX = 256;
+/** Room beside a record and its member's name in their reply frame: the other fields, stamp and seal. */
+const RECORD_FRAME_SLACK_BYTES = 1_024;
 
 export type MemberChange = 'joined' | 'suspect' | 'alive' | 'dead' | 'left' | 'updated';
 
@@ -114,6 +127,8 @@ export class Context {
     readonly rng: Rng,
     readonly keyring: Keyring | undefined,
     epoch: number,
+    /** Whether a peer-supplied address may be used (the runtime refuses port 0, multicast and the like). */
+    readonly acceptAddress: (addr: string) => boolean,
   ) {
     this.packetBytesMax = config.udpPayloadBytesMax - (keyring === undefined ? 0 : SEAL_OVERHEAD_BYTES + REPLAY_STAMP_BYTES);
     if (keyring !== undefined) {
@@ -249,6 +264,14 @@ export class Context {
     const budget = this.packetBytesMax - size;
     if (budget > 0) this.broadcasts.take(budget, this.retransmitLimit(), bodies);
     this.send({ addr, bytes: buildPacket(bodies), stream: false });
+  }
+
+  /** Sends one stream request frame to `addr`; the reply it may read is bounded by what it asks for. */
+  sendStream(addr: string, plain: Uint8Array, reply: StreamReply): void {
+    const c = this.config;
+    const replyBytesMax = reply === 'ack' ? ACK_FRAME_BYTES_MAX : reply === 'record'
+      ? Math.min(c.streamBytesMax, c.recordBytesMax + c.nameBytesMax + RECORD_FRAME_SLACK_BYTES) : c.streamBytesMax;
+    this.send({ addr, bytes: plain, stream: true, replyBytesMax });
   }
 
   send(t: Transmit): void {

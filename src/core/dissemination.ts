@@ -14,11 +14,24 @@ import { randomInt } from './rng.js';
 import type { Timer } from './timers.js';
 import type { Transitions } from './transitions.js';
 import {
-  buildPacket, encodeMessage, encodePacket, HEADER_BYTES, MemberState, MessageType, type PushPullEntry, type PushPullMessage,
+  buildPacket, encodeMessage, encodePushPullMembers, HEADER_BYTES, MemberState, MessageType, type PushPullEntry, type PushPullMessage,
+  pushPullPacket,
 } from './wire.js';
 
 /** Push-pull entries merged in one turn of the driver's loop (about 5-10 ms of work); the rest follow 1 ms later. */
 const MERGE_CHUNK = 512;
+/**
+ * Large push-pulls waiting to be merged. Members send one per push-pull period, so a longer
+ * backlog is a flood: more are refused unanswered (the sender tries again next period) rather
+ * than held, each up to a whole frame's worth of decoded entries.
+ */
+const MERGES_PENDING_MAX = 4;
+/**
+ * Whole-table encodings made per second at most (one is 13-22 ms at 10,000 members). The
+ * encoding is kept until the table changes; a flood of push-pull requests beyond this rate is
+ * answered with the latest one, at most about 1/rate seconds older than the table.
+ */
+const STATE_ENCODES_PER_SECOND = 10;
 
 interface PendingMerge {
   from: string;
@@ -53,6 +66,10 @@ export class Dissemination {
   /** A join reply has been merged once. */
   private joined = false;
   private rejoinTimer: Timer<TimerKind> | undefined;
+  /** The member list as last encoded, and the table revision it shows. */
+  private encoded: { revision: number; members: Uint8Array } | undefined;
+  private encodeTokens = STATE_ENCODES_PER_SECOND;
+  private encodeTokensAtMs = 0;
 
   constructor(
     private readonly ctx: Context,
@@ -77,9 +94,9 @@ export class Dissemination {
       this.joinSyncQuiet = 0;
       this.schedulePushPull(now, this.joinSyncMs);
     }
-    const request = encodePacket([this.localState(true, false)]);
+    const request = this.statePacket(now, true, false);
     for (const seed of seeds) {
-      if (seed !== ctx.table.addrs[SELF]) ctx.send({ addr: seed, bytes: request, stream: true });
+      if (seed !== ctx.table.addrs[SELF]) ctx.sendStream(seed, request, 'state');
     }
     this.seeds = seeds.filter((seed) => seed !== ctx.table.addrs[SELF]);
     if (ctx.config.rejoinIntervalMs > 0 && this.seeds.length > 0 && this.rejoinTimer === undefined) this.scheduleRejoin(now);
@@ -96,8 +113,8 @@ export class Dissemination {
     if (ctx.leaving) return;
     const missing = this.seeds.filter((seed) => !this.aliveAt(seed));
     if (missing.length > 0) {
-      const request = encodePacket([this.localState(true, false)]);
-      for (const seed of missing) ctx.send({ addr: seed, bytes: request, stream: true });
+      const request = this.statePacket(now, true, false);
+      for (const seed of missing) ctx.sendStream(seed, request, 'state');
     }
     this.scheduleRejoin(now);
   }
@@ -154,9 +171,9 @@ export class Dissemination {
     // Also try one dead member: if it was only cut off, this heals the partition (antrea#4491).
     const [lost] = ctx.sample(1, (s) => ctx.stateOf(s) === MemberState.Dead && ctx.isVisible(s));
     if (peer === undefined && lost === undefined) return;
-    const request = encodePacket([this.localState(false, false)]);
-    if (peer !== undefined) ctx.send({ addr: ctx.table.addrs[peer] as string, bytes: request, stream: true });
-    if (lost !== undefined) ctx.send({ addr: ctx.table.addrs[lost] as string, bytes: request, stream: true });
+    const request = this.statePacket(now, false, false);
+    if (peer !== undefined) ctx.sendStream(ctx.table.addrs[peer] as string, request, 'state');
+    if (lost !== undefined) ctx.sendStream(ctx.table.addrs[lost] as string, request, 'state');
   }
 
   private readonly merges: PendingMerge[] = [];
@@ -174,7 +191,11 @@ export class Dissemination {
       this.mergeChunk(now, merge);
       return this.merged(now, merge);
     }
-    const reply = m.reply ? undefined : encodePacket([this.localState(m.join, true)]);
+    if (this.merges.length >= MERGES_PENDING_MAX) {
+      this.ctx.drop(from, 'merge-backlog', `${m.members.length} entries`);
+      return undefined;
+    }
+    const reply = m.reply ? undefined : this.statePacket(now, m.join, true);
     this.merges.push(merge);
     if (this.merges.length === 1) this.onMergeTick(now);
     return reply;
@@ -202,7 +223,7 @@ export class Dissemination {
       ctx.joining = false;
       this.joined = true;
     }
-    if (!m.reply) return encodePacket([this.localState(m.join, true)]);
+    if (!m.reply) return this.statePacket(now, m.join, true);
     if (this.joinSyncMs > 0) this.noteJoinSync(now, ctx.tableChanges !== merge.changesBefore);
     return undefined;
   }
@@ -219,8 +240,13 @@ export class Dissemination {
     const { from, m } = merge;
     if (merge.next === 0) ctx.table.reserve(m.members.length);
     const end = Math.min(m.members.length, merge.next + MERGE_CHUNK);
+    let badAddresses = 0;
     for (let i = merge.next; i < end; i++) {
       const r = m.members[i] as PushPullEntry;
+      if (!ctx.acceptAddress(r.addr)) {
+        badAddresses++;
+        continue;
+      }
       if (!this.transitions.plausible(from, r.name, Math.max(r.aliveIncarnation, r.incarnation))) continue;
       // A joiner's own entry comes first. If its name is alive here at another address, keep
       // the holder: our reply then shows the joiner its name taken, and it stays out.
@@ -240,9 +266,23 @@ export class Dissemination {
       }
     }
     merge.next = end;
+    if (badAddresses > 0) ctx.drop(from, 'bad-address', `${badAddresses} push-pull entries`);
   }
 
-  private localState(join: boolean, reply: boolean): PushPullMessage {
+  /** This member's table as a push-pull packet, from the kept encoding while the table is unchanged. */
+  private statePacket(now: number, join: boolean, reply: boolean): Uint8Array {
+    const revision = this.ctx.table.revision;
+    const elapsedMs = Math.max(0, now - this.encodeTokensAtMs);
+    this.encodeTokens = Math.min(STATE_ENCODES_PER_SECOND, this.encodeTokens + (elapsedMs * STATE_ENCODES_PER_SECOND) / 1_000);
+    this.encodeTokensAtMs = now;
+    if (this.encoded === undefined || (this.encoded.revision !== revision && this.encodeTokens >= 1)) {
+      this.encodeTokens -= 1;
+      this.encoded = { revision, members: encodePushPullMembers(this.localEntries()) };
+    }
+    return pushPullPacket(join, reply, this.encoded.members);
+  }
+
+  private localEntries(): PushPullEntry[] {
     const ctx = this.ctx;
     const t = ctx.table;
     const members: PushPullEntry[] = [];
@@ -255,7 +295,7 @@ export class Dissemination {
         version: t.version[s] as number, digest: record.digest, recordBytes: record.size,
       });
     }
-    return { type: MessageType.PushPull, join, reply, members };
+    return members;
   }
 
   /** After a join-time push-pull reply: enough quiet ones in a row mean converged, back to the regular period. */

@@ -47,6 +47,15 @@ export class MemberTable {
   version = new Uint32Array(16);
   state = new Uint8Array(16);
   stateChangeMs = new Float64Array(16);
+  /**
+   * Bumped by every change to what a push-pull carries (names, addresses, records, incarnations,
+   * versions, states): `add` and `remove` here, `changed()` at each column write elsewhere.
+   */
+  revision = 0;
+
+  changed(): void {
+    this.revision++;
+  }
 
   slotOf(name: string): number {
     return this.index.get(name) ?? -1;
@@ -66,6 +75,7 @@ export class MemberTable {
     this.state[s] = state;
     this.stateChangeMs[s] = nowMs;
     this.size++;
+    this.revision++;
     return s;
   }
 
@@ -93,6 +103,7 @@ export class MemberTable {
     this.addrs.pop();
     this.records.pop();
     this.size--;
+    this.revision++;
     return slot === last ? -1 : last;
   }
 

@@ -100,7 +100,6 @@ export class Membership {
   private readonly suspicions: Suspicions;
   private readonly datagramLimits: WireLimits;
   private readonly streamLimits: WireLimits;
-  private readonly acceptAddress: ((addr: string) => boolean) | undefined;
 
   constructor(options: MembershipOptions) {
     this.config = resolveConfig(options.config);
@@ -118,8 +117,7 @@ export class Membership {
       throw new InvalidOptionError('incarnation', 'must be an integer in 0..2^32-16');
     }
     this.name = options.name;
-    this.acceptAddress = options.acceptAddress;
-    const ctx = new Context(config, options.name, options.rng, options.keyring, options.epoch ?? options.nowMs);
+    const ctx = new Context(config, options.name, options.rng, options.keyring, options.epoch ?? options.nowMs, options.acceptAddress ?? (() => true));
     this.ctx = ctx;
     const round = new ProbeRound(options.rng);
     this.suspicions = new Suspicions(ctx);
@@ -263,6 +261,7 @@ export class Membership {
     if (record.length > this.config.recordBytesMax) throw new OversizedError('record', record.length, this.config.recordBytesMax);
     const t = ctx.table;
     t.records[SELF] = heldRecord(record);
+    t.changed();
     if ((t.version[SELF] as number) < 0xffff_ffff) {
       t.version[SELF] = (t.version[SELF] as number) + 1;
       ctx.broadcastSelfAlive();
@@ -339,18 +338,11 @@ export class Membership {
 
   /** False (dropped and counted) if `m` names an address peers may not name; bad push-pull entries are left out. */
   private addressesAccepted(from: string, m: Message): boolean {
-    const accept = this.acceptAddress;
-    if (accept === undefined) return true;
+    const accept = this.ctx.acceptAddress;
+    // A push-pull's entries are checked as they are merged, chunk by chunk (dissemination.ts).
     let bad: string | undefined;
     if (m.type === MessageType.Alive && !accept(m.addr)) bad = m.addr;
     else if (m.type === MessageType.PingReq && !accept(m.targetAddr)) bad = m.targetAddr;
-    else if (m.type === MessageType.PushPull) {
-      const kept = m.members.filter((e) => accept(e.addr));
-      if (kept.length < m.members.length) {
-        this.ctx.drop(from, 'bad-address', `${m.members.length - kept.length} push-pull entries`);
-        m.members = kept;
-      }
-    }
     if (bad === undefined) return true;
     this.ctx.drop(from, 'bad-address', bad);
     return false;

@@ -82,7 +82,7 @@ export class Prober {
     }
     p.nacksExpected = helpers.length;
     // The stream path gets through where only UDP is blocked or lossy (serf#216).
-    ctx.send({ addr: targetAddr, bytes: encodePacket([{ type: MessageType.Ping, seq: p.seq, target: p.target, source: ctx.name }]), stream: true });
+    ctx.sendStream(targetAddr, encodePacket([{ type: MessageType.Ping, seq: p.seq, target: p.target, source: ctx.name }]), 'ack');
   }
 
   /** A ping over UDP: ack it if it is for us (with gossip only to a member known at that address). */

@@ -41,6 +41,7 @@ export class RecordPulls {
     const t = ctx.table;
     const name = t.names[s] as string;
     t.records[s] = heldRecord(record, (t.records[s] as HeldRecord).digest);
+    t.changed();
     const pull = this.inFlight.get(name);
     if (pull !== undefined) {
       pull.timer.cancelled = true;
@@ -102,7 +103,7 @@ export class RecordPulls {
     const request = encodePacket([{
       type: MessageType.RecordPull, node: name, incarnation: t.aliveIncarnation[s] as number, version: t.version[s] as number,
     }]);
-    ctx.send({ addr, bytes: request, stream: true });
+    ctx.sendStream(addr, request, 'record');
     const timer = ctx.timers.schedule(now + PULL_TIMEOUT_PROBES * ctx.config.probeIntervalMs, { kind: 'pull', name });
     this.inFlight.set(name, { addr, timer });
   }

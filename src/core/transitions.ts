@@ -176,6 +176,7 @@ export class Transitions {
     if (previous !== state) t.stateChangeMs[s] = now;
     t.incarnation[s] = incarnation;
     t.state[s] = state;
+    t.changed();
     if (wasLive !== live) ctx.liveCount += live ? 1 : -1;
     if (wasLive && !live && s !== SELF) this.upkeep.tombstone(t.names[s] as string, now);
     if (state !== MemberState.Suspect) this.suspicions.end(t.names[s] as string);
@@ -187,6 +188,7 @@ export class Transitions {
     const next = Math.max(t.incarnation[SELF] as number, atLeast) + 1;
     t.incarnation[SELF] = next;
     t.aliveIncarnation[SELF] = next;
+    t.changed();
     this.ctx.broadcastSelfAlive();
   }
 
@@ -230,6 +232,7 @@ export class Transitions {
    */
   private setIdentity(now: number, s: Slot, from: string, m: AliveFields, have: boolean): void {
     const t = this.ctx.table;
+    t.changed();
     t.aliveIncarnation[s] = m.incarnation;
     t.version[s] = m.version;
     t.addrs[s] = intern(m.addr);

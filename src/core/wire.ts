@@ -129,12 +129,25 @@ function toTuple(m: Message): unknown[] {
     case MessageType.Alive: return [m.type, m.node, m.incarnation, m.addr, m.record, m.version, m.digest, m.recordBytes];
     case MessageType.Dead: return [m.type, m.node, m.incarnation];
     case MessageType.Left: return [m.type, m.node, m.incarnation];
-    case MessageType.PushPull:
-      return [m.type, m.join, m.reply, m.members.map((e) => [
-        e.name, e.addr, e.record, e.aliveIncarnation, e.incarnation, e.state, e.version, e.digest, e.recordBytes,
-      ])];
+    case MessageType.PushPull: return [m.type, m.join, m.reply, m.members.map(entryTuple)];
     case MessageType.RecordPull: return [m.type, m.node, m.incarnation, m.version];
   }
+}
+
+function entryTuple(e: PushPullEntry): unknown[] {
+  return [e.name, e.addr, e.record, e.aliveIncarnation, e.incarnation, e.state, e.version, e.digest, e.recordBytes];
+}
+
+/** A push-pull's member list, encoded once and framed for each exchange by `pushPullPacket`. */
+export function encodePushPullMembers(members: readonly PushPullEntry[]): Uint8Array {
+  return packr.pack(members.map(entryTuple));
+}
+
+/** The packet `encodePacket` makes of a push-pull whose member list `encodePushPullMembers` encoded. */
+export function pushPullPacket(join: boolean, reply: boolean, members: Uint8Array): Uint8Array {
+  // A 4-element MessagePack array: the type, then the two flags as true (0xc3) or false (0xc2).
+  const head = [0x94, MessageType.PushPull, join ? 0xc3 : 0xc2, reply ? 0xc3 : 0xc2];
+  return buildPacket([Uint8Array.from(head), members]);
 }
 
 /** Concatenates the header and already-encoded message bodies into one packet. */

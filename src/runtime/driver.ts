@@ -66,7 +66,7 @@ export class Driver {
   private drain(): void {
     const core = this.core;
     for (let t = core.pollTransmit(); t !== undefined; t = core.pollTransmit()) {
-      if (t.stream) this.transport.sendStream(t.addr, t.bytes);
+      if (t.stream) this.transport.sendStream(t.addr, t.bytes, t.replyBytesMax);
       else this.transport.sendDatagram(t.addr, t.bytes);
     }
     for (let e = core.pollEvent(); e !== undefined; e = core.pollEvent()) this.onEvent(e);

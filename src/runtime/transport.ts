@@ -179,8 +179,11 @@ export class Transport {
     }
   }
 
-  /** Opens a stream to `addr`, sends one frame and hands any reply frame to `streamReply`. */
-  sendStream(addr: string, bytes: Uint8Array): void {
+  /**
+   * Opens a stream to `addr`, sends one frame and hands any reply frame to `streamReply`. A reply
+   * larger than `replyBytesMax` (what the request asked for) ends the stream unread.
+   */
+  sendStream(addr: string, bytes: Uint8Array, replyBytesMax = this.limits.frameBytesMax): void {
     const to = this.resolve(addr);
     if (this.closed || to === undefined || this.outbound >= this.limits.outboundStreamsMax || bytes.length > this.limits.frameBytesMax) {
       this.stats.streamsRefused++;
@@ -196,7 +199,7 @@ export class Transport {
     this.stats.streamsOut++;
     const stream = this.track(socket, false, to.host);
     socket.once('connect', () => this.writeFrame(socket, bytes));
-    this.readFrame(stream, (reply) => {
+    this.readFrame(stream, Math.min(replyBytesMax, this.limits.frameBytesMax), (reply) => {
       socket.end();
       this.handlers.streamReply(addr, reply);
     });
@@ -222,7 +225,7 @@ export class Transport {
     this.stats.streamsIn++;
     const stream = this.track(socket, true, source);
     const from = formatAddress(source, socket.remotePort ?? 0);
-    this.readFrame(stream, (request) => {
+    this.readFrame(stream, this.limits.frameBytesMax, (request) => {
       const reply = this.handlers.stream(from, request);
       if (reply !== undefined) this.writeFrame(socket, reply);
       socket.end();
@@ -296,8 +299,8 @@ export class Transport {
     this.stats.tcpBytesOut += LENGTH_BYTES + bytes.length;
   }
 
-  /** Reads one length-prefixed frame; an oversized or truncated one ends the stream. */
-  private readFrame(stream: Stream, onFrame: (bytes: Uint8Array) => void): void {
+  /** Reads one length-prefixed frame; one declared over `bytesMax`, or truncated, ends the stream. */
+  private readFrame(stream: Stream, bytesMax: number, onFrame: (bytes: Uint8Array) => void): void {
     const socket = stream.socket;
     const chunks: Buffer[] = [];
     let expected = -1;
@@ -309,7 +312,7 @@ export class Transport {
       this.stats.streamBytesBuffered += chunk.length;
       if (expected < 0 && stream.received >= LENGTH_BYTES) {
         expected = Buffer.concat(chunks).readUInt32BE(0);
-        if (expected > this.limits.frameBytesMax) {
+        if (expected > bytesMax) {
           this.stats.streamErrors++;
           this.release(stream);
           socket.destroy();
