@@ -1,6 +1,6 @@
 /**
  * SimulatedCluster: a Simulation whose members each have a Catalog, built the first time it is
- * used, so `grapevine/sim` users can register services and look them up as a process would.
+ * used, so `grapevine-registry/sim` users can register services and look them up as a process would.
  */
 import type { ConfigOptions } from '../src/core/config.js';
 import type { Membership } from '../src/core/membership.js';

@@ -1,10 +1,10 @@
 /**
- * `grapevine/sim`: run whole clusters on a virtual clock in your own tests. The simulator drives
+ * `grapevine-registry/sim`: run whole clusters on a virtual clock in your own tests. The simulator drives
  * the same protocol core as the runtime, on a seeded virtual network, so a run is fast (minutes
  * of cluster time in milliseconds), needs no sockets, and replays exactly from its seed.
  *
  * ```ts
- * import { simulate } from 'grapevine/sim';
+ * import { simulate } from 'grapevine-registry/sim';
  * const cluster = simulate({ nodes: 20, seed: 42 });     // n0..n19, all joined through n0
  * cluster.runFor(10_000);
  * cluster.crash('n7');

@@ -1,6 +1,6 @@
 /**
- * Health checks against real local servers on 127.0.0.1. Intervals are short; every wait is
- * bounded and no assertion is about speed.
+ * Health checks against real local servers on 127.0.0.1. Intervals are the 1 s minimum; every
+ * wait is bounded and no assertion is about speed.
  */
 import { createServer as createHttp, type Server } from 'node:http';
 import { createServer as createTcp } from 'node:net';
@@ -40,7 +40,7 @@ describe('health checks', () => {
     const status = { code: 200 };
     const { url } = await httpServer(status);
     const t = track();
-    const check = started(new HealthCheck({ http: url, intervalMs: 20, timeoutMs: 2_000, rise: 2, fall: 2 }, t.onChange));
+    const check = started(new HealthCheck({ http: url, intervalMs: 1_000, timeoutMs: 900, rise: 2, fall: 2 }, t.onChange));
     expect(await check.start()).toBe('passing');
     status.code = 429;
     await until(() => check.status === 'warning');
@@ -53,14 +53,16 @@ describe('health checks', () => {
 
   test('a single bad answer inside a streak does not flip the status', async () => {
     const status = { code: 200 };
-    const { url } = await httpServer(status);
     const t = track();
-    const check = started(new HealthCheck({ http: url, intervalMs: 15, timeoutMs: 2_000, fall: 100 }, t.onChange));
+    let served = 0;
+    const { url, server } = await httpServer(status);
+    server.on('request', () => served++);
+    const check = started(new HealthCheck({ http: url, intervalMs: 1_000, timeoutMs: 900, fall: 2 }, t.onChange));
     await check.start();
     status.code = 500;
-    await new Promise((r) => setTimeout(r, 150));
+    await until(() => served >= 2, 5_000); // one failing answer
     status.code = 200;
-    await new Promise((r) => setTimeout(r, 60));
+    await until(() => served >= 4, 5_000); // and passing ones after it
     expect(t.seen).toEqual(['passing']);
   });
 
@@ -84,7 +86,7 @@ describe('health checks', () => {
 
   test('TTL: critical until pass(), critical again when the heartbeat stops', async () => {
     const t = track();
-    const check = started(new HealthCheck({ ttlMs: 80 }, t.onChange));
+    const check = started(new HealthCheck({ ttlMs: 1_000 }, t.onChange));
     expect(await check.start()).toBe('critical');
     check.pass();
     expect(check.status).toBe('passing');
@@ -113,6 +115,8 @@ describe('health checks', () => {
     bad({ http: 'not a url' }, 'check.http');
     bad({ http: 'ftp://x/' }, 'check.http');
     bad({ tcp: '127.0.0.1:80', intervalMs: -1 }, 'check.intervalMs');
+    bad({ tcp: '127.0.0.1:80', intervalMs: 5 }, 'check.intervalMs');
+    bad({ ttlMs: 999 }, 'check.ttlMs');
     bad({ tcp: '127.0.0.1:80', rise: 0 }, 'check.rise');
     bad({ run: 'nope' }, 'check.run');
     expect(() => new HealthCheck({ tcp: '127.0.0.1:1' }, () => undefined).pass()).toThrowError(expect.objectContaining({ option: 'check' }));

@@ -109,7 +109,7 @@ describe('a real cluster on loopback', () => {
     const port = (server.address() as { port: number }).port;
     const web = await Grapevine.start({ name: 'web-1', bind: '127.0.0.1:0', seeds: [seed], keyring: [Buffer.from(KEY, 'hex')] });
     try {
-      const handle = await web.register({ name: 'web', port, check: { http: `http://127.0.0.1:${port}/health`, intervalMs: 250, rise: 1, fall: 1 } });
+      const handle = await web.register({ name: 'web', port, check: { http: `http://127.0.0.1:${port}/health`, intervalMs: 1_000, rise: 1, fall: 1 } });
       expect(handle.health).toBe('passing');
       const healthEverywhere = async (health: string): Promise<boolean> => {
         const views = await Promise.all(others('').map((a) => a.lookup('web')));

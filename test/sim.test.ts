@@ -11,7 +11,7 @@ import { decodePacket, encodePacket, MessageType } from '../src/core/wire.js';
 import { InvariantChecker } from '../sim/invariants.js';
 import { LIMITS } from './arbitraries.js';
 
-describe('grapevine/sim for users', () => {
+describe('grapevine-registry/sim for users', () => {
   // The example from the README, as a user would paste it.
   test('a crashed member is declared dead everywhere; a partition heals', () => {
     const cluster = simulate({ nodes: 20, seed: 42 });

@@ -1,20 +1,48 @@
 /**
- * `grapevine agent`: runs one member in this process. With --json it prints one JSON object per
- * line ({"ready":...} once joined, then every member and service event) and answers "members",
- * "stats", "services" and "lookup <service>" on stdin; "leave" and "close" end it. `--service`
- * registers an instance for a non-Node service ("name:port", or a JSON registration with a
- * health check). Used by the demo, the integration tests and the cluster benchmark.
+ * `grapevine agent`: runs one member in this process, for services that are not written for
+ * Node. `--service` registers an instance ("name:port", or a JSON registration with a health
+ * check). Logs go to stderr (`--log-level`, `--log-json`). With --json, stdout carries one JSON
+ * object per line ({"ready":...} once joined, then every member and service event) and stdin
+ * answers "members", "stats", "services" and "lookup <service>"; "leave" and "close" end it.
+ * SIGTERM and SIGINT leave gracefully. The demo, the integration tests and the cluster
+ * benchmark drive agents this way.
  */
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { Grapevine, type Registration } from '../runtime/index.js';
 import type { ProfileName } from '../core/config.js';
+import { Grapevine, LOG_LEVELS, type LogFields, type Logger, type LogLevel, type Registration } from '../runtime/index.js';
+import { HELP, parse, UsageError } from './args.js';
+import { loadKeyring } from './keys.js';
+
+export const AGENT_USAGE = `usage: grapevine agent [options]
+
+Runs one member of a grapevine cluster in this process.
+
+  --name NAME            unique member name (default: <hostname>-<port>)
+  --bind HOST:PORT       where to listen, UDP and TCP (default 0.0.0.0:7946; IPv6 as [::1]:7946)
+  --advertise HOST:PORT  the address other members should use, if not the bound one (NAT, containers)
+  --seed HOST:PORT       a member to join through; repeat for several
+  --no-retry-join        exit if no seed answers, instead of running alone and retrying
+  --profile lan|wan|local  protocol timing preset (default lan)
+  --protocol JSON        protocol overrides, e.g. '{"probeIntervalMs":500}'
+  --keyring-file PATH    encryption keys, one per line (hex or base64); the first seals.
+                         Or set GRAPEVINE_KEYRING=key1,key2. "grapevine keygen" makes one.
+  --service SPEC         register a service: name:port, or JSON such as
+                         '{"name":"web","port":8080,"check":{"http":"http://127.0.0.1:8080/health","intervalMs":5000}}'
+  --meta KEY=VALUE       node metadata; repeat for several
+  --log-level LEVEL      debug, info, warn, error or silent (default info); logs go to stderr
+  --log-json             log one JSON object per line
+  --json                 machine interface: JSON events on stdout, commands on stdin
+  -h, --help             this text
+`;
 
 export async function runAgent(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parse(() => parseArgs({
     args: argv,
+    strict: true,
     allowNegative: true,
     options: {
+      ...HELP,
       name: { type: 'string' },
       bind: { type: 'string', default: '0.0.0.0:7946' },
       advertise: { type: 'string' },
@@ -23,14 +51,22 @@ export async function runAgent(argv: string[]): Promise<void> {
       'retry-join': { type: 'boolean', default: true },
       profile: { type: 'string', default: 'lan' },
       protocol: { type: 'string' },
-      'key-hex': { type: 'string' },
+      'keyring-file': { type: 'string' },
       json: { type: 'boolean', default: false },
       service: { type: 'string', multiple: true, default: [] },
+      meta: { type: 'string', multiple: true, default: [] },
+      'log-level': { type: 'string', default: 'info' },
+      'log-json': { type: 'boolean', default: false },
     },
-  });
-  const json = values.json === true;
-  const print = (o: Record<string, unknown>, text: string): void => {
-    process.stdout.write(json ? `${JSON.stringify({ t: Date.now(), ...o })}\n` : `${text}\n`);
+  }));
+  const logger = stderrLogger(values['log-level'], values['log-json']);
+  const protocol = values.protocol === undefined ? undefined : parseJson(values.protocol, '--protocol') as Record<string, number>;
+  const services = values.service.map(parseService);
+  const meta = parseMeta(values.meta);
+  const keyring = loadKeyring(values['keyring-file']);
+  const json = values.json;
+  const print = (o: Record<string, unknown>): void => {
+    if (json) process.stdout.write(`${JSON.stringify({ t: Date.now(), ...o })}\n`);
   };
   let gv: Grapevine;
   try {
@@ -41,65 +77,128 @@ export async function runAgent(argv: string[]): Promise<void> {
       seeds: values.seed,
       retryJoin: values['retry-join'],
       profile: values.profile as ProfileName,
-      ...(values.protocol !== undefined ? { protocol: JSON.parse(values.protocol) as Record<string, number> } : {}),
-      ...(values['key-hex'] !== undefined ? { keyring: [Uint8Array.from(Buffer.from(values['key-hex'], 'hex'))] } : {}),
+      ...(protocol !== undefined ? { protocol } : {}),
+      ...(keyring !== undefined ? { keyring } : {}),
+      ...(meta !== undefined ? { meta } : {}),
+      logger,
     });
   } catch (e) {
-    const err = e as { code?: string; message: string };
-    print({ error: { code: err.code, message: err.message } }, `error: ${err.message}`);
-    process.exitCode = 3;
+    fail(e, print);
     return;
   }
   try {
-    for (const spec of values.service) await gv.register(parseService(spec));
+    for (const registration of services) await gv.register(registration);
   } catch (e) {
-    const err = e as { code?: string; message: string };
-    print({ error: { code: err.code, message: err.message } }, `error: ${err.message}`);
-    process.exitCode = 3;
+    fail(e, print);
     await gv.close();
     return;
   }
   gv.on('service', ({ type, instance }) => {
-    print({ service: type, instance }, `${gv.name}: ${instance.service} ${instance.id} on ${instance.node} ${type} (${instance.health})`);
+    print({ service: type, instance });
+    logger.info(`service ${instance.service} ${instance.id} on ${instance.node} ${type} (${instance.health})`, { service: instance.service, id: instance.id, node: instance.node, change: type, health: instance.health });
   });
-  gv.on('member', ({ type, member }) => {
-    print({ event: type, member: member.name, incarnation: member.incarnation }, `${gv.name}: ${member.name} ${type}`);
-  });
-  print({ ready: { name: gv.name, address: gv.address } }, `${gv.name} listening on ${gv.address}`);
+  gv.on('member', ({ type, member }) => print({ event: type, member: member.name, incarnation: member.incarnation }));
+  print({ ready: { name: gv.name, address: gv.address } });
+  if (!json) process.stdout.write(`${gv.name} listening on ${gv.address} (pid ${process.pid})\n`);
   // Members learned while joining were announced before anyone could listen: report them now.
-  for (const m of gv.members()) {
-    if (m.name !== gv.name) print({ event: 'joined', member: m.name, incarnation: m.incarnation }, `${gv.name}: ${m.name} joined`);
-  }
+  for (const m of gv.members()) if (m.name !== gv.name) print({ event: 'joined', member: m.name, incarnation: m.incarnation });
   const rl = createInterface({ input: process.stdin });
+  let stopping = false;
   const stop = (how: 'leave' | 'close'): void => {
+    if (stopping) return;
+    stopping = true;
     rl.close();
     void (how === 'leave' ? gv.leave() : gv.close()).then(() => process.exit(0));
   };
-  rl.on('line', (line) => {
-    const cmd = line.trim();
-    if (cmd === 'members') {
-      const members = gv.members().map((m) => ({ name: m.name, state: m.state, incarnation: m.incarnation, addr: m.addr }));
-      print({ members }, members.map((m) => `${m.name.padEnd(16)} ${m.state.padEnd(8)} ${m.addr}`).join('\n'));
-    } else if (cmd.startsWith('lookup ')) {
-      const service = cmd.slice('lookup '.length).trim();
-      const instances = gv.lookup(service);
-      print({ lookup: { service, instances } }, instances.map((i) => `${i.service} ${i.id} ${i.address}:${i.port} ${i.health} (${i.node})`).join('\n'));
-    } else if (cmd === 'services') {
-      print({ services: gv.services() }, gv.services().join('\n'));
-    } else if (cmd === 'stats') {
-      const mem = process.memoryUsage();
-      print({ stats: gv.stats(), healthScore: gv.healthScore, heapUsed: mem.heapUsed, rss: mem.rss }, JSON.stringify(gv.stats()));
-    } else if (cmd === 'leave' || cmd === 'close') {
-      stop(cmd);
-    }
-  });
+  if (json) rl.on('line', (line) => answer(gv, line.trim(), print, stop));
   process.once('SIGTERM', () => stop('leave'));
   process.once('SIGINT', () => stop('leave'));
+  followLauncher(() => stop('leave'));
+}
+
+/** How often an agent started by npx or `npm run` checks that its launcher is still there. */
+const LAUNCHER_CHECK_MS = 500;
+
+/**
+ * Under `npx grapevine agent` (or an npm script) npm runs us through `sh -c`, and a SIGTERM to
+ * npm reaches only that shell, which dies without passing it on: the agent would be orphaned,
+ * still gossiping. Such an agent leaves when its parent goes away. Started any other way
+ * (directly, under nohup or a supervisor) it keeps running as a daemon would.
+ */
+function followLauncher(leave: () => void): void {
+  if (process.env.npm_command !== 'exec' && process.env.npm_command !== 'run-script') return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    leave();
+  }, LAUNCHER_CHECK_MS);
+  timer.unref();
+}
+
+function answer(gv: Grapevine, cmd: string, print: (o: Record<string, unknown>) => void, stop: (how: 'leave' | 'close') => void): void {
+  if (cmd === 'members') {
+    print({ members: gv.members().map((m) => ({ name: m.name, state: m.state, incarnation: m.incarnation, addr: m.addr })) });
+  } else if (cmd.startsWith('lookup ')) {
+    const service = cmd.slice('lookup '.length).trim();
+    print({ lookup: { service, instances: gv.lookup(service) } });
+  } else if (cmd === 'services') {
+    print({ services: gv.services() });
+  } else if (cmd === 'stats') {
+    const mem = process.memoryUsage();
+    print({ stats: gv.stats(), healthScore: gv.healthScore, heapUsed: mem.heapUsed, rss: mem.rss });
+  } else if (cmd === 'leave' || cmd === 'close') {
+    stop(cmd);
+  }
+}
+
+function fail(e: unknown, print: (o: Record<string, unknown>) => void): void {
+  const err = e as { code?: string; message: string };
+  print({ error: { code: err.code, message: err.message } });
+  process.stderr.write(`grapevine agent: ${err.message}\n`);
+  process.exitCode = 3;
+}
+
+/** A logger writing to stderr at `level` and above, as text or JSON lines. */
+export function stderrLogger(level: string, asJson: boolean): Logger {
+  if (level !== 'silent' && !(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, silent; got "${level}"`);
+  }
+  const min = level === 'silent' ? LOG_LEVELS.length : LOG_LEVELS.indexOf(level as LogLevel);
+  const write = (lvl: LogLevel) => (message: string, fields?: LogFields): void => {
+    if (LOG_LEVELS.indexOf(lvl) < min) return;
+    const time = new Date().toISOString();
+    process.stderr.write(asJson ? `${JSON.stringify({ time, level: lvl, msg: message, ...fields })}\n` : `${time} ${lvl.padEnd(5)} ${message}\n`);
+  };
+  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
+}
+
+function parseJson(text: string, option: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`${option}: not JSON (${(e as Error).message})`);
+  }
 }
 
 /** "name:port" or a JSON registration, e.g. {"name":"web","port":8080,"check":{"http":"http://127.0.0.1:8080/health"}}. */
 function parseService(spec: string): Registration {
-  if (spec.trimStart().startsWith('{')) return JSON.parse(spec) as Registration;
+  if (spec.trimStart().startsWith('{')) return parseJson(spec, '--service') as Registration;
   const at = spec.lastIndexOf(':');
-  return { name: spec.slice(0, at), port: Number(spec.slice(at + 1)) };
+  const port = Number(spec.slice(at + 1));
+  if (at <= 0 || !/^\d+$/.test(spec.slice(at + 1)) || port < 1 || port > 65_535) {
+    throw new UsageError(`--service ${spec}: expected name:port (port 1-65535) or a JSON registration`);
+  }
+  return { name: spec.slice(0, at), port };
+}
+
+function parseMeta(pairs: string[]): Record<string, string> | undefined {
+  if (pairs.length === 0) return undefined;
+  const meta: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--meta ${pair}: expected KEY=VALUE`);
+    meta[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return meta;
 }

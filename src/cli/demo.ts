@@ -1,19 +1,38 @@
 /**
  * `npm run demo`: a real cluster on 127.0.0.1, one process per member, each registering a `web`
- * instance. It waits for the members to find each other and every registry to list every
+ * instance: a small HTTP server this process runs for it, watched by an HTTP health check, so
+ * the health shown is measured, not assumed. It waits for the members to find each other and every registry to list every
  * instance, SIGKILLs one and shows every other member detecting it and its instance vanishing
  * from lookups, restarts it under the same name and shows it rejoining, then leaves gracefully
  * and exits. Every phase is bounded.
  */
+import { createServer, type Server } from 'node:http';
 import { parseArgs } from 'node:util';
+import { HELP, integer, parse } from './args.js';
 import { AgentProcess } from './processes.js';
 
 const PHASE_TIMEOUT_MS = 60_000;
 
+export const DEMO_USAGE = `usage: grapevine demo [--nodes N]
+
+Starts N members (3-20, default 5) on 127.0.0.1, one process each, each with a web service and
+its health check; kills one without warning, shows the others detect it, restarts it, and leaves.
+
+  --nodes N   how many members
+  -h, --help  this text
+`;
+
+/** A web server for one member's instance, on a free loopback port, answering its health check. */
+async function webServer(name: string): Promise<Server> {
+  const server = createServer((_, res) => res.end(`hello from ${name}\n`));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
 export async function runDemo(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { nodes: { type: 'string', default: '5' } } });
-  const count = Number(values.nodes);
-  if (!Number.isInteger(count) || count < 3 || count > 20) throw new Error('--nodes must be an integer from 3 to 20');
+  const { values } = parse(() => parseArgs({ args: argv, strict: true, options: { ...HELP, nodes: { type: 'string', default: '5' } } }));
+  const count = integer(values.nodes, 'nodes', 3, 20);
+  const servers = new Map<string, Server>();
   const names = Array.from({ length: count }, (_, i) => `node-${i + 1}`);
   const started = Date.now();
   const clock = (): string => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s`;
@@ -21,8 +40,11 @@ export async function runDemo(argv: string[]): Promise<void> {
   const say = (text: string): void => void process.stdout.write(`${clock()}  ${text}\n`);
 
   const launch = async (name: string, bind: string, seeds: string[]): Promise<AgentProcess> => {
-    const port = 8_001 + names.indexOf(name);
-    const agent = new AgentProcess({ name, bind, seeds, profile: 'lan', services: [{ name: 'web', port, tags: ['demo'] }] });
+    const server = servers.get(name) ?? await webServer(name);
+    servers.set(name, server);
+    const port = (server.address() as { port: number }).port;
+    const check = { http: `http://127.0.0.1:${port}/health`, intervalMs: 1_000 };
+    const agent = new AgentProcess({ name, bind, seeds, profile: 'lan', services: [{ name: 'web', port, tags: ['demo'], check }] });
     agents.set(name, agent);
     await agent.ready();
     return agent;
@@ -70,12 +92,17 @@ export async function runDemo(argv: string[]): Promise<void> {
   /** Prints each member's suspect/dead/joined/alive events about `subject` as they happen. */
   const narrate = (subject: string): (() => void) => {
     const seen = new Map<string, number>();
+    const wasDead = new Set<string>();
     const timer = setInterval(() => {
       for (const [name, agent] of agents) {
         if (!agent.running) continue;
         const from = seen.get(name) ?? agent.lines.length;
         for (const l of agent.lines.slice(from)) {
-          if (l.member === subject && l.event !== undefined) say(`${name} sees ${subject} ${l.event} (incarnation ${l.incarnation})`);
+          if (l.member !== subject || l.event === undefined) continue;
+          // A member that comes back after being declared dead is new to the table again: it "joins" a second time.
+          const event = l.event === 'joined' && wasDead.has(name) ? 'rejoined' : l.event;
+          if (l.event === 'dead') wasDead.add(name);
+          say(`${name} sees ${subject} ${event} (incarnation ${l.incarnation})`);
         }
         seen.set(name, agent.lines.length);
       }
@@ -98,7 +125,9 @@ export async function runDemo(argv: string[]): Promise<void> {
     const victimAgent = agents.get(victim) as AgentProcess;
     const victimAddress = victimAgent.address;
     const stopNarrating = narrate(victim);
-    say(`SIGKILL ${victim} (pid ${victimAgent.pid}): no goodbye, the others must notice the silence`);
+    say(`SIGKILL ${victim} (pid ${victimAgent.pid}): no goodbye, the others must notice the silence.`);
+    say('  (Each member probes a random other every second. One that does not answer, directly or');
+    say('   through others, becomes "suspect"; if it does not deny it in time, it is declared "dead".)');
     victimAgent.signal('SIGKILL');
     await victimAgent.exited;
     await everyone((o, s) => o === victim || s.get(victim) === 'dead', `everyone to declare ${victim} dead`);
@@ -108,10 +137,13 @@ export async function runDemo(argv: string[]): Promise<void> {
     await printLookup(names[0] as string);
 
     say(`restarting ${victim} on ${victimAddress} under the same name`);
+    say('  (Every member carries an incarnation number that only it may raise. News about a member');
+    say('   with a higher incarnation replaces older news. The new process hears it was declared dead');
+    say('   and announces itself with a higher incarnation than that verdict: it refutes its death.)');
     await launch(victim, victimAddress, [first.address]);
     await everyone((_, s) => names.every((n) => s.get(n) === 'alive'), `${victim} to rejoin`);
     stopNarrating();
-    say(`${victim} is back: it refuted its death with a higher incarnation`);
+    say(`${victim} is back: everyone took its higher incarnation over the old death notice`);
     await printTable();
     await allLookups(count, `${victim}'s instance to return to every lookup`);
     await printLookup(names[0] as string);
@@ -126,5 +158,6 @@ export async function runDemo(argv: string[]): Promise<void> {
     say('done');
   } finally {
     for (const a of agents.values()) if (a.running) a.signal('SIGKILL');
+    for (const s of servers.values()) s.close();
   }
 }

@@ -1,25 +1,91 @@
 #!/usr/bin/env node
-/** The `grapevine` command. Subcommands: agent, demo, members, services, lookup. */
-import { runAgent } from './agent.js';
-import { runDemo } from './demo.js';
-import { runQuery } from './query.js';
+/** The `grapevine` command: agent, members, services, lookup, keygen, demo, help, --version. */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { AGENT_USAGE, runAgent } from './agent.js';
+import { HELP, HelpRequested, parse, UsageError } from './args.js';
+import { DEMO_USAGE, runDemo } from './demo.js';
+import { newKey } from './keys.js';
+import { QUERY_USAGE, runQuery } from './query.js';
 
-const [command, ...rest] = process.argv.slice(2);
-if (command === 'agent') await runAgent(rest);
-else if (command === 'demo') await runDemo(rest);
-else if (command === 'members' || command === 'services' || command === 'lookup') {
-  try {
-    await runQuery(command, rest);
-  } catch (e) {
-    process.stderr.write(`grapevine ${command}: ${(e as Error).message}\n`);
-    process.exitCode = 2;
+const USAGE = `usage: grapevine <command> [options]
+
+A peer-to-peer service registry: every member gossips its services and keeps the whole registry.
+
+commands:
+  agent      run a member in this process (for services not written for Node)
+  members    list the cluster's members, asking through a seed
+  services   list the cluster's services
+  lookup     list the instances of one service
+  keygen     print a new random encryption key
+  demo       run a small cluster on 127.0.0.1 and watch it detect a crash
+  help       this text
+
+"grapevine <command> --help" shows a command's options; "grapevine --version" the version.
+`;
+
+const KEYGEN_USAGE = `usage: grapevine keygen [--hex]
+
+Prints a new random 32-byte key, base64 (or hex with --hex). Put it in a keyring file or in
+GRAPEVINE_KEYRING on every member.
+`;
+
+const USAGES: Record<string, string> = { agent: AGENT_USAGE, demo: DEMO_USAGE, keygen: KEYGEN_USAGE, ...QUERY_USAGE };
+
+function version(): string {
+  // dist/src/cli/main.js or src/cli/main.ts: the package.json is two or three levels up.
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'grapevine-registry') return pkg.version ?? 'unknown';
+    } catch {
+      // not there: try the next level
+    }
+  }
+  return 'unknown';
+}
+
+async function run(command: string | undefined, rest: string[]): Promise<void> {
+  switch (command) {
+    case 'agent': return runAgent(rest);
+    case 'demo': return runDemo(rest);
+    case 'members':
+    case 'services':
+    case 'lookup': return runQuery(command, rest);
+    case 'keygen': {
+      const { values } = parse(() => parseArgs({ args: rest, strict: true, options: { ...HELP, hex: { type: 'boolean', default: false } } }));
+      process.stdout.write(`${newKey(values.hex)}\n`);
+      return;
+    }
+    default: throw new UsageError(`unknown command "${command}"`);
   }
 }
-else {
-  process.stderr.write('usage: grapevine agent [--name N] [--bind host:port] [--seed host:port ...] [--profile lan|wan|local]\n'
-    + '                       [--service name:port | --service JSON ...] [--key-hex K] [--json]\n'
-    + '       grapevine members|services --seed host:port [--key-hex K] [--json]\n'
-    + '       grapevine lookup <service> --seed host:port [--healthy] [--tag T ...] [--key-hex K] [--json]\n'
-    + '       grapevine demo [--nodes 5]\n');
-  process.exitCode = command === undefined || command === '--help' ? 0 : 2;
+
+const [command, ...rest] = process.argv.slice(2);
+if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+  const topic = command === 'help' ? rest[0] : undefined;
+  const text = topic !== undefined && USAGES[topic] !== undefined ? USAGES[topic] : USAGE;
+  // Asked for, it is output (exit 0); for a bare "grapevine" it is a mistake's explanation (exit 2).
+  if (command === undefined) {
+    process.stderr.write(text);
+    process.exitCode = 2;
+  } else process.stdout.write(text);
+} else if (command === '--version' || command === '-v' || command === 'version') {
+  process.stdout.write(`${version()}\n`);
+} else {
+  try {
+    await run(command, rest);
+  } catch (e) {
+    const usage = USAGES[command] ?? USAGE;
+    if (e instanceof HelpRequested) {
+      process.stdout.write(usage);
+    } else if (e instanceof UsageError) {
+      process.stderr.write(`grapevine${USAGES[command] !== undefined ? ` ${command}` : ''}: ${e.message}\n\n${usage}`);
+      process.exitCode = 2;
+    } else {
+      const err = e as { code?: string; message?: string };
+      process.stderr.write(`grapevine ${command}: ${err.message ?? String(e)}${err.code !== undefined ? ` (${err.code})` : ''}\n`);
+      process.exitCode = 1;
+    }
+  }
 }

@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { KEYRING_ENV } from './keys.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
@@ -39,7 +40,10 @@ export interface AgentOptions {
   seeds?: string[];
   profile?: 'lan' | 'wan' | 'local';
   protocol?: Record<string, number | boolean>;
+  /** The key, hex; passed in GRAPEVINE_KEYRING, never on the command line. */
   keyHex?: string;
+  /** The agent's --log-level (default error: its logs go to this process's stderr). */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** Pass --no-retry-join: exit when no seed answers instead of starting alone. */
   noRetryJoin?: boolean;
   /** Registrations, as for `grapevine agent --service` (JSON objects). */
@@ -57,15 +61,17 @@ export class AgentProcess {
   private waiters = new Set<() => void>();
 
   constructor(readonly options: AgentOptions) {
-    const flags = ['agent', '--json', '--name', options.name, '--bind', options.bind, '--profile', options.profile ?? 'lan'];
+    const flags = ['agent', '--json', '--name', options.name, '--bind', options.bind, '--profile', options.profile ?? 'lan', '--log-level', options.logLevel ?? 'error'];
     for (const s of options.seeds ?? []) flags.push('--seed', s);
     if (options.protocol !== undefined) flags.push('--protocol', JSON.stringify(options.protocol));
-    if (options.keyHex !== undefined) flags.push('--key-hex', options.keyHex);
     if (options.noRetryJoin === true) flags.push('--no-retry-join');
     for (const s of options.services ?? []) flags.push('--service', JSON.stringify(s));
     const execArgs = options.compiled === true ? [join(ROOT, 'dist', 'src', 'cli', 'main.js'), ...flags]
       : FROM_SOURCE ? ['--import', 'tsx', MAIN, ...flags] : [MAIN, ...flags];
-    this.child = spawn(process.execPath, execArgs, { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+    const env = { ...process.env };
+    delete env[KEYRING_ENV];
+    if (options.keyHex !== undefined) env[KEYRING_ENV] = options.keyHex;
+    this.child = spawn(process.execPath, execArgs, { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'inherit'] });
     this.child.stdin?.on('error', () => undefined); // a child that already exited: nothing to tell it
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => {
       resolve(code ?? signal ?? -1);

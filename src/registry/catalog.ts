@@ -15,9 +15,9 @@
  */
 import type { MembershipEvent } from '../core/context.js';
 import type { MemberInfo } from '../core/members.js';
-import { OversizedError } from '../core/errors.js';
+import { InvalidOptionError, OversizedError } from '../core/errors.js';
 import { checkMeta, decodeRecord, encodeRecord, type Health, type ServiceDefinition, type ServiceRecord, toServiceRecord } from './record.js';
-import { type Instance, type LookupFilter, type PickOptions, Registry, type RegistryOptions, type ServiceChange } from './registry.js';
+import { type Instance, type LookupFilter, type PickOptions, type PickStrategy, Registry, type RegistryOptions, type ServiceChange } from './registry.js';
 import { watchService, type WatchOptions } from './watch.js';
 
 /** What the Catalog needs of the membership core (`Membership` provides it). */
@@ -102,11 +102,20 @@ export class Catalog {
 
   /** Instances of `service` matching `filter`, from memory. The array is frozen. */
   lookup(service: string, filter?: LookupFilter): readonly Instance[] {
+    checkService(service);
+    if (filter !== undefined) checkFilter(filter);
     return this.registry.lookup(service, filter);
   }
 
   /** One instance of `service`: healthy ones only unless `healthy: false`, suspect members' last. */
   pick(service: string, options?: PickOptions): Instance | undefined {
+    checkService(service);
+    if (options !== undefined) {
+      checkFilter(options);
+      if (options.strategy !== undefined && !STRATEGIES.includes(options.strategy)) {
+        throw new InvalidOptionError('strategy', `must be one of ${STRATEGIES.join(', ')}; got ${JSON.stringify(options.strategy)}`);
+      }
+    }
     return this.registry.pick(service, options);
   }
 
@@ -133,6 +142,7 @@ export class Catalog {
 
   /** Changes to `service` as an async iterator (current instances first unless `initial: false`). */
   watch(service: string, options: WatchOptions = {}): AsyncIterableIterator<ServiceChange> {
+    checkService(service);
     return watchService(this.registry, service, options);
   }
 
@@ -177,4 +187,22 @@ export class Catalog {
     this.meta = meta;
     this.registry.applyMember(this.core.self());
   }
+}
+
+const STRATEGIES: readonly PickStrategy[] = ['round-robin', 'random', 'weighted'];
+
+/** A service name argument: a non-empty string, else InvalidOptionError('service'). */
+function checkService(service: unknown): asserts service is string {
+  if (typeof service !== 'string' || service.length === 0) throw new InvalidOptionError('service', `must be a non-empty string; got ${service === '' ? 'an empty string' : typeof service}`);
+}
+
+/** A lookup filter's fields, each checked by type (InvalidOptionError naming it). */
+function checkFilter(filter: LookupFilter): void {
+  if (filter === null || typeof filter !== 'object') throw new InvalidOptionError('filter', 'must be an object');
+  const { tags, meta, healthy } = filter;
+  if (tags !== undefined && (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string'))) throw new InvalidOptionError('tags', 'must be an array of strings');
+  if (meta !== undefined && (meta === null || typeof meta !== 'object' || !Object.values(meta).every((v) => typeof v === 'string'))) {
+    throw new InvalidOptionError('meta', 'must be an object of strings');
+  }
+  if (healthy !== undefined && typeof healthy !== 'boolean') throw new InvalidOptionError('healthy', 'must be a boolean');
 }

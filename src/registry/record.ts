@@ -5,7 +5,7 @@
  * Records come from peers, so decoding scans every length first and validates every field.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { InvalidOptionError } from '../core/errors.js';
+import { InvalidOptionError, OversizedError } from '../core/errors.js';
 import { scanValue } from '../core/msgpack-scan.js';
 import { isPrintable, utf8Length } from '../core/wire.js';
 
@@ -158,9 +158,9 @@ export function toServiceRecord(def: ServiceDefinition, id: string): ServiceReco
   const address = def.address ?? '';
   if (typeof address !== 'string' || utf8Length(address) > RECORD_LIMITS.stringBytesMax) throw new InvalidOptionError('service.address', 'must be a string');
   const tags = def.tags ?? [];
-  if (!Array.isArray(tags) || tags.length > RECORD_LIMITS.tagsMax || !tags.every((t) => typeof t === 'string' && utf8Length(t) <= RECORD_LIMITS.stringBytesMax)) {
-    throw new InvalidOptionError('service.tags', `must be at most ${RECORD_LIMITS.tagsMax} strings`);
-  }
+  if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw new InvalidOptionError('service.tags', 'must be an array of strings');
+  if (tags.length > RECORD_LIMITS.tagsMax) throw new InvalidOptionError('service.tags', `has ${tags.length} tags, at most ${RECORD_LIMITS.tagsMax}`);
+  for (const t of tags) checkBytes(t, 'service.tags[]');
   const meta = checkMeta(def.meta ?? {}, 'service.meta');
   const weight = def.weight ?? 1;
   if (!isWeight(weight)) throw new InvalidOptionError('service.weight', 'must be a number in 0..1000000');
@@ -170,13 +170,19 @@ export function toServiceRecord(def: ServiceDefinition, id: string): ServiceReco
 }
 
 export function checkMeta(meta: Readonly<Record<string, string>>, option: string): Readonly<Record<string, string>> {
-  if (meta === null || typeof meta !== 'object') throw new InvalidOptionError(option, 'must be an object of strings');
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) throw new InvalidOptionError(option, 'must be an object of strings');
   const entries = Object.entries(meta);
-  if (entries.length > RECORD_LIMITS.metaEntriesMax) throw new InvalidOptionError(option, `has more than ${RECORD_LIMITS.metaEntriesMax} entries`);
+  if (entries.length > RECORD_LIMITS.metaEntriesMax) throw new InvalidOptionError(option, `has ${entries.length} entries, at most ${RECORD_LIMITS.metaEntriesMax}`);
   for (const [k, v] of entries) {
-    if (typeof v !== 'string' || utf8Length(k) > RECORD_LIMITS.stringBytesMax || utf8Length(v) > RECORD_LIMITS.stringBytesMax) {
-      throw new InvalidOptionError(option, `entry ${JSON.stringify(k)} must be a string of at most ${RECORD_LIMITS.stringBytesMax} bytes`);
-    }
+    if (typeof v !== 'string') throw new InvalidOptionError(`${option}.${k}`, 'must be a string');
+    checkBytes(k, `${option} key ${JSON.stringify(k.slice(0, 32))}`);
+    checkBytes(v, `${option}.${k}`);
   }
   return Object.freeze({ ...meta });
+}
+
+/** A string within RECORD_LIMITS.stringBytesMax UTF-8 bytes, else an OversizedError naming `what`. */
+function checkBytes(s: string, what: string): void {
+  const size = utf8Length(s);
+  if (size > RECORD_LIMITS.stringBytesMax) throw new OversizedError(what, size, RECORD_LIMITS.stringBytesMax);
 }

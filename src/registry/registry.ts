@@ -6,7 +6,8 @@
  * Updates cost O(instances of the changed node); a lookup without a filter is a map read that
  * returns a cached frozen array (rebuilt once after a change to that service, not per call).
  */
-import { hostOf } from '../core/address.js';
+import { formatAddress, hostOf } from '../core/address.js';
+import { InvalidOptionError } from '../core/errors.js';
 import type { MemberInfo } from '../core/members.js';
 import { type Rng, randomFloat, randomInt } from '../core/rng.js';
 import { decodeRecord, EMPTY_NODE_RECORD, type Health, type NodeRecord, type ServiceRecord } from './record.js';
@@ -18,8 +19,13 @@ export interface Instance {
   readonly service: string;
   /** The member that registered it. */
   readonly node: string;
+  /** Host name or IP address, IPv6 without brackets ("::1"). */
   readonly address: string;
   readonly port: number;
+  /** "address:port" with IPv6 bracketed ("[::1]:8080"): ready for a URL or a connect string. */
+  readonly hostPort: string;
+  /** `scheme://hostPort` plus `path` (default scheme http): `instance.url('https', '/health')`. */
+  url(scheme?: string, path?: string): string;
   readonly tags: readonly string[];
   readonly meta: Readonly<Record<string, string>>;
   readonly weight: number;
@@ -327,11 +333,21 @@ function keyOf(i: Instance): string {
   return `${i.node}\u0000${i.id}`;
 }
 
+/** Shared by every instance, so `url` costs no memory per instance (and stays out of JSON). */
+const INSTANCE_METHODS = Object.freeze({
+  url(this: Instance, scheme = 'http', path = ''): string {
+    if (typeof scheme !== 'string' || !/^[a-z][a-z0-9+.-]*$/i.test(scheme)) throw new InvalidOptionError('scheme', `not a URL scheme: ${String(scheme)}`);
+    if (typeof path !== 'string') throw new InvalidOptionError('path', 'must be a string');
+    return `${scheme}://${this.hostPort}${path === '' || path.startsWith('/') ? path : `/${path}`}`;
+  },
+});
+
 function makeInstance(node: string, host: string, s: ServiceRecord, suspect: boolean): Instance {
-  return Object.freeze({
-    id: s.id, service: s.name, node, address: s.address === '' ? host : s.address, port: s.port,
-    tags: s.tags, meta: s.meta, weight: s.weight, health: s.health, suspect, source: 'gossip',
-  });
+  const address = s.address === '' ? host : s.address;
+  return Object.freeze(Object.assign(Object.create(INSTANCE_METHODS) as { url: Instance['url'] }, {
+    id: s.id, service: s.name, node, address, port: s.port, hostPort: formatAddress(address, s.port),
+    tags: s.tags, meta: s.meta, weight: s.weight, health: s.health, suspect, source: 'gossip' as const,
+  }));
 }
 
 function sameInstance(a: Instance, b: Instance): boolean {

@@ -8,7 +8,8 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { formatAddress, isUnicastAddress } from '../core/address.js';
-import { GrapevineError, InvalidStateError } from '../core/errors.js';
+import { GrapevineError, InvalidOptionError, InvalidStateError } from '../core/errors.js';
+import type { MemberInfo } from '../core/members.js';
 import { type MemberChange, Membership, type MembershipEvent, type MembershipStats } from '../core/membership.js';
 import { REPLAY_STAMP_BYTES } from '../core/replay.js';
 import { Keyring, SEAL_OVERHEAD_BYTES } from '../core/seal.js';
@@ -18,7 +19,8 @@ import type { Instance, LookupFilter, PickOptions, ServiceChange } from '../regi
 import type { WatchOptions } from '../registry/watch.js';
 import { Driver } from './driver.js';
 import { type CheckDefinition, HealthCheck } from './health-check.js';
-import { defaultAdvertise, type GrapevineOptions, validate } from './options.js';
+import { DropSummary, type Logger } from './log.js';
+import { defaultAdvertise, type GrapevineOptions, positive, validate } from './options.js';
 import { cryptoRng, monotonicMs } from './system.js';
 import { Transport, type TransportStats } from './transport.js';
 
@@ -130,10 +132,16 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   private readonly internal = new EventEmitter();
   /** Aborted at close: ends watches and pending waitFor calls. */
   private readonly lifetime = new AbortController();
+  private readonly log: Logger;
+  private readonly drops: DropSummary;
+  /** Until start() returns, members learned are logged at debug: a join into 10,000 members is one line, not 10,000. */
+  private starting = true;
 
-  private constructor(core: Membership, transport: Transport, keyring: Keyring | undefined, includeSuspect: boolean) {
+  private constructor(core: Membership, transport: Transport, keyring: Keyring | undefined, includeSuspect: boolean, log: Logger) {
     super();
     this.core = core;
+    this.log = log;
+    this.drops = new DropSummary(log);
     this.transport = transport;
     this.localCatalog = new Catalog(core, { rng: cryptoRng(), includeSuspect });
     this.catalog = this.localCatalog;
@@ -176,7 +184,10 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       await transport.close();
       throw e;
     }
-    const gv = new Grapevine(core, transport, o.keyring, o.includeSuspect);
+    const gv = new Grapevine(core, transport, o.keyring, o.includeSuspect, o.logger);
+    o.logger.info(`member ${name} listening on ${gv.boundAddress}, reachable at ${address}${o.keyring === undefined ? ' (no keyring: packets are not encrypted)' : ''}`, {
+      name, bound: gv.boundAddress, address, encrypted: o.keyring !== undefined,
+    });
     const meta = o.meta;
     if (meta !== undefined) gv.input((now) => gv.localCatalog.setNodeMeta(now, meta));
     else gv.input(() => undefined);
@@ -185,21 +196,27 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       try {
         await gv.join(seeds, o.joinTimeoutMs, o.retryJoin, options.signal);
       } catch (e) {
+        o.logger.error(`member ${name} could not join: ${(e as Error).message}`, { name, seeds });
         await gv.close();
         throw e;
       }
     }
+    gv.starting = false;
     return gv;
   }
 
-  /** Every member this node knows, itself included, with its state. Read from local memory. */
+  /**
+   * Every member this node knows, itself included, with its state. Read from local memory.
+   * After leave() this member shows itself `left`; after close(), `dead` (as the others will).
+   */
   members(): Member[] {
-    return this.core.members().map((m) => this.localCatalog.toMember(m));
+    return this.core.members().map((m) => this.asSeen(m));
   }
 
   member(name: string): Member | undefined {
+    if (typeof name !== 'string') throw new InvalidOptionError('name', 'must be a string');
     const m = this.core.member(name);
-    return m === undefined ? undefined : this.localCatalog.toMember(m);
+    return m === undefined ? undefined : this.asSeen(m);
   }
 
   /**
@@ -237,6 +254,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
 
   /** Removes one of this node's instances (and stops its check). False if there is none with that id. */
   async deregister(id: string): Promise<boolean> {
+    if (typeof id !== 'string') throw new InvalidOptionError('id', 'must be a string');
     this.checks.get(id)?.stop();
     this.checks.delete(id);
     if (this.closing !== undefined || this.leaving !== undefined) return false;
@@ -274,7 +292,9 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
    * with InvalidStateError when this member closes first.
    */
   waitFor(service: string, options: LookupFilter & { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Instance> {
-    const { timeoutMs, signal, ...rest } = options;
+    const { timeoutMs, signal, ...rest } = options ?? {};
+    if (timeoutMs !== undefined) positive(timeoutMs, 'timeoutMs', 0);
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidOptionError('signal', 'must be an AbortSignal');
     const filter: LookupFilter = { healthy: true, ...rest };
     const found = (): Instance | undefined => this.localCatalog.lookup(service, filter)[0];
     const now = found();
@@ -341,11 +361,11 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
    * number of times (or `timeoutMs`, default 5 s), then closes.
    */
   leave(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = positive(options?.timeoutMs, 'timeoutMs', 5_000);
     if (this.leaving !== undefined) return this.leaving;
     if (this.closing !== undefined) return this.closing;
     // A member that gave its name up is already silent: there is nobody to announce a leave for.
     if (this.core.nameLostTo !== undefined) return this.close();
-    const timeoutMs = options.timeoutMs ?? 5_000;
     this.leaving = new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
@@ -363,6 +383,9 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /** Stops at once, without telling anyone (they will detect the silence). Idempotent. */
   close(): Promise<void> {
     if (this.closing !== undefined) return this.closing;
+    this.drops.flush();
+    this.drops.stop();
+    this.log.info(`member ${this.name} ${this.leaving === undefined ? 'closed' : 'left'}`, { name: this.name });
     for (const check of this.checks.values()) check.stop();
     this.checks.clear();
     this.lifetime.abort();
@@ -382,9 +405,10 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
         this.internal.off('conflict', onConflict);
         signal?.removeEventListener('abort', onAbort);
       };
-      const onSynced = (event: { join: boolean }): void => {
+      const onSynced = (event: { join: boolean; members: number }): void => {
         if (!event.join) return;
         cleanup();
+        this.log.info(`member ${this.name} joined: ${this.core.members().length} members known`, { name: this.name, members: this.core.members().length });
         resolve();
       };
       const onConflict = (event: { outcome: string; otherAddr: string }): void => {
@@ -400,8 +424,10 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       };
       const deadline = setTimeout(() => {
         cleanup();
-        if (retryJoin) resolve();
-        else reject(new JoinError(`no seed answered within ${timeoutMs} ms: ${seeds.join(', ')}`));
+        if (retryJoin) {
+          this.log.warn(`no seed answered within ${timeoutMs} ms (${seeds.join(', ')}); running alone and asking them again every few seconds`, { seeds });
+          resolve();
+        } else reject(new JoinError(`no seed answered within ${timeoutMs} ms: ${seeds.join(', ')}`));
       }, timeoutMs);
       const retry = setInterval(() => this.input((now) => this.core.join(now, seeds)), JOIN_RETRY_MS);
       this.internal.on('synced', onSynced);
@@ -419,19 +445,46 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     if ('member' in e) {
       this.localCatalog.handleEvent(e);
       const member = this.localCatalog.toMember(e.member);
+      this.logMember(e.type, member);
       this.emit('member', { type: e.type, member });
       if (MEMBER_CHANGES.has(e.type)) this.emit(e.type, member);
       return;
     }
     switch (e.type) {
-      case 'health': this.emit('health', e.score); break;
-      case 'dropped': this.emit('dropped', { from: e.from, reason: e.reason, ...(e.detail !== undefined ? { detail: e.detail } : {}) }); break;
+      case 'health':
+        this.log.debug(`local health score ${e.score} (0 is healthy; higher means this process answers slowly and probes less)`, { score: e.score });
+        this.emit('health', e.score);
+        break;
+      case 'dropped':
+        this.drops.add(e.from, e.reason);
+        this.emit('dropped', { from: e.from, reason: e.reason, ...(e.detail !== undefined ? { detail: e.detail } : {}) });
+        break;
       case 'conflict':
+        if (e.outcome === 'lost') this.log.error(`member ${e.name} gave its name up to the process at ${e.otherAddr}, which kept claiming it; this member is now silent`, { ...e });
+        else this.log.warn(`another process claims the name ${e.name} from ${e.otherAddr} (${e.outcome})`, { ...e });
         this.internal.emit('conflict', e);
         this.emit('conflict', { name: e.name, addr: e.addr, otherAddr: e.otherAddr, outcome: e.outcome });
         break;
       case 'synced': this.internal.emit('synced', e); break;
       case 'leave-disseminated': this.internal.emit('leave-disseminated'); break;
+    }
+  }
+
+  private asSeen(info: MemberInfo): Member {
+    const member = this.localCatalog.toMember(info);
+    if (info.name !== this.name || this.closing === undefined) return member;
+    return { ...member, state: this.leaving !== undefined ? 'left' : 'dead' };
+  }
+
+  private logMember(type: MemberChange, m: Member): void {
+    const fields = { member: m.name, addr: m.addr, incarnation: m.incarnation };
+    switch (type) {
+      case 'joined': return this.log[this.starting ? 'debug' : 'info'](`member ${m.name} joined at ${m.addr}`, fields);
+      case 'left': return this.log.info(`member ${m.name} left`, fields);
+      case 'dead': return this.log.warn(`member ${m.name} at ${m.addr} is dead: it stopped answering probes`, fields);
+      case 'alive': return this.log.info(`member ${m.name} is alive again`, fields);
+      case 'suspect': return this.log.debug(`member ${m.name} is suspected: a probe went unanswered`, fields);
+      case 'updated': return this.log.debug(`member ${m.name} updated its record`, fields);
     }
   }
 

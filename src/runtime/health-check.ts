@@ -10,8 +10,11 @@ import { InvalidOptionError } from '../core/errors.js';
 import { HEALTH, type Health } from '../registry/record.js';
 import { positive } from './options.js';
 
+/** Shortest check interval and TTL, as Consul's and Kubernetes' (1 s): faster checks load the service more than they tell. */
+export const CHECK_INTERVAL_MIN_MS = 1_000;
+
 interface Timing {
-  /** Time between runs. Default 10 s. */
+  /** Time between runs, at least 1 s. Default 10 s. */
   intervalMs?: number;
   /** A run that takes longer is critical. Default 5 s or the interval, whichever is shorter. */
   timeoutMs?: number;
@@ -25,7 +28,7 @@ interface Timing {
 export interface HttpCheck extends Timing { http: string; headers?: Record<string, string> }
 /** Connect to `tcp` ("host:port"): connected is passing. */
 export interface TcpCheck extends Timing { tcp: string }
-/** The service reports itself with pass()/warn()/fail(); silence for `ttlMs` is critical. */
+/** The service reports itself with pass()/warn()/fail(); silence for `ttlMs` (at least 1 s) is critical. */
 export interface TtlCheck { ttlMs: number }
 /** Your own test: return a Health or a boolean; throwing or timing out is critical. */
 export interface FunctionCheck extends Timing {
@@ -57,11 +60,11 @@ export class HealthCheck {
     const d = def as Partial<HttpCheck & TcpCheck & TtlCheck & FunctionCheck>;
     const kinds = ['http', 'tcp', 'ttlMs', 'run'].filter((k) => d[k as keyof typeof d] !== undefined);
     if (kinds.length !== 1) throw new InvalidOptionError('check', 'needs exactly one of http, tcp, ttlMs, run');
-    this.intervalMs = positive(d.intervalMs, 'check.intervalMs', 10_000);
+    this.intervalMs = atLeastOneSecond(d.intervalMs, 'check.intervalMs', 10_000);
     this.timeoutMs = positive(d.timeoutMs, 'check.timeoutMs', Math.min(this.intervalMs, 5_000));
     this.rise = count(d.rise, 'check.rise', 2);
     this.fall = count(d.fall, 'check.fall', 3);
-    this.ttlMs = d.ttlMs === undefined ? 0 : positive(d.ttlMs, 'check.ttlMs', 0);
+    this.ttlMs = d.ttlMs === undefined ? 0 : atLeastOneSecond(d.ttlMs, 'check.ttlMs', 0);
     if (d.http !== undefined) this.run = httpRun(d.http, d.headers);
     else if (d.tcp !== undefined) this.run = tcpRun(d.tcp);
     else if (d.run !== undefined) this.run = functionRun(d.run);
@@ -201,6 +204,12 @@ function functionRun(run: FunctionCheck['run']): CheckRun {
     if (typeof result === 'boolean') return result ? 'passing' : 'critical';
     return HEALTH.includes(result) ? result : 'critical';
   };
+}
+
+function atLeastOneSecond(value: number | undefined, option: string, fallback: number): number {
+  const ms = positive(value, option, fallback);
+  if (ms < CHECK_INTERVAL_MIN_MS) throw new InvalidOptionError(option, `must be at least ${CHECK_INTERVAL_MIN_MS} ms, got ${ms}`);
+  return ms;
 }
 
 function count(value: number | undefined, option: string, fallback: number): number {

@@ -2,6 +2,8 @@
 export { Grapevine, JoinError, NameConflictError, WaitTimeoutError } from './grapevine.js';
 export type { GrapevineEvents, GrapevineOptions, Registration, ServiceHandle } from './grapevine.js';
 export { BindError } from './transport.js';
+export { LOG_LEVELS } from './log.js';
+export type { LogFields, Logger, LogLevel } from './log.js';
 export type { TransportStats } from './transport.js';
 export { HealthCheck } from './health-check.js';
 export type { CheckDefinition, FunctionCheck, HttpCheck, TcpCheck, TtlCheck } from './health-check.js';

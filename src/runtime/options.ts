@@ -5,6 +5,7 @@ import { type Config, type ConfigOptions, type ProfileName, resolveConfig } from
 import { InvalidOptionError } from '../core/errors.js';
 import { Keyring } from '../core/seal.js';
 import { checkMeta } from '../registry/record.js';
+import { checkLogger, type Logger } from './log.js';
 
 export interface GrapevineOptions {
   /** Unique member name. Default: `<hostname>-<port>`. Reuse it after a restart to rejoin as the same member. */
@@ -44,6 +45,12 @@ export interface GrapevineOptions {
   inboundStreamsMax?: number;
   /** Aborts start() while it is joining. */
   signal?: AbortSignal;
+  /**
+   * Where to log joins, leaves, deaths, name conflicts and summaries of dropped input: any object
+   * with debug/info/warn/error (console, pino). Each is called with a message and an object of
+   * fields. Default: silent.
+   */
+  logger?: Logger;
 }
 
 export interface ValidOptions {
@@ -59,11 +66,12 @@ export interface ValidOptions {
   retryJoin: boolean;
   streamTimeoutMs: number;
   inboundStreamsMax: number;
+  logger: Logger;
 }
 
 const KNOWN_OPTIONS = new Set([
   'name', 'bind', 'advertise', 'seeds', 'profile', 'protocol', 'keyring', 'meta', 'joinTimeoutMs', 'retryJoin', 'streamTimeoutMs',
-  'inboundStreamsMax', 'signal', 'includeSuspect',
+  'inboundStreamsMax', 'signal', 'includeSuspect', 'logger',
 ]);
 
 export function validate(options: GrapevineOptions): ValidOptions {
@@ -89,6 +97,7 @@ export function validate(options: GrapevineOptions): ValidOptions {
     keyring = new Keyring(options.keyring);
   }
   const meta = options.meta === undefined ? undefined : checkMeta(options.meta, 'meta');
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new InvalidOptionError('signal', 'must be an AbortSignal');
   for (const flag of ['includeSuspect', 'retryJoin'] as const) {
     if (options[flag] !== undefined && typeof options[flag] !== 'boolean') throw new InvalidOptionError(flag, 'must be a boolean');
   }
@@ -98,6 +107,7 @@ export function validate(options: GrapevineOptions): ValidOptions {
     retryJoin: options.retryJoin ?? false,
     streamTimeoutMs: positive(options.streamTimeoutMs, 'streamTimeoutMs', 10_000),
     inboundStreamsMax: positive(options.inboundStreamsMax, 'inboundStreamsMax', 64),
+    logger: checkLogger(options.logger),
   };
 }
 

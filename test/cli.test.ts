@@ -1,0 +1,117 @@
+/**
+ * The `grapevine` command as a user meets it, run from source: usage and help, parse errors as
+ * one line plus the usage (exit 2, no stack trace), --version, keygen, key files, and an agent
+ * that stops on SIGTERM. Agents bind 127.0.0.1 only and are stopped by their own PID.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '..');
+const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+const dir = mkdtempSync(join(tmpdir(), 'grapevine-cli-'));
+const children: ChildProcess[] = [];
+
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: { ...process.env, GRAPEVINE_KEYRING: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function expectUsageError(r: Run, first: RegExp): void {
+  expect(r.code).toBe(2);
+  expect(r.stderr.split('\n')[0]).toMatch(first);
+  expect(r.stderr).toContain('usage: grapevine');
+  expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+}
+
+describe('grapevine command line', () => {
+  test('help: --help, -h, help and help <command> print usage and exit 0; every subcommand takes --help', async () => {
+    const runs = await Promise.all([['--help'], ['-h'], ['help'], ['help', 'agent'], ['agent', '--help'], ['lookup', '--help'], ['members', '-h'], ['demo', '--help'], ['keygen', '--help']].map((a) => cli(a)));
+    for (const r of runs) {
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('usage: grapevine');
+      expect(r.stderr).toBe('');
+    }
+    const agentHelp = runs[4]?.stdout ?? '';
+    for (const flag of ['--advertise', '--protocol', '--bind', '--keyring-file', '--log-level', '--log-json']) expect(agentHelp).toContain(flag);
+    expect(runs[3]?.stdout).toBe(agentHelp);
+  }, 60_000);
+
+  test('mistakes: one line naming the problem, then the usage, exit 2', async () => {
+    const [unknownFlag, unknownCommand, demoNodes, missingSeed, badService, badLevel] = await Promise.all([
+      cli(['agent', '--bogus']), cli(['frobnicate']), cli(['demo', '--nodes', '50']), cli(['members']),
+      cli(['agent', '--service', 'web']), cli(['agent', '--log-level', 'loud']),
+    ]);
+    expectUsageError(unknownFlag as Run, /^grapevine agent: Unknown option '--bogus'/);
+    expectUsageError(unknownCommand as Run, /^grapevine: unknown command "frobnicate"/);
+    expectUsageError(demoNodes as Run, /^grapevine demo: --nodes must be a whole number from 3 to 20, got "50"/);
+    expectUsageError(missingSeed as Run, /^grapevine members: --seed HOST:PORT is required/);
+    expectUsageError(badService as Run, /^grapevine agent: --service web: expected name:port/);
+    expectUsageError(badLevel as Run, /^grapevine agent: --log-level must be one of debug, info, warn, error, silent/);
+  }, 60_000);
+
+  test('--version prints the package version', async () => {
+    const r = await cli(['--version']);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
+  test('keygen prints a new 32-byte key, base64 or hex; bad keys in a file or the environment are named', async () => {
+    const [b64, hex, again] = await Promise.all([cli(['keygen']), cli(['keygen', '--hex']), cli(['keygen'])]);
+    expect(Buffer.from((b64 as Run).stdout.trim(), 'base64')).toHaveLength(32);
+    expect((hex as Run).stdout.trim()).toMatch(/^[0-9a-f]{64}$/);
+    expect((again as Run).stdout).not.toBe((b64 as Run).stdout);
+    const file = join(dir, 'keys');
+    writeFileSync(file, `# the cluster key\n${(b64 as Run).stdout}zz\n`);
+    const badFile = await cli(['agent', '--bind', '127.0.0.1:0', '--keyring-file', file]);
+    expectUsageError(badFile, new RegExp(`^grapevine agent: ${file} line 3: not a key: expected 64 hex digits or 32 bytes in base64 \\(44 characters\\), got 2 characters`));
+    const badEnv = await cli(['agent', '--bind', '127.0.0.1:0'], { GRAPEVINE_KEYRING: 'abcd' });
+    expectUsageError(badEnv, /^grapevine agent: GRAPEVINE_KEYRING key 1: not a key: .* got 4 characters/);
+    const missing = await cli(['agent', '--keyring-file', join(dir, 'nope')]);
+    expectUsageError(missing, /ENOENT/);
+  }, 60_000);
+
+  test('an agent started with a key file runs encrypted, and SIGTERM makes it leave and exit 0', async () => {
+    const file = join(dir, 'good-keys');
+    writeFileSync(file, `${'ab'.repeat(32)}\n`);
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'agent', '--name', 'sig', '--bind', '127.0.0.1:0', '--keyring-file', file, '--log-json'], {
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    for (let i = 0; i < 200 && !stdout.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(stdout).toMatch(/^sig listening on 127\.0\.0\.1:\d+ \(pid \d+\)/);
+    const started = JSON.parse(stderr.split('\n')[0] as string) as { level: string; msg: string; encrypted: boolean };
+    expect(started).toMatchObject({ level: 'info', encrypted: true });
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    expect(await exited).toBe(0);
+    clearTimeout(timer);
+    expect(stderr).toContain('"msg":"member sig left"');
+  }, 30_000);
+});
