@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `grapevine` command: agent, members, services, lookup, keygen, demo, help, --version. */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { packageVersion } from '../runtime/index.js';
 import { AGENT_USAGE, runAgent } from './agent.js';
 import { HELP, HelpRequested, parse, UsageError } from './args.js';
 import { DEMO_USAGE, runDemo } from './demo.js';
@@ -32,19 +32,6 @@ GRAPEVINE_KEYRING on every member.
 
 const USAGES: Record<string, string> = { agent: AGENT_USAGE, demo: DEMO_USAGE, keygen: KEYGEN_USAGE, ...QUERY_USAGE };
 
-function version(): string {
-  // dist/src/cli/main.js or src/cli/main.ts: the package.json is two or three levels up.
-  for (const up of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'grapevine-registry') return pkg.version ?? 'unknown';
-    } catch {
-      // not there: try the next level
-    }
-  }
-  return 'unknown';
-}
-
 async function run(command: string | undefined, rest: string[]): Promise<void> {
   switch (command) {
     case 'agent': return runAgent(rest);
@@ -71,7 +58,7 @@ if (command === undefined || command === 'help' || command === '--help' || comma
     process.exitCode = 2;
   } else process.stdout.write(text);
 } else if (command === '--version' || command === '-v' || command === 'version') {
-  process.stdout.write(`${version()}\n`);
+  process.stdout.write(`${packageVersion()}\n`);
 } else {
   try {
     await run(command, rest);

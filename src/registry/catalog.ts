@@ -37,7 +37,7 @@ export type Member = Omit<MemberInfo, 'record'> & { meta: Readonly<Record<string
 export type CatalogOptions = RegistryOptions;
 
 /** The read side of a Catalog: what interfaces (HTTP, DNS, bridges, clients) may use. */
-export type CatalogView = Pick<Catalog, 'lookup' | 'pick' | 'services' | 'nodeMeta' | 'toMember' | 'watch' | 'onChange' | 'index' | 'serviceIndex' | 'size' | 'badRecords'>;
+export type CatalogView = Pick<Catalog, 'lookup' | 'pick' | 'services' | 'nodeInstances' | 'nodeMeta' | 'toMember' | 'watch' | 'onChange' | 'index' | 'serviceIndex' | 'size' | 'badRecords'>;
 
 export class Catalog {
   private readonly registry: Registry;
@@ -122,6 +122,11 @@ export class Catalog {
   /** Names of services with at least one instance. */
   services(): string[] {
     return this.registry.services();
+  }
+
+  /** The instances a live member registered (suspect ones included), in its record's order. */
+  nodeInstances(node: string): readonly Instance[] {
+    return this.registry.nodeInstances(node);
   }
 
   /** Node metadata from a live member's record. */

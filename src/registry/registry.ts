@@ -242,6 +242,12 @@ export class Registry {
     return [...this.byService.keys()];
   }
 
+  /** The instances of a live member, in its record's order. */
+  nodeInstances(node: string): readonly Instance[] {
+    const state = this.nodes.get(node);
+    return state === undefined ? NONE : [...state.instances.values()];
+  }
+
   /** Node metadata from a member's record, if the member is known and live. */
   nodeMeta(node: string): Readonly<Record<string, string>> | undefined {
     return this.nodes.get(node)?.record.meta;

@@ -19,23 +19,40 @@ import type { Instance, LookupFilter, PickOptions, ServiceChange } from '../regi
 import type { WatchOptions } from '../registry/watch.js';
 import { Driver } from './driver.js';
 import { type CheckDefinition, HealthCheck } from './health-check.js';
+import { type Extension, extensionFor } from './extensions.js';
 import { DropSummary, type Logger } from './log.js';
 import { defaultAdvertise, type GrapevineOptions, positive, validate } from './options.js';
 import { cryptoRng, monotonicMs } from './system.js';
 import { Transport, type TransportStats } from './transport.js';
 
 export type { Member } from '../registry/catalog.js';
-export type { GrapevineOptions } from './options.js';
+export type { GrapevineOptions, HttpOptions } from './options.js';
 
-/** A service to register, optionally with a health check that keeps its health current. */
-export type Registration = ServiceDefinition & { check?: CheckDefinition };
+/**
+ * A service to register, optionally with health checks that keep its health current: `check`,
+ * `checks`, or both. With several, the instance's health is the worst of them.
+ */
+export type Registration = ServiceDefinition & { check?: CheckDefinition; checks?: readonly CheckDefinition[] };
+
+/** One of an instance's checks: its status, and TTL heartbeats. */
+export interface CheckHandle {
+  readonly status: Health;
+  pass(): void;
+  warn(): void;
+  fail(): void;
+}
+
+/** Checks one instance may have. */
+const CHECKS_MAX = 16;
 
 /** What register() returns: the instance id, TTL heartbeats, and a way to deregister. */
 export interface ServiceHandle {
   readonly id: string;
   /** The instance's current health (from its check, or as registered). */
   readonly health: Health;
-  /** TTL checks: report in. */
+  /** Its checks, in registration order (`check` first, then `checks`). */
+  readonly checks: readonly CheckHandle[];
+  /** TTL checks: report in (to every TTL check of the instance). */
   pass(): void;
   warn(): void;
   fail(): void;
@@ -126,7 +143,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   private readonly localCatalog: Catalog;
   private readonly transport: Transport;
   private readonly driver: Driver;
-  private readonly checks = new Map<string, HealthCheck>();
+  private readonly checks = new Map<string, readonly HealthCheck[]>();
   private closing: Promise<void> | undefined;
   private leaving: Promise<void> | undefined;
   private readonly internal = new EventEmitter();
@@ -134,6 +151,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   private readonly lifetime = new AbortController();
   private readonly log: Logger;
   private readonly drops: DropSummary;
+  /** Interfaces started by options (HTTP API, metrics); closed first. */
+  private readonly extensions = new Map<string, Extension>();
   /** Until start() returns, members learned are logged at debug: a join into 10,000 members is one line, not 10,000. */
   private starting = true;
 
@@ -191,6 +210,15 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     const meta = o.meta;
     if (meta !== undefined) gv.input((now) => gv.localCatalog.setNodeMeta(now, meta));
     else gv.input(() => undefined);
+    try {
+      for (const [option, value] of Object.entries(options)) {
+        const load = value === undefined ? undefined : extensionFor(option);
+        if (load !== undefined) gv.extensions.set(option, await (await load())(gv, value, { logger: o.logger }));
+      }
+    } catch (e) {
+      await gv.close();
+      throw e;
+    }
     const seeds = o.seeds.filter((s) => s !== address);
     if (seeds.length > 0) {
       try {
@@ -226,28 +254,38 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
    */
   async register(registration: Registration): Promise<ServiceHandle> {
     this.assertOpen('register');
-    const { check: checkDef, ...def } = registration ?? ({} as Registration);
-    const check = checkDef === undefined ? undefined : new HealthCheck(checkDef, (health) => {
-      if (this.closing === undefined) this.input((now) => this.localCatalog.setHealth(now, id, health));
-    });
+    const { check: one, checks: many, ...def } = registration ?? ({} as Registration);
+    if (many !== undefined && (!Array.isArray(many) || many.length > CHECKS_MAX)) throw new InvalidOptionError('checks', `must be an array of at most ${CHECKS_MAX} checks`);
+    const defs = [...(one !== undefined ? [one] : []), ...(many ?? [])];
+    const onChange = (): void => {
+      if (this.closing === undefined) this.input((now) => this.localCatalog.setHealth(now, id, worstOf(checks)));
+    };
+    const checks = defs.map((d) => new HealthCheck(d, onChange));
     let id = '';
     this.input((now) => {
-      id = this.localCatalog.register(now, check === undefined ? def : { ...def, health: 'critical' });
+      id = this.localCatalog.register(now, checks.length === 0 ? def : { ...def, health: 'critical' });
     });
-    this.checks.get(id)?.stop();
-    if (check !== undefined) {
-      this.checks.set(id, check);
-      await check.start();
+    for (const c of this.checks.get(id) ?? []) c.stop();
+    this.checks.delete(id);
+    if (checks.length > 0) {
+      this.checks.set(id, checks);
+      await Promise.all(checks.map((c) => c.start()));
     }
     const gv = this;
+    const ttl = (fn: (c: HealthCheck) => void) => (): void => {
+      const ttls = checks.filter((c) => c.isTtl);
+      if (ttls.length === 0) throw new InvalidOptionError('check', 'pass()/warn()/fail() are for TTL checks');
+      for (const c of ttls) fn(c);
+    };
     return {
       id,
       get health(): Health {
         return gv.localCatalog.lookup(def.name).find((i) => i.node === gv.name && i.id === id)?.health ?? 'critical';
       },
-      pass: () => check?.pass(),
-      warn: () => check?.warn(),
-      fail: () => check?.fail(),
+      checks,
+      pass: ttl((c) => c.pass()),
+      warn: ttl((c) => c.warn()),
+      fail: ttl((c) => c.fail()),
       deregister: () => this.deregister(id),
     };
   }
@@ -255,7 +293,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /** Removes one of this node's instances (and stops its check). False if there is none with that id. */
   async deregister(id: string): Promise<boolean> {
     if (typeof id !== 'string') throw new InvalidOptionError('id', 'must be a string');
-    this.checks.get(id)?.stop();
+    for (const c of this.checks.get(id) ?? []) c.stop();
     this.checks.delete(id);
     if (this.closing !== undefined || this.leaving !== undefined) return false;
     let found = false;
@@ -340,6 +378,11 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     return this.core.nameLostTo;
   }
 
+  /** Where the interface started by start() option `option` listens: `gv.listening('http')` is "127.0.0.1:8500". */
+  listening(option: string): string | undefined {
+    return this.extensions.get(option)?.address;
+  }
+
   /** Lifeguard local health score: 0 is healthy. */
   get healthScore(): number {
     return this.core.healthScore;
@@ -386,11 +429,13 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     this.drops.flush();
     this.drops.stop();
     this.log.info(`member ${this.name} ${this.leaving === undefined ? 'closed' : 'left'}`, { name: this.name });
-    for (const check of this.checks.values()) check.stop();
+    for (const checks of this.checks.values()) for (const c of checks) c.stop();
     this.checks.clear();
     this.lifetime.abort();
     this.driver.stop();
-    this.closing = this.transport.close();
+    const extensions = [...this.extensions.values()];
+    this.extensions.clear();
+    this.closing = Promise.allSettled(extensions.map((e) => e.close())).then(() => this.transport.close());
     return this.closing;
   }
 
@@ -493,3 +538,12 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   }
 }
 
+/** The worst status among `checks`: any critical makes the instance critical, else any warning. */
+function worstOf(checks: readonly HealthCheck[]): Health {
+  let worst: Health = 'passing';
+  for (const c of checks) {
+    if (c.status === 'critical') return 'critical';
+    if (c.status === 'warning') worst = 'warning';
+  }
+  return worst;
+}

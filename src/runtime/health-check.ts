@@ -70,6 +70,11 @@ export class HealthCheck {
     else if (d.run !== undefined) this.run = functionRun(d.run);
   }
 
+  /** A TTL check: the service reports in with pass()/warn()/fail(). */
+  get isTtl(): boolean {
+    return this.run === undefined;
+  }
+
   get status(): Health {
     return this.current;
   }

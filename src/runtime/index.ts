@@ -1,6 +1,11 @@
 /** The Node runtime: sockets, clock and timers around the pure core, with the registry and health checks. */
 export { Grapevine, JoinError, NameConflictError, WaitTimeoutError } from './grapevine.js';
-export type { GrapevineEvents, GrapevineOptions, Registration, ServiceHandle } from './grapevine.js';
+export type { CheckHandle, GrapevineEvents, GrapevineOptions, HttpOptions, Registration, ServiceHandle } from './grapevine.js';
+export { provideExtension } from './extensions.js';
+export { packageVersion } from './system.js';
+// The errors the runtime's methods throw, for interfaces that import only this surface.
+export { GrapevineError, InvalidOptionError, InvalidStateError, OversizedError } from '../core/errors.js';
+export type { Extension, ExtensionContext, ExtensionStarter } from './extensions.js';
 export { BindError } from './transport.js';
 export { LOG_LEVELS } from './log.js';
 export type { LogFields, Logger, LogLevel } from './log.js';

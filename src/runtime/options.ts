@@ -5,7 +5,22 @@ import { type Config, type ConfigOptions, type ProfileName, resolveConfig } from
 import { InvalidOptionError } from '../core/errors.js';
 import { Keyring } from '../core/seal.js';
 import { checkMeta } from '../registry/record.js';
+import { extensionFor } from './extensions.js';
 import { checkLogger, type Logger } from './log.js';
+
+/** The HTTP API's options (src/http serves them): where to listen and who may use it. */
+export interface HttpOptions {
+  /** "host:port" to listen on. Default 127.0.0.1:8500. */
+  bind?: string;
+  /** With a token every write needs it (X-Consul-Token or Authorization: Bearer), and reads too unless `readOpen`. */
+  token?: string;
+  /** Reads without the token. Default false. */
+  readOpen?: boolean;
+  /** Allow a bind beyond loopback without a token (refused otherwise). Default false. */
+  allowInsecure?: boolean;
+  /** Blocking queries held at once; more get 429. Default 4,096. */
+  blockingQueriesMax?: number;
+}
 
 export interface GrapevineOptions {
   /** Unique member name. Default: `<hostname>-<port>`. Reuse it after a restart to rejoin as the same member. */
@@ -51,6 +66,13 @@ export interface GrapevineOptions {
    * fields. Default: silent.
    */
   logger?: Logger;
+  /**
+   * Serve the Consul-compatible HTTP API, /metrics and the status page: "127.0.0.1:8500", or
+   * options. Loaded only when given.
+   */
+  http?: string | HttpOptions;
+  /** Add grapevine's metrics to your own prom-client registry (`metrics: { registry }`). Loaded only when given. */
+  metrics?: { registry?: object };
 }
 
 export interface ValidOptions {
@@ -76,7 +98,11 @@ const KNOWN_OPTIONS = new Set([
 
 export function validate(options: GrapevineOptions): ValidOptions {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'must be an object');
-  for (const key of Object.keys(options)) if (!KNOWN_OPTIONS.has(key)) throw new InvalidOptionError(key, 'unknown option');
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key) && (options as Record<string, unknown>)[key] !== undefined && extensionFor(key) === undefined) {
+      throw new InvalidOptionError(key, 'unknown option');
+    }
+  }
   if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0)) {
     throw new InvalidOptionError('name', 'must be a non-empty string');
   }

@@ -1,5 +1,6 @@
 /** The real clock and randomness the runtime injects into the pure core. */
 import { getRandomValues } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Rng } from '../core/rng.js';
 
 /** Monotonic milliseconds (never jumps with wall-clock changes). */
@@ -20,4 +21,17 @@ export function cryptoRng(): Rng {
       return pool[next++] as number;
     },
   };
+}
+
+/** This package's version, from its package.json (two levels above src/runtime, three above dist/src/runtime). */
+export function packageVersion(): string {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'grapevine-registry' && pkg.version !== undefined) return pkg.version;
+    } catch {
+      // not at this level: try the next
+    }
+  }
+  return 'unknown';
 }

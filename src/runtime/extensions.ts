@@ -1,0 +1,35 @@
+/**
+ * Interfaces served beside a member (the HTTP API, metrics, DNS) are started by an option of
+ * `Grapevine.start()` (`http: ...`), yet the runtime imports none of them: arrows point down.
+ * The package entry (src/index.ts) names, for each option, how to load its interface, and the
+ * runtime loads it only when a member is started with that option, so a plain member pays
+ * nothing for the interfaces it does not use.
+ */
+import type { Grapevine } from './grapevine.js';
+import type { Logger } from './log.js';
+
+/** A running interface; closed with its member (before the sockets). */
+export interface Extension {
+  /** Where it listens ("127.0.0.1:8500"), if it does. */
+  readonly address?: string;
+  close(): Promise<void>;
+}
+
+export interface ExtensionContext {
+  logger: Logger;
+}
+
+/** Starts an interface for `member` from the option's value; throws InvalidOptionError for a bad value. */
+export type ExtensionStarter = (member: Grapevine, value: unknown, context: ExtensionContext) => Promise<Extension>;
+
+const loaders = new Map<string, () => Promise<ExtensionStarter>>();
+
+/** Makes start() option `option` start the interface that `load` imports. Called by the package entry. */
+export function provideExtension(option: string, load: () => Promise<ExtensionStarter>): void {
+  loaders.set(option, load);
+}
+
+/** The loader for `option`, if an interface provides it. */
+export function extensionFor(option: string): (() => Promise<ExtensionStarter>) | undefined {
+  return loaders.get(option);
+}

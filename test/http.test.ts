@@ -1,0 +1,144 @@
+/**
+ * The Consul-compatible HTTP API against real members on 127.0.0.1: the registration body that
+ * this project grew from, sent exactly as written; reads in Consul's shapes; blocking queries;
+ * Consul's errors; tokens. Waits are bounded; no assertion is about speed.
+ */
+import { createServer, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Grapevine } from '../src/index.js';
+import { until } from './until.js';
+
+let a: Grapevine;
+let b: Grapevine;
+let api = '';
+let web: Server;
+let webPort = 0;
+let webHits = 0;
+
+async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; index: string | null; json: unknown; text: string }> {
+  const res = await fetch(`http://${api}${path}`, { method, headers, ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}) });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, index: res.headers.get('x-consul-index'), json, text };
+}
+
+describe('Consul-compatible HTTP API', () => {
+  beforeAll(async () => {
+    web = createServer((_req, res) => {
+      webHits++;
+      res.end('ok');
+    });
+    await new Promise<void>((r) => web.listen(8080, '127.0.0.1', r).once('error', () => web.listen(0, '127.0.0.1', r)));
+    webPort = (web.address() as { port: number }).port;
+    a = await Grapevine.start({ name: 'a', bind: '127.0.0.1:0', profile: 'local', http: '127.0.0.1:0' });
+    b = await Grapevine.start({ name: 'b', bind: '127.0.0.1:0', profile: 'local', seeds: [a.address] });
+    api = a.listening('http') as string;
+    await until(() => a.members().length === 2 && b.members().length === 2);
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+    await new Promise((r) => web.close(r));
+  });
+
+  test('the registration body from the integration example, as written: the instance appears on another member, its HTTP check runs', async () => {
+    const body = `{"Name":"service-a","ID":"service-a-1","Address":"127.0.0.1","Port":${webPort},"Check":{"HTTP":"http://127.0.0.1:${webPort}/health","Interval":"10s"}}`;
+    const res = await call('PUT', '/v1/agent/service/register', body); // no Content-Type, as curl -X PUT -d sends it
+    expect(res.status).toBe(200);
+    await until(() => b.lookup('service-a').length === 1 && b.lookup('service-a')[0]?.health === 'passing');
+    const [instance] = b.lookup('service-a');
+    expect(instance).toMatchObject({ id: 'service-a-1', node: 'a', address: '127.0.0.1', port: webPort });
+    expect(webHits).toBeGreaterThan(0);
+    const services = await call('GET', '/v1/agent/services');
+    expect(services.json).toMatchObject({ 'service-a-1': { ID: 'service-a-1', Service: 'service-a', Port: webPort, Address: '127.0.0.1' } });
+    const checks = await call('GET', '/v1/agent/checks');
+    expect(checks.json).toMatchObject({ 'service:service-a-1': { CheckID: 'service:service-a-1', Status: 'passing', Type: 'http', Interval: '10s', ServiceID: 'service-a-1' } });
+  });
+
+  test('catalog and health reads in Consul\'s shapes, with X-Consul-Index on every response', async () => {
+    await b.register({ name: 'service-a', id: 'b-1', port: 9001, tags: ['v2'] });
+    await until(() => a.lookup('service-a').length === 2);
+    const catalog = await call('GET', '/v1/catalog/service/service-a?tag=v2');
+    expect(catalog.json).toEqual([expect.objectContaining({ Node: 'b', ServiceID: 'b-1', ServiceName: 'service-a', ServiceTags: ['v2'], ServicePort: 9001, Datacenter: 'dc1' })]);
+    expect(Number(catalog.index)).toBeGreaterThan(0);
+    const services = await call('GET', '/v1/catalog/services');
+    expect(services.json).toEqual({ 'service-a': ['v2'] });
+    const health = await call('GET', '/v1/health/service/service-a?passing');
+    const entries = health.json as { Node: { Node: string }; Service: { ID: string }; Checks: { CheckID: string; Status: string }[] }[];
+    expect(entries.map((e) => e.Service.ID).sort()).toEqual(['b-1', 'service-a-1']);
+    expect(entries.find((e) => e.Service.ID === 'b-1')?.Checks.map((c) => c.CheckID)).toEqual(['serfHealth', 'service:b-1']);
+    const nodes = await call('GET', '/v1/catalog/nodes');
+    expect((nodes.json as { Node: string }[]).map((n) => n.Node).sort()).toEqual(['a', 'b']);
+    const node = await call('GET', '/v1/catalog/node/b');
+    expect(node.json).toMatchObject({ Node: { Node: 'b', Address: '127.0.0.1' }, Services: { 'b-1': { Service: 'service-a' } } });
+    expect((await call('GET', '/v1/catalog/service/nothing')).json).toEqual([]);
+    expect((await call('GET', '/v1/catalog/datacenters')).json).toEqual(['dc1']);
+    expect((await call('GET', '/v1/status/leader')).json).toBe(a.address);
+    const members = await call('GET', '/v1/agent/members');
+    expect((members.json as { Name: string; Status: number }[]).map((m) => [m.Name, m.Status]).sort()).toEqual([['a', 1], ['b', 1]]);
+    const self = await call('GET', '/v1/agent/self');
+    expect(self.json).toMatchObject({ Config: { NodeName: 'a', Datacenter: 'dc1' }, Member: { Name: 'a' } });
+    const state = await call('GET', '/v1/health/state/passing');
+    expect((state.json as { CheckID: string }[]).filter((c) => c.CheckID === 'serfHealth')).toHaveLength(2);
+  });
+
+  test('a blocking query returns on a change to its service, and not before its wait for changes to others', async () => {
+    const first = await call('GET', '/v1/health/service/blocked');
+    const since = Number(first.index);
+    const other = call('GET', `/v1/health/service/blocked?index=${since}&wait=1s`);
+    const started = Date.now();
+    await b.register({ name: 'unrelated', port: 1 });
+    const otherRes = await other;
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900); // woken by nothing but its wait
+    expect(otherRes.json).toEqual([]);
+    const waiting = call('GET', `/v1/health/service/blocked?index=${since}&wait=30s`);
+    await new Promise((r) => setTimeout(r, 100));
+    await b.register({ name: 'blocked', port: 2 });
+    const woke = await waiting;
+    expect(Number(woke.index)).toBeGreaterThan(since);
+    expect((woke.json as unknown[]).length).toBe(1);
+  });
+
+  test('TTL checks through check/pass and check/fail; deregister; Consul\'s errors', async () => {
+    expect((await call('PUT', '/v1/agent/service/register', { Name: 'ttl-svc', Port: 1, Check: { TTL: '30s' } })).status).toBe(200);
+    const pass = await call('PUT', '/v1/agent/check/pass/service:ttl-svc?note=fine');
+    expect(pass.status).toBe(200);
+    await until(() => b.lookup('ttl-svc')[0]?.health === 'passing');
+    expect((await call('PUT', '/v1/agent/check/update/service:ttl-svc', { Status: 'critical', Output: 'down' })).status).toBe(200);
+    await until(() => b.lookup('ttl-svc')[0]?.health === 'critical');
+    expect((await call('PUT', '/v1/agent/check/pass/service:service-a-1')).status).toBe(400); // an HTTP check has no TTL
+    expect((await call('PUT', '/v1/agent/check/pass/nope')).status).toBe(404);
+    expect((await call('PUT', '/v1/agent/service/deregister/nope')).status).toBe(404);
+    expect((await call('PUT', '/v1/agent/service/deregister/ttl-svc')).status).toBe(200);
+    await until(() => b.lookup('ttl-svc').length === 0);
+    const missingName = await call('PUT', '/v1/agent/service/register', { Port: 1 });
+    expect([missingName.status, missingName.text]).toEqual([400, 'Name: missing service name\n']);
+    const badCheck = await call('PUT', '/v1/agent/service/register', { Name: 'x', Check: { Args: ['/bin/true'], Interval: '10s' } });
+    expect(badCheck.status).toBe(400);
+    expect(badCheck.text).toContain('Args checks are not supported');
+    expect((await call('PUT', '/v1/agent/service/register', '{not json')).status).toBe(400);
+    expect((await call('GET', '/v1/agent/service/register')).status).toBe(405);
+    expect((await call('PUT', '/v1/agent/service/register', 'x'.repeat(1024 * 1024 + 1))).status).toBe(413);
+    expect((await call('GET', '/v1/health/service/x?index=abc')).status).toBe(400);
+    expect((await call('GET', '/v1/no/such')).status).toBe(404);
+  });
+
+  test('with a token, writes (and reads unless readOpen) need it; a non-loopback bind needs one', async () => {
+    const t = await Grapevine.start({ name: 't', bind: '127.0.0.1:0', http: { bind: '127.0.0.1:0', token: 'secret-token-1', readOpen: true } });
+    try {
+      const at = `http://${t.listening('http') as string}`;
+      expect((await fetch(`${at}/v1/catalog/services`)).status).toBe(200);
+      expect((await fetch(`${at}/v1/agent/service/register`, { method: 'PUT', body: '{"Name":"x"}' })).status).toBe(403);
+      expect((await fetch(`${at}/v1/agent/service/register`, { method: 'PUT', body: '{"Name":"x"}', headers: { 'X-Consul-Token': 'secret-token-1' } })).status).toBe(200);
+      expect((await fetch(`${at}/v1/agent/service/register`, { method: 'PUT', body: '{"Name":"y"}', headers: { Authorization: 'Bearer secret-token-1' } })).status).toBe(200);
+    } finally {
+      await t.close();
+    }
+    await expect(Grapevine.start({ bind: '127.0.0.1:0', http: '0.0.0.0:0' })).rejects.toMatchObject({ code: 'grapevine.invalid-option', option: 'http.bind' });
+  });
+});
