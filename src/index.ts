@@ -5,7 +5,7 @@
 export * from './runtime/index.js';
 export * from './registry/index.js';
 export * from './core/index.js';
-import { provideExtension } from './runtime/index.js';
+import { provideHttp } from './http/provide.js';
 
 // Interfaces started by start() options, imported only when a member uses them.
-provideExtension('http', async () => (await import('./http/index.js')).serveHttp);
+provideHttp();

@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 
@@ -58,14 +59,14 @@ describe('grapevine command line', () => {
   }, 60_000);
 
   test('mistakes: one line naming the problem, then the usage, exit 2', async () => {
-    const [unknownFlag, unknownCommand, demoNodes, missingSeed, badService, badLevel] = await Promise.all([
-      cli(['agent', '--bogus']), cli(['frobnicate']), cli(['demo', '--nodes', '50']), cli(['members']),
+    const [unknownFlag, unknownCommand, demoNodes, missingService, badService, badLevel] = await Promise.all([
+      cli(['agent', '--bogus']), cli(['frobnicate']), cli(['demo', '--nodes', '50']), cli(['lookup']),
       cli(['agent', '--service', 'web']), cli(['agent', '--log-level', 'loud']),
     ]);
     expectUsageError(unknownFlag as Run, /^grapevine agent: Unknown option '--bogus'/);
     expectUsageError(unknownCommand as Run, /^grapevine: unknown command "frobnicate"/);
     expectUsageError(demoNodes as Run, /^grapevine demo: --nodes must be a whole number from 3 to 20, got "50"/);
-    expectUsageError(missingSeed as Run, /^grapevine members: --seed HOST:PORT is required/);
+    expectUsageError(missingService as Run, /^grapevine lookup: name the service/);
     expectUsageError(badService as Run, /^grapevine agent: --service web: expected name:port/);
     expectUsageError(badLevel as Run, /^grapevine agent: --log-level must be one of debug, info, warn, error, silent/);
   }, 60_000);
@@ -92,10 +93,21 @@ describe('grapevine command line', () => {
     expectUsageError(missing, /ENOENT/);
   }, 60_000);
 
-  test('an agent started with a key file runs encrypted, and SIGTERM makes it leave and exit 0', async () => {
+  test('members, services and lookup ask an agent\'s HTTP API; with none there, one line and exit 1', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise((r) => closed.close(r)); // a port nobody listens on now
+    const none = await cli(['members', '--http-addr', `127.0.0.1:${port}`, '--timeout', '2s']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(new RegExp(`^grapevine members: no agent answering at 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)`));
+    expect(none.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test('an agent started with a key file runs encrypted, serves the HTTP API the commands use, and SIGTERM makes it leave and exit 0', async () => {
     const file = join(dir, 'good-keys');
     writeFileSync(file, `${'ab'.repeat(32)}\n`);
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'agent', '--name', 'sig', '--bind', '127.0.0.1:0', '--keyring-file', file, '--log-json'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'agent', '--name', 'sig', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--keyring-file', file, '--service', 'web:8080', '--log-json'], {
       cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.push(child);
@@ -105,7 +117,15 @@ describe('grapevine command line', () => {
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     for (let i = 0; i < 200 && !stdout.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(stdout).toMatch(/^sig listening on 127\.0\.0\.1:\d+ \(pid \d+\)/);
+    expect(stdout).toMatch(/^sig listening on 127\.0\.0\.1:\d+ \(pid \d+\), HTTP API on 127\.0\.0\.1:\d+/);
+    const http = (/HTTP API on (\S+)/.exec(stdout) as RegExpExecArray)[1] as string;
+    const [members, services, lookup, empty] = await Promise.all([
+      cli(['members', '--http-addr', http]), cli(['services', '--http-addr', http]), cli(['lookup', 'web', '--http-addr', http]), cli(['lookup', 'nothing', '--http-addr', http]),
+    ]);
+    expect(members.stdout).toMatch(/^sig\s+alive\s+127\.0\.0\.1:\d+\n$/);
+    expect(services.stdout).toBe(`${'web'.padEnd(24)} \n`);
+    expect(lookup.stdout).toMatch(/^127\.0\.0\.1:8080\s+passing\s+sig web/);
+    expect([empty.code, empty.stderr, empty.stdout]).toEqual([1, 'no instances of nothing\n', '']);
     const started = JSON.parse(stderr.split('\n')[0] as string) as { level: string; msg: string; encrypted: boolean };
     expect(started).toMatchObject({ level: 'info', encrypted: true });
     child.kill('SIGTERM');

@@ -103,7 +103,7 @@ const { simulate } = require('${pkg.name}/sim');
   test('the grapevine binary: --version, and `npx grapevine agent` stops its agent on SIGTERM', async () => {
     const { stdout } = await run(join(app, 'node_modules', '.bin', 'grapevine'), ['--version'], { cwd: app });
     expect(stdout.trim()).toBe(pkg.version);
-    const npx = spawn('npx', ['--no-install', 'grapevine', 'agent', '--bind', '127.0.0.1:0', '--log-level', 'silent'], { cwd: app, stdio: ['ignore', 'pipe', 'inherit'] });
+    const npx = spawn('npx', ['--no-install', 'grapevine', 'agent', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--log-level', 'silent'], { cwd: app, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     npx.stdout.on('data', (d: Buffer) => (out += d.toString()));
     for (let i = 0; i < 300 && !/\(pid \d+\)/.test(out); i++) await new Promise((r) => setTimeout(r, 50));

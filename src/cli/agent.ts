@@ -12,7 +12,8 @@ import { parseArgs } from 'node:util';
 import type { ProfileName } from '../core/config.js';
 import { Grapevine, LOG_LEVELS, type LogFields, type Logger, type LogLevel, type Registration } from '../runtime/index.js';
 import { HELP, parse, UsageError } from './args.js';
-import { loadKeyring } from './keys.js';
+import { loadKeyring, readSecret } from './keys.js';
+import { TOKEN_ENV } from './query.js';
 
 export const AGENT_USAGE = `usage: grapevine agent [options]
 
@@ -30,6 +31,8 @@ Runs one member of a grapevine cluster in this process.
   --service SPEC         register a service: name:port, or JSON such as
                          '{"name":"web","port":8080,"check":{"http":"http://127.0.0.1:8080/health","intervalMs":5000}}'
   --meta KEY=VALUE       node metadata; repeat for several
+  --http HOST:PORT       serve the Consul-compatible HTTP API here (default 127.0.0.1:8500; "off": none)
+  --http-token-file PATH a token the HTTP API requires for writes and reads (or $GRAPEVINE_HTTP_TOKEN)
   --log-level LEVEL      debug, info, warn, error or silent (default info); logs go to stderr
   --log-json             log one JSON object per line
   --json                 machine interface: JSON events on stdout, commands on stdin
@@ -55,6 +58,8 @@ export async function runAgent(argv: string[]): Promise<void> {
       json: { type: 'boolean', default: false },
       service: { type: 'string', multiple: true, default: [] },
       meta: { type: 'string', multiple: true, default: [] },
+      http: { type: 'string', default: '127.0.0.1:8500' },
+      'http-token-file': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'log-json': { type: 'boolean', default: false },
     },
@@ -64,6 +69,8 @@ export async function runAgent(argv: string[]): Promise<void> {
   const services = values.service.map(parseService);
   const meta = parseMeta(values.meta);
   const keyring = loadKeyring(values['keyring-file']);
+  const token = values['http-token-file'] !== undefined ? readSecret(values['http-token-file'], '--http-token-file').trim() : process.env[TOKEN_ENV];
+  const http = values.http === 'off' ? undefined : { bind: values.http, ...(token !== undefined && token !== '' ? { token } : {}) };
   const json = values.json;
   const print = (o: Record<string, unknown>): void => {
     if (json) process.stdout.write(`${JSON.stringify({ t: Date.now(), ...o })}\n`);
@@ -80,6 +87,7 @@ export async function runAgent(argv: string[]): Promise<void> {
       ...(protocol !== undefined ? { protocol } : {}),
       ...(keyring !== undefined ? { keyring } : {}),
       ...(meta !== undefined ? { meta } : {}),
+      ...(http !== undefined ? { http } : {}),
       logger,
     });
   } catch (e) {
@@ -98,8 +106,8 @@ export async function runAgent(argv: string[]): Promise<void> {
     logger.info(`service ${instance.service} ${instance.id} on ${instance.node} ${type} (${instance.health})`, { service: instance.service, id: instance.id, node: instance.node, change: type, health: instance.health });
   });
   gv.on('member', ({ type, member }) => print({ event: type, member: member.name, incarnation: member.incarnation }));
-  print({ ready: { name: gv.name, address: gv.address } });
-  if (!json) process.stdout.write(`${gv.name} listening on ${gv.address} (pid ${process.pid})\n`);
+  print({ ready: { name: gv.name, address: gv.address, ...(http !== undefined ? { http: gv.listening('http') } : {}) } });
+  if (!json) process.stdout.write(`${gv.name} listening on ${gv.address} (pid ${process.pid})${http !== undefined ? `, HTTP API on ${gv.listening('http') as string}` : ''}\n`);
   // Members learned while joining were announced before anyone could listen: report them now.
   for (const m of gv.members()) if (m.name !== gv.name) print({ event: 'joined', member: m.name, incarnation: m.incarnation });
   const rl = createInterface({ input: process.stdin });

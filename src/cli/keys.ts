@@ -25,13 +25,7 @@ export function parseKey(text: string, where: string): Uint8Array {
 export function loadKeyring(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Uint8Array[] | undefined {
   let lines: { text: string; where: string }[];
   if (file !== undefined) {
-    let content: string;
-    try {
-      content = readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new UsageError(`--keyring-file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    lines = content.split('\n').map((text, i) => ({ text: text.replace(/#.*/, ''), where: `${file} line ${i + 1}` }));
+    lines = readSecret(file, '--keyring-file').split('\n').map((text, i) => ({ text: text.replace(/#.*/, ''), where: `${file} line ${i + 1}` }));
   } else {
     const value = env[KEYRING_ENV];
     if (value === undefined || value.trim() === '') return undefined;
@@ -40,6 +34,15 @@ export function loadKeyring(file: string | undefined, env: NodeJS.ProcessEnv = p
   const keys = lines.filter((l) => l.text.trim() !== '').map((l) => parseKey(l.text, l.where));
   if (keys.length === 0) throw new UsageError(`${file ?? KEYRING_ENV}: no keys in it`);
   return keys;
+}
+
+/** The contents of a secret file named by `option`, or a UsageError. */
+export function readSecret(file: string, option: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${option} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
 }
 
 /** A new random key, base64 as Consul's `keygen` prints it (or hex). */

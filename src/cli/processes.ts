@@ -20,7 +20,7 @@ export interface AgentLine {
   t: number;
   /** When this process read it (our clock): the time base for comparing with other systems. */
   at: number;
-  ready?: { name: string; address: string };
+  ready?: { name: string; address: string; http?: string };
   error?: { code?: string; message: string };
   event?: string;
   member?: string;
@@ -46,6 +46,8 @@ export interface AgentOptions {
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** Pass --no-retry-join: exit when no seed answers instead of starting alone. */
   noRetryJoin?: boolean;
+  /** Serve the HTTP API here ("127.0.0.1:0"); default none. */
+  http?: string;
   /** Registrations, as for `grapevine agent --service` (JSON objects). */
   services?: Record<string, unknown>[];
   /** Run the compiled CLI from dist/ (after `npm run build`) instead of the TypeScript sources. */
@@ -61,7 +63,7 @@ export class AgentProcess {
   private waiters = new Set<() => void>();
 
   constructor(readonly options: AgentOptions) {
-    const flags = ['agent', '--json', '--name', options.name, '--bind', options.bind, '--profile', options.profile ?? 'lan', '--log-level', options.logLevel ?? 'error'];
+    const flags = ['agent', '--json', '--name', options.name, '--bind', options.bind, '--profile', options.profile ?? 'lan', '--log-level', options.logLevel ?? 'error', '--http', options.http ?? 'off'];
     for (const s of options.seeds ?? []) flags.push('--seed', s);
     if (options.protocol !== undefined) flags.push('--protocol', JSON.stringify(options.protocol));
     if (options.noRetryJoin === true) flags.push('--no-retry-join');

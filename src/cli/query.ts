@@ -1,30 +1,37 @@
 /**
- * One-shot operator commands: `grapevine members|services|lookup <service> --seed host:port`.
- * They join the cluster as a short-lived member, wait until its state has synced (and large
- * records have been pulled), print, and leave gracefully.
+ * Operator commands: `grapevine members|services|lookup <service>` ask a running agent's HTTP
+ * API (`--http-addr`, default $GRAPEVINE_HTTP_ADDR or 127.0.0.1:8500) rather than joining the
+ * cluster themselves: no tombstone, no joined/left pair in every member's log, one round trip.
+ * An empty answer says so on stderr and exits 1.
  */
 import { parseArgs } from 'node:util';
-import type { ProfileName } from '../core/config.js';
-import { Grapevine } from '../runtime/index.js';
 import { HELP, parse, UsageError } from './args.js';
-import { loadKeyring } from './keys.js';
+import { readSecret } from './keys.js';
 
-/** Quiet time after the join before answering, so pulled records have landed. */
-const SETTLE_MS = 1_000;
+const DEFAULT_HTTP_ADDR = '127.0.0.1:8500';
+export const TOKEN_ENV = 'GRAPEVINE_HTTP_TOKEN';
 
-const COMMON = `  --seed HOST:PORT       a member to ask (required; repeat for several)
-  --bind HOST:PORT       where this short-lived member listens (default 0.0.0.0:0)
-  --profile lan|wan|local  protocol timing preset (default lan)
-  --keyring-file PATH    the cluster's keys, one per line (or GRAPEVINE_KEYRING)
-  --json                 print JSON
+const COMMON = `  --http-addr HOST:PORT  the agent's HTTP API (default $GRAPEVINE_HTTP_ADDR or ${DEFAULT_HTTP_ADDR})
+  --token-file PATH      the API token, if the agent has one (or $${TOKEN_ENV})
+  --timeout DURATION     give up after this long, e.g. 5s (default 10s)
+  --json                 print the API's JSON
   -h, --help             this text
 `;
 
 export const QUERY_USAGE = {
-  members: `usage: grapevine members --seed HOST:PORT [options]\n\nLists the cluster's members and their states.\n\n${COMMON}`,
-  services: `usage: grapevine services --seed HOST:PORT [options]\n\nLists the cluster's services and how many instances each has.\n\n${COMMON}`,
-  lookup: `usage: grapevine lookup SERVICE --seed HOST:PORT [options]\n\nLists the instances of SERVICE.\n\n${COMMON}  --healthy              only passing instances\n  --tag TAG              only instances with TAG; repeat for several\n`,
+  members: `usage: grapevine members [options]\n\nLists the cluster's members and their states, as the local agent sees them.\n\n${COMMON}`,
+  services: `usage: grapevine services [options]\n\nLists the cluster's services and their tags.\n\n${COMMON}`,
+  lookup: `usage: grapevine lookup SERVICE [options]\n\nLists the instances of SERVICE.\n\n${COMMON}  --healthy              only passing instances\n  --tag TAG              only instances with TAG; repeat for several\n`,
 } as const;
+
+/** An error reaching the agent: printed as one line, exit 1. */
+export class AgentUnreachable extends Error {}
+
+interface HealthEntry {
+  Node: { Node: string };
+  Service: { ID: string; Address: string; Port: number; Tags: string[] };
+  Checks: { Status: string }[];
+}
 
 export async function runQuery(command: 'members' | 'services' | 'lookup', argv: string[]): Promise<void> {
   const { values, positionals } = parse(() => parseArgs({
@@ -33,41 +40,62 @@ export async function runQuery(command: 'members' | 'services' | 'lookup', argv:
     allowPositionals: command === 'lookup',
     options: {
       ...HELP,
-      seed: { type: 'string', multiple: true, default: [] },
-      bind: { type: 'string', default: '0.0.0.0:0' },
-      profile: { type: 'string', default: 'lan' },
-      'keyring-file': { type: 'string' },
+      'http-addr': { type: 'string', default: process.env.GRAPEVINE_HTTP_ADDR ?? DEFAULT_HTTP_ADDR },
+      'token-file': { type: 'string' },
+      timeout: { type: 'string', default: '10s' },
       json: { type: 'boolean', default: false },
       ...(command === 'lookup' ? { healthy: { type: 'boolean', default: false }, tag: { type: 'string', multiple: true, default: [] } } as const : {}),
     },
   }));
-  if (values.seed.length === 0) throw new UsageError('--seed HOST:PORT is required');
   const service = positionals[0];
-  if (command === 'lookup' && service === undefined) throw new UsageError('name the service: grapevine lookup SERVICE --seed HOST:PORT');
+  if (command === 'lookup' && service === undefined) throw new UsageError('name the service: grapevine lookup SERVICE');
   if (positionals.length > 1) throw new UsageError(`one service at a time; got ${positionals.join(', ')}`);
-  const keyring = loadKeyring(values['keyring-file']);
-  const gv = await Grapevine.start({
-    name: `query-${process.pid}`,
-    bind: values.bind,
-    seeds: values.seed,
-    profile: values.profile as ProfileName,
-    ...(keyring !== undefined ? { keyring } : {}),
-  });
-  try {
-    await new Promise((r) => setTimeout(r, SETTLE_MS));
-    const out = (o: unknown, text: string): void => void process.stdout.write(values.json ? `${JSON.stringify(o)}\n` : `${text}\n`);
-    if (command === 'members') {
-      const members = gv.members().filter((m) => m.name !== gv.name);
-      out(members, members.map((m) => `${m.name.padEnd(20)} ${m.state.padEnd(8)} ${m.addr}`).join('\n'));
-    } else if (command === 'services') {
-      const names = gv.services().sort();
-      out(names, names.map((n) => `${n.padEnd(24)} ${gv.lookup(n).length} instances`).join('\n'));
-    } else {
-      const v = values as { healthy?: boolean; tag?: string[] };
-      const instances = gv.lookup(service as string, { healthy: v.healthy === true, tags: v.tag ?? [] });
-      out(instances, instances.map((i) => `${i.hostPort.padEnd(24)} ${i.health.padEnd(9)} ${i.node} ${i.id} ${i.tags.join(',')}`).join('\n'));
+  const timeoutMs = duration(values.timeout);
+  const token = values['token-file'] !== undefined ? readSecret(values['token-file'], '--token-file').trim() : process.env[TOKEN_ENV];
+  const get = (path: string): Promise<unknown> => request(values['http-addr'], path, token, timeoutMs);
+  const out = (json: unknown, lines: string[], empty: string): void => {
+    if (lines.length === 0) {
+      process.stderr.write(`${empty}\n`);
+      process.exitCode = 1;
     }
-  } finally {
-    await gv.leave({ timeoutMs: 2_000 });
+    if (values.json) process.stdout.write(`${JSON.stringify(json)}\n`);
+    else if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
+  };
+  if (command === 'members') {
+    const members = await get('/v1/agent/members') as { Name: string; Addr: string; Port: number; Status: number }[];
+    const states = ['none', 'alive', 'leaving', 'left', 'failed'];
+    out(members, members.map((m) => `${m.Name.padEnd(20)} ${(states[m.Status] ?? String(m.Status)).padEnd(8)} ${m.Addr.includes(':') ? `[${m.Addr}]` : m.Addr}:${m.Port}`), 'no members');
+  } else if (command === 'services') {
+    const services = await get('/v1/catalog/services') as Record<string, string[]>;
+    out(services, Object.entries(services).map(([name, tags]) => `${name.padEnd(24)} ${tags.join(',')}`), 'no services registered');
+  } else {
+    const v = values as { healthy?: boolean; tag?: string[] };
+    const query = new URLSearchParams();
+    for (const t of v.tag ?? []) query.append('tag', t);
+    if (v.healthy === true) query.set('passing', '');
+    const q = query.toString();
+    const entries = await get(`/v1/health/service/${encodeURIComponent(service as string)}${q === '' ? '' : `?${q}`}`) as HealthEntry[];
+    const health = (e: HealthEntry): string => (e.Checks.some((c) => c.Status === 'critical') ? 'critical' : e.Checks.some((c) => c.Status === 'warning') ? 'warning' : 'passing');
+    const hostPort = (e: HealthEntry): string => `${e.Service.Address.includes(':') ? `[${e.Service.Address}]` : e.Service.Address}:${e.Service.Port}`;
+    out(entries, entries.map((e) => `${hostPort(e).padEnd(24)} ${health(e).padEnd(9)} ${e.Node.Node} ${e.Service.ID} ${e.Service.Tags.join(',')}`), `no instances of ${service as string}`);
   }
+}
+
+function duration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text);
+  if (m === null) throw new UsageError(`--timeout must be a duration such as 5s or 500ms, got "${text}"`);
+  return Number(m[1]) * { ms: 1, s: 1_000, m: 60_000 }[m[2] as 'ms' | 's' | 'm'];
+}
+
+async function request(addr: string, path: string, token: string | undefined, timeoutMs: number): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(`http://${addr}${path}`, { headers: token !== undefined ? { 'X-Consul-Token': token } : {}, signal: AbortSignal.timeout(timeoutMs) });
+  } catch (e) {
+    const c = (e as { cause?: { code?: string; message?: string } }).cause;
+    const cause = c?.code ?? c?.message ?? (e as Error).message;
+    throw new AgentUnreachable(`no agent answering at ${addr} (${cause}); start one with "grapevine agent", or point --http-addr at it`);
+  }
+  if (!res.ok) throw new AgentUnreachable(`the agent at ${addr} answered ${res.status}: ${(await res.text()).trim()}`);
+  return res.json();
 }

@@ -4,4 +4,5 @@
  * --http 127.0.0.1:8500`; loaded only then.
  */
 export { BODY_BYTES_MAX, HttpApi, HttpBindError, serveHttp } from './server.js';
+export { provideHttp } from './provide.js';
 export { parseDuration, parseRegistration } from './consul.js';
