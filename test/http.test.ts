@@ -4,6 +4,7 @@
  * Consul's errors; tokens. Waits are bounded; no assertion is about speed.
  */
 import { createServer, type Server } from 'node:http';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Grapevine } from '../src/index.js';
 import { until } from './until.js';
@@ -140,5 +141,31 @@ describe('Consul-compatible HTTP API', () => {
       await t.close();
     }
     await expect(Grapevine.start({ bind: '127.0.0.1:0', http: '0.0.0.0:0' })).rejects.toMatchObject({ code: 'grapevine.invalid-option', option: 'http.bind' });
+  });
+
+  test('Prometheus: /metrics in the text format, http_sd targets, and metrics in a service\'s own registry', async () => {
+    await b.register({ name: 'scraped', id: 's-1', port: 9100, tags: ['x'], meta: { 'team.name': 'core' } });
+    await until(() => a.lookup('scraped').length === 1);
+    const res = await fetch(`http://${api}/metrics`);
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    const text = await res.text();
+    expect(text).toMatch(/^grapevine_members\{state="alive"\} 2$/m);
+    expect(text).toMatch(/^grapevine_probes_total \d+$/m);
+    expect(text).toMatch(/^grapevine_catalog_instances\{service="scraped",health="passing"\} 1$/m);
+    expect((await fetch(`http://${api}/v1/agent/metrics?format=prometheus`)).status).toBe(200);
+    const after = await (await fetch(`http://${api}/metrics`)).text();
+    expect(after).toMatch(/^grapevine_http_requests_total\{method="GET",code="200"\} [1-9]\d*$/m);
+    const sd = (await call('GET', '/v1/prometheus/sd')).json as { targets: string[]; labels: Record<string, string> }[];
+    expect(sd.find((t) => t.labels.__meta_grapevine_id === 's-1')).toEqual({
+      targets: ['127.0.0.1:9100'],
+      labels: { __meta_grapevine_service: 'scraped', __meta_grapevine_node: 'b', __meta_grapevine_id: 's-1', __meta_grapevine_tags: ',x,', __meta_grapevine_health: 'passing', __meta_grapevine_meta_team_name: 'core' },
+    });
+    const registry = new Registry();
+    const m = await Grapevine.start({ name: 'm', bind: '127.0.0.1:0', profile: 'local', metrics: { registry } });
+    try {
+      expect(await registry.metrics()).toMatch(/^grapevine_members\{state="alive"\} 1$/m);
+    } finally {
+      await m.close();
+    }
   });
 });

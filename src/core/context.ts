@@ -66,6 +66,21 @@ export interface MembershipStats {
   dropped: Record<string, number>;
   /** Events discarded because the driver did not drain them. */
   eventsDropped: number;
+  /** Direct probes sent, and those that got no ack in time (then probed indirectly). */
+  probes: number;
+  probesFailed: number;
+  /** Ping-reqs sent to helpers for indirect probes. */
+  indirectProbes: number;
+  /** Members this one started to suspect (any source), and of those, ones later seen alive again. */
+  suspicions: number;
+  suspicionsRefuted: number;
+  /** Deaths this member declared when a suspicion ran out. */
+  deathsDeclared: number;
+  /** Times this member refuted a suspicion or death notice about itself. */
+  refutations: number;
+  /** Push-pull exchanges this member started, and records it pulled over streams. */
+  pushPulls: number;
+  recordPulls: number;
 }
 
 /** Every timer the core arms, by kind; `deferred` marks the one extra wait after a stall. */
@@ -99,6 +114,7 @@ export class Context {
   readonly packetBytesMax: number;
   readonly counters: MembershipStats = {
     packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, streamsOut: 0, dropped: {}, eventsDropped: 0,
+    probes: 0, probesFailed: 0, indirectProbes: 0, suspicions: 0, suspicionsRefuted: 0, deathsDeclared: 0, refutations: 0, pushPulls: 0, recordPulls: 0,
   };
   readonly outbox = new Fifo<Transmit>();
   readonly events = new Fifo<MembershipEvent>();

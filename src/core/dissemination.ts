@@ -174,6 +174,7 @@ export class Dissemination {
     const request = this.statePacket(now, false, false);
     if (peer !== undefined) ctx.sendStream(ctx.table.addrs[peer] as string, request, 'state');
     if (lost !== undefined) ctx.sendStream(ctx.table.addrs[lost] as string, request, 'state');
+    ctx.counters.pushPulls += (peer === undefined ? 0 : 1) + (lost === undefined ? 0 : 1);
   }
 
   private readonly merges: PendingMerge[] = [];

@@ -71,10 +71,12 @@ export class Prober {
     }
     p.ackTimer = undefined;
     p.indirect = true;
+    ctx.counters.probesFailed++;
     const target = ctx.table.slotOf(p.target);
     const targetAddr = target < 0 ? undefined : ctx.table.addrs[target];
     if (targetAddr === undefined) return;
     const helpers = ctx.sample(ctx.config.indirectChecks, (s) => s !== target && ctx.stateOf(s) === MemberState.Alive && ctx.isVisible(s));
+    ctx.counters.indirectProbes += helpers.length;
     for (const helper of helpers) {
       ctx.sendPacket(ctx.table.addrs[helper] as string, [encodeMessage({
         type: MessageType.PingReq, seq: p.seq, target: p.target, targetAddr, nack: true,
@@ -174,6 +176,7 @@ export class Prober {
     }
     bodies.push(encodeMessage({ type: MessageType.Ping, seq, target, source: ctx.name }));
     ctx.sendPacket(t.addrs[s] as string, bodies);
+    ctx.counters.probes++;
     const ackTimer = ctx.timers.schedule(now + ctx.awareness.scale(ctx.config.probeTimeoutMs), { kind: 'probe-ack', deferred: false });
     this.probe = { target, seq, acked: false, indirect: false, nacksExpected: 0, nacksReceived: 0, ackTimer };
   }

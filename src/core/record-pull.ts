@@ -104,6 +104,7 @@ export class RecordPulls {
       type: MessageType.RecordPull, node: name, incarnation: t.aliveIncarnation[s] as number, version: t.version[s] as number,
     }]);
     ctx.sendStream(addr, request, 'record');
+    ctx.counters.recordPulls++;
     const timer = ctx.timers.schedule(now + PULL_TIMEOUT_PROBES * ctx.config.probeIntervalMs, { kind: 'pull', name });
     this.inFlight.set(name, { addr, timer });
   }

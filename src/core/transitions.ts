@@ -90,6 +90,7 @@ export class Transitions {
     const before = ctx.stateOf(s);
     // Liveness first: a pull is only started for a live member.
     if (livenessNewer(t.incarnation[s] as number, before, m.incarnation, MemberState.Alive)) {
+      if (before === MemberState.Suspect) ctx.counters.suspicionsRefuted++;
       this.setState(now, s, m.incarnation, MemberState.Alive);
     }
     this.setIdentity(now, s, from, m, carried || contentKnown);
@@ -131,6 +132,7 @@ export class Transitions {
     }
     if (!livenessNewer(current, state, incarnation, MemberState.Suspect)) return;
     this.setState(now, s, incarnation, MemberState.Suspect);
+    ctx.counters.suspicions++;
     this.suspicions.start(now, node, from);
     ctx.broadcasts.enqueue(node, encoded());
     ctx.emitMember('suspect', s);
@@ -163,6 +165,7 @@ export class Transitions {
     const name = ctx.table.names[s] as string;
     const incarnation = ctx.table.incarnation[s] as number;
     this.setState(now, s, incarnation, MemberState.Dead);
+    ctx.counters.deathsDeclared++;
     ctx.broadcasts.enqueue(name, encodeMessage({ type: MessageType.Dead, node: name, incarnation }));
     ctx.emitMember('dead', s);
   }
@@ -262,6 +265,7 @@ export class Transitions {
   }
 
   private refute(incarnation: number, penalize = true): void {
+    this.ctx.counters.refutations++;
     this.bumpIncarnation(incarnation);
     // Having to refute is evidence that we are slow to answer (Lifeguard).
     if (penalize) this.ctx.applyAwareness(1);

@@ -18,6 +18,7 @@ import {
   type ServiceHandle,
 } from '../runtime/index.js';
 import { Blocking, BlockingFull, blockingParams } from './blocking.js';
+import { loadedMetrics, metricsOf } from './metrics.js';
 import {
   agentMember, agentService, type CheckInfo, catalogService, consulNode, DATACENTER, hostOf, liveMembers, nodeId, parseRegistration,
   serfHealth, serviceCheck,
@@ -38,6 +39,8 @@ class HttpError extends Error {
 interface Reply {
   body: unknown;
   index?: number;
+  /** A reply that is not JSON (Prometheus's text format, the status page). */
+  text?: { contentType: string; body: string };
 }
 
 type Handler = (req: Request) => Reply | Promise<Reply>;
@@ -156,6 +159,7 @@ export class HttpApi implements Extension {
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const ac = new AbortController();
     res.once('close', () => ac.abort());
+    res.once('finish', () => loadedMetrics(this.gv)?.httpRequest(req.method ?? '?', res.statusCode));
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const path = url.pathname;
@@ -179,6 +183,11 @@ export class HttpApi implements Extension {
         return;
       }
       const reply = await route.handle(request);
+      if (reply.text !== undefined) {
+        res.writeHead(200, { 'Content-Type': reply.text.contentType });
+        res.end(reply.text.body);
+        return;
+      }
       this.send(res, 200, reply.body, reply.index);
     } catch (e) {
       if (res.headersSent || ac.signal.aborted) return;
@@ -328,6 +337,18 @@ export class HttpApi implements Extension {
       return { body: state === 'any' ? all : all.filter((c) => c.Status === state) };
     }, { index: nodeIndex });
 
+    // Prometheus: grapevine's metrics, and every instance as an HTTP service-discovery target.
+    const prometheus = async (): Promise<Reply> => {
+      const m = await metricsOf(gv);
+      return { body: undefined, text: { contentType: m.registry.contentType, body: await m.registry.metrics() } };
+    };
+    this.route('GET', '/metrics', prometheus);
+    this.route('GET', '/v1/agent/metrics', async (req) => {
+      if (req.query.get('format') !== 'prometheus') throw new HttpError(400, 'only format=prometheus is served');
+      return prometheus();
+    });
+    this.route('GET', '/v1/prometheus/sd', () => ({ body: gv.services().sort().flatMap((s) => gv.lookup(s).map(sdTarget)) }), { index: catalogIndex });
+
     // status: there is no leader; each agent names itself, so clients that check for one keep working.
     this.route('GET', '/v1/status/leader', () => ({ body: gv.address }));
     this.route('GET', '/v1/status/peers', () => ({ body: [...liveMembers(gv).values()].map((m) => m.addr) }));
@@ -420,6 +441,16 @@ export class HttpBindError extends GrapevineError {
     super('grapevine.bind-failed', message);
     this.cause = cause;
   }
+}
+
+/** Prometheus http_sd: one target group per instance, labelled with its service, node, tags, health and metadata. */
+function sdTarget(i: Instance): { targets: string[]; labels: Record<string, string> } {
+  const labels: Record<string, string> = {
+    __meta_grapevine_service: i.service, __meta_grapevine_node: i.node, __meta_grapevine_id: i.id,
+    __meta_grapevine_tags: i.tags.length === 0 ? '' : `,${i.tags.join(',')},`, __meta_grapevine_health: i.health,
+  };
+  for (const [k, v] of Object.entries(i.meta)) labels[`__meta_grapevine_meta_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`] = v;
+  return { targets: [i.hostPort], labels };
 }
 
 function readBody(req: IncomingMessage): Promise<unknown> {

@@ -1,0 +1,136 @@
+/**
+ * grapevine's metrics for Prometheus, through prom-client (an optional peer dependency, loaded
+ * only here). Every figure is read when Prometheus scrapes, from the member's counters and
+ * catalog, so nothing is counted twice and an idle member does no work for its metrics.
+ * `metrics: { registry }` adds them to a service's own registry; the HTTP API's /metrics uses
+ * that registry if there is one, else its own.
+ */
+import type { Grapevine } from '../runtime/index.js';
+import { InvalidOptionError } from '../runtime/index.js';
+
+type PromClient = typeof import('prom-client');
+type Registry = import('prom-client').Registry;
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Counts one HTTP request (the HTTP API calls this). */
+  httpRequest(method: string, code: number): void;
+}
+
+const byMember = new WeakMap<Grapevine, Metrics>();
+
+async function promClient(): Promise<PromClient> {
+  try {
+    return await import('prom-client');
+  } catch {
+    throw new InvalidOptionError('metrics', 'needs the prom-client package: npm install prom-client');
+  }
+}
+
+/** The member's metrics if something asked for them already (counting requests must not load prom-client). */
+export function loadedMetrics(gv: Grapevine): Metrics | undefined {
+  return byMember.get(gv);
+}
+
+/** The member's metrics, registered once: in `registry` if given, else in a registry of their own. */
+export async function metricsOf(gv: Grapevine, registry?: Registry): Promise<Metrics> {
+  const existing = byMember.get(gv);
+  if (existing !== undefined) return existing;
+  const prom = await promClient();
+  const reg = registry ?? new prom.Registry();
+  const metrics = define(prom, reg, gv);
+  byMember.set(gv, metrics);
+  return metrics;
+}
+
+function define(prom: PromClient, registry: Registry, gv: Grapevine): Metrics {
+  const registers = [registry];
+  const core = (): ReturnType<Grapevine['stats']>['core'] => gv.stats().core;
+  const transport = (): ReturnType<Grapevine['stats']>['transport'] => gv.stats().transport;
+  /** A counter whose value is read at scrape time from one of the member's totals. */
+  const total = (name: string, help: string, read: () => number): void => {
+    new prom.Counter({
+      name, help, registers,
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  };
+  new prom.Gauge({
+    name: 'grapevine_members', help: 'Members this node knows, by state.', labelNames: ['state'], registers,
+    collect() {
+      const counts: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
+      for (const m of gv.members()) counts[m.state] = (counts[m.state] ?? 0) + 1;
+      for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+    },
+  });
+  total('grapevine_probes_total', 'Direct probes sent.', () => core().probes);
+  total('grapevine_probes_failed_total', 'Direct probes without an ack in time (then probed indirectly).', () => core().probesFailed);
+  total('grapevine_indirect_probes_total', 'Ping-reqs sent to helpers for indirect probes.', () => core().indirectProbes);
+  total('grapevine_suspicions_total', 'Members this node started to suspect.', () => core().suspicions);
+  total('grapevine_suspicions_refuted_total', 'Suspected members later seen alive again.', () => core().suspicionsRefuted);
+  total('grapevine_deaths_declared_total', 'Deaths this node declared when a suspicion ran out.', () => core().deathsDeclared);
+  total('grapevine_refutations_total', 'Times this node refuted a suspicion or death notice about itself.', () => core().refutations);
+  total('grapevine_push_pulls_total', 'Full-state exchanges this node started.', () => core().pushPulls);
+  total('grapevine_record_pulls_total', 'Records this node pulled over streams.', () => core().recordPulls);
+  total('grapevine_events_dropped_total', 'Core events discarded because they were not drained in time.', () => core().eventsDropped);
+  new prom.Counter({
+    name: 'grapevine_packets_total', help: 'UDP datagrams and TCP streams, by direction.', labelNames: ['direction', 'kind'], registers,
+    collect() {
+      const t = transport();
+      this.reset();
+      this.inc({ direction: 'in', kind: 'udp' }, t.udpPacketsIn);
+      this.inc({ direction: 'out', kind: 'udp' }, t.udpPacketsOut);
+      this.inc({ direction: 'in', kind: 'tcp' }, t.streamsIn);
+      this.inc({ direction: 'out', kind: 'tcp' }, t.streamsOut);
+    },
+  });
+  new prom.Counter({
+    name: 'grapevine_bytes_total', help: 'Bytes on the wire, by direction and transport.', labelNames: ['direction', 'kind'], registers,
+    collect() {
+      const t = transport();
+      this.reset();
+      this.inc({ direction: 'in', kind: 'udp' }, t.udpBytesIn);
+      this.inc({ direction: 'out', kind: 'udp' }, t.udpBytesOut);
+      this.inc({ direction: 'in', kind: 'tcp' }, t.tcpBytesIn);
+      this.inc({ direction: 'out', kind: 'tcp' }, t.tcpBytesOut);
+    },
+  });
+  new prom.Counter({
+    name: 'grapevine_dropped_total', help: 'Peer input rejected, by reason (malformed, wrong key, replayed...).', labelNames: ['reason'], registers,
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(core().dropped)) this.inc({ reason }, n);
+    },
+  });
+  new prom.Gauge({
+    name: 'grapevine_health_score', help: 'Lifeguard local health score (0 is healthy; higher: this process answers slowly).', registers,
+    collect() {
+      this.set(gv.healthScore);
+    },
+  });
+  new prom.Gauge({
+    name: 'grapevine_catalog_instances', help: 'Service instances in this node\'s catalog, by service and health.', labelNames: ['service', 'health'], registers,
+    collect() {
+      this.reset();
+      for (const service of gv.services()) {
+        const counts: Record<string, number> = { passing: 0, warning: 0, critical: 0 };
+        for (const i of gv.lookup(service)) counts[i.health] = (counts[i.health] ?? 0) + 1;
+        for (const [health, n] of Object.entries(counts)) this.set({ service, health }, n);
+      }
+    },
+  });
+  const http = new prom.Counter({ name: 'grapevine_http_requests_total', help: 'HTTP API requests, by method and status code.', labelNames: ['method', 'code'], registers });
+  return { registry, httpRequest: (method, code) => http.inc({ method, code: String(code) }) };
+}
+
+/** The ExtensionStarter for start() option `metrics: { registry }`. */
+export async function serveMetrics(gv: Grapevine, value: unknown): Promise<{ close(): Promise<void> }> {
+  const registry = (value as { registry?: Registry } | null)?.registry;
+  if (value === null || typeof value !== 'object' || (registry !== undefined && typeof (registry as { metrics?: unknown }).metrics !== 'function')) {
+    throw new InvalidOptionError('metrics', 'must be { registry } with a prom-client Registry');
+  }
+  await metricsOf(gv, registry);
+  return { close: async () => undefined };
+}
