@@ -19,6 +19,7 @@ import {
 } from '../runtime/index.js';
 import { Blocking, BlockingFull, blockingParams } from './blocking.js';
 import { loadedMetrics, metricsOf } from './metrics.js';
+import { STATUS_PAGE } from './ui.js';
 import {
   agentMember, agentService, type CheckInfo, catalogService, consulNode, DATACENTER, hostOf, liveMembers, nodeId, parseRegistration,
   serfHealth, serviceCheck,
@@ -28,6 +29,8 @@ export const BODY_BYTES_MAX = 1024 * 1024;
 const DEFAULT_BIND = '127.0.0.1:8500';
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
+/** Events the status page shows. */
+const EVENTS_KEPT = 100;
 
 /** An HTTP error with Consul's status and a plain-text reason. */
 class HttpError extends Error {
@@ -96,6 +99,9 @@ export class HttpApi implements Extension {
   private readonly blocking: Blocking;
   private readonly registered = new Map<string, Registered>();
   private memberChanges = 0;
+  /** For the status page: recent events, and when each member last changed. */
+  private readonly events: { at: number; text: string }[] = [];
+  private readonly changedAt = new Map<string, number>();
   private readonly unsubscribe: (() => void)[] = [];
   address = '';
 
@@ -108,12 +114,16 @@ export class HttpApi implements Extension {
     this.server = createServer((req, res) => void this.serve(req, res));
     this.server.headersTimeout = HEADERS_TIMEOUT_MS;
     this.server.requestTimeout = REQUEST_TIMEOUT_MS;
-    const onMember = (): void => {
+    const onMember = ({ type, member }: { type: string; member: Member }): void => {
       this.memberChanges++;
+      this.changedAt.set(member.name, Date.now());
+      this.note(`${member.name} ${type}${type === 'alive' || type === 'joined' ? ` (incarnation ${member.incarnation})` : ''}`);
       this.blocking.changed();
     };
-    const onService = (change: { instance: Instance }): void => {
-      if (change.instance.node === gv.name) this.watchCritical(change.instance);
+    const onService = (change: { type: string; instance: Instance }): void => {
+      const i = change.instance;
+      if (i.node === gv.name) this.watchCritical(i);
+      this.note(`${i.service} ${i.id} on ${i.node} ${change.type} (${i.health})`);
       this.blocking.changed();
     };
     gv.on('member', onMember);
@@ -146,6 +156,11 @@ export class HttpApi implements Extension {
     this.blocking.close();
     this.server.closeIdleConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private note(text: string): void {
+    this.events.push({ at: Date.now(), text });
+    if (this.events.length > EVENTS_KEPT) this.events.shift();
   }
 
   // ---------------------------------------------------------------- routing
@@ -348,6 +363,22 @@ export class HttpApi implements Extension {
       return prometheus();
     });
     this.route('GET', '/v1/prometheus/sd', () => ({ body: gv.services().sort().flatMap((s) => gv.lookup(s).map(sdTarget)) }), { index: catalogIndex });
+
+    // The status page, and the state it long-polls.
+    this.route('GET', '/ui', () => ({ body: undefined, text: { contentType: 'text/html; charset=utf-8', body: STATUS_PAGE } }));
+    this.route('GET', '/ui/', () => ({ body: undefined, text: { contentType: 'text/html; charset=utf-8', body: STATUS_PAGE } }));
+    this.route('GET', '/v1/grapevine/state', () => ({
+      body: {
+        self: { name: gv.name, address: gv.address, healthScore: gv.healthScore, version: packageVersion() },
+        members: gv.members().sort((x, y) => x.name.localeCompare(y.name)).map((m) => ({
+          name: m.name, addr: m.addr, state: m.state, incarnation: m.incarnation, changedAt: this.changedAt.get(m.name) ?? null,
+        })),
+        services: gv.services().sort().map((name) => ({
+          name, instances: gv.lookup(name).map((i) => ({ id: i.id, node: i.node, hostPort: i.hostPort, health: i.health, tags: i.tags, suspect: i.suspect })),
+        })),
+        events: this.events,
+      },
+    }), { index: nodeIndex });
 
     // status: there is no leader; each agent names itself, so clients that check for one keep working.
     this.route('GET', '/v1/status/leader', () => ({ body: gv.address }));
