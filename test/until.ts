@@ -1,7 +1,7 @@
-/** Polls `check` every 20 ms until it holds; rejects after `ms`. For tests on real sockets, whose timing no test controls. */
-export async function until(check: () => boolean, ms = 10_000): Promise<void> {
+/** Waits until `check` (sync or async) holds, polling every 20 ms; throws after `ms`. Bounded: every wait in the tests ends. */
+export async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
