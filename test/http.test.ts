@@ -168,4 +168,26 @@ describe('Consul-compatible HTTP API', () => {
       await m.close();
     }
   });
+
+  test('DeregisterCriticalServiceAfter removes an instance critical that long; blocked queries past the cap get 429', async () => {
+    const body = { Name: 'flaky', ID: 'flaky-1', Port: 1, Check: { TTL: '30s', DeregisterCriticalServiceAfter: '1s' } };
+    expect((await call('PUT', '/v1/agent/service/register', body)).status).toBe(200);
+    await until(() => b.lookup('flaky').length === 1);
+    await until(() => b.lookup('flaky').length === 0 && a.lookup('flaky').length === 0, 10_000); // a TTL check starts critical
+    const capped = await Grapevine.start({ name: 'capped', bind: '127.0.0.1:0', http: { bind: '127.0.0.1:0', blockingQueriesMax: 2 } });
+    const at = `http://${capped.listening('http') as string}`;
+    const controller = new AbortController();
+    try {
+      const index = (await fetch(`${at}/v1/catalog/services`)).headers.get('x-consul-index') as string;
+      const held = [1, 2].map(() => fetch(`${at}/v1/catalog/services?index=${index}&wait=30s`, { signal: controller.signal }).catch(() => undefined));
+      await new Promise((r) => setTimeout(r, 200));
+      const third = await fetch(`${at}/v1/catalog/services?index=${index}&wait=30s`);
+      expect(third.status).toBe(429);
+      expect((await fetch(`${at}/v1/catalog/services`)).status).toBe(200); // a plain read still works
+      controller.abort();
+      await Promise.all(held);
+    } finally {
+      await capped.close();
+    }
+  });
 });

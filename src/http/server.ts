@@ -31,6 +31,13 @@ const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 /** Events the status page shows. */
 const EVENTS_KEPT = 100;
+/** Distinct catalog and health queries whose last answer is kept. */
+const ANSWERS_KEPT = 256;
+
+/** A query string without the blocking parameters, in a stable order: the cache key's tail. */
+function canonicalQuery(query: URLSearchParams): string {
+  return [...query].filter(([k]) => k !== 'index' && k !== 'wait').sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join('&');
+}
 
 /** An HTTP error with Consul's status and a plain-text reason. */
 class HttpError extends Error {
@@ -99,6 +106,10 @@ export class HttpApi implements Extension {
   private readonly blocking: Blocking;
   private readonly registered = new Map<string, Registered>();
   private memberChanges = 0;
+  /** Serialized catalog and health answers by query, with the indexes they were made at. */
+  private readonly answers = new Map<string, { stamp: string; json: string }>();
+  /** TTL updates through this API: they can change a check's output without changing any index. */
+  private checkUpdates = 0;
   /** For the status page: recent events, and when each member last changed. */
   private readonly events: { at: number; text: string }[] = [];
   private readonly changedAt = new Map<string, number>();
@@ -193,8 +204,20 @@ export class HttpApi implements Extension {
         const indexOf = (): number => (route.index as (p: string[]) => number)(params);
         if (index !== undefined) await this.blocking.wait(index, indexOf, waitMs, ac.signal);
         if (ac.signal.aborted) return;
-        const reply = await route.handle(request);
-        this.send(res, 200, reply.body, reply.index ?? indexOf());
+        const now = indexOf();
+        // Catalog and health answers depend only on the catalog and the member table, both
+        // covered by the indexes in the stamp: a burst of equal queries (thousands of woken
+        // watchers, or pollers) is answered from one serialization.
+        const key = path.startsWith('/v1/catalog/') || path.startsWith('/v1/health/') ? `${path}?${canonicalQuery(url.searchParams)}` : undefined;
+        const stamp = `${now}:${this.nodeIndex()}:${this.checkUpdates}`;
+        const cached = key === undefined ? undefined : this.answers.get(key);
+        if (cached !== undefined && cached.stamp === stamp) return this.sendJson(res, cached.json, now);
+        const json = JSON.stringify((await route.handle(request)).body);
+        if (key !== undefined) {
+          if (this.answers.size >= ANSWERS_KEPT) this.answers.delete(this.answers.keys().next().value as string);
+          this.answers.set(key, { stamp, json });
+        }
+        this.sendJson(res, json, now);
         return;
       }
       const reply = await route.handle(request);
@@ -227,10 +250,14 @@ export class HttpApi implements Extension {
   }
 
   private send(res: ServerResponse, status: number, body: unknown, index: number | undefined): void {
+    this.sendJson(res, body === undefined ? '' : JSON.stringify(body), index, status);
+  }
+
+  private sendJson(res: ServerResponse, json: string, index: number | undefined, status = 200): void {
     const headers: Record<string, string> = { 'Content-Type': 'application/json', 'X-Consul-KnownLeader': 'true', 'X-Consul-LastContact': '0' };
     if (index !== undefined) headers['X-Consul-Index'] = String(index);
     res.writeHead(status, headers);
-    res.end(body === undefined ? '' : JSON.stringify(body));
+    res.end(json);
   }
 
   // ---------------------------------------------------------------- indexes
@@ -418,6 +445,9 @@ export class HttpApi implements Extension {
       handle, live: undefined, checks: parsed.checks, deregisterAfterMs: deregisterAfter.length > 0 ? Math.min(...deregisterAfter) : 0, timer: undefined,
     };
     this.registered.set(id, entry);
+    // Its 'added' event came before this entry existed: start the critical clock from its health now.
+    const current = this.gv.catalog.nodeInstances(this.gv.name).find((i) => i.id === id);
+    if (current !== undefined) this.watchCritical(current);
     handle.then((h) => {
       entry.live = h.checks;
     }, () => this.forget(id));
@@ -441,6 +471,7 @@ export class HttpApi implements Extension {
       const handle = await r.handle;
       handle.checks[n]?.[status]();
       info.output = note;
+      this.checkUpdates++;
       return;
     }
     throw new HttpError(404, `Unknown check ID "${checkId}". Ensure that the check ID is passed, not the check name.`);
