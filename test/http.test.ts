@@ -78,7 +78,9 @@ describe('Consul-compatible HTTP API', () => {
     const node = await call('GET', '/v1/catalog/node/b');
     expect(node.json).toMatchObject({ Node: { Node: 'b', Address: '127.0.0.1' }, Services: { 'b-1': { Service: 'service-a' } } });
     expect((await call('GET', '/v1/catalog/service/nothing')).json).toEqual([]);
-    expect((await call('GET', '/v1/catalog/datacenters')).json).toEqual(['dc1']);
+    const dcs = await call('GET', '/v1/catalog/datacenters');
+    expect(dcs.json).toEqual(['dc1']);
+    expect(Number(dcs.index)).toBeGreaterThan(0); // every read carries an index
     expect((await call('GET', '/v1/status/leader')).json).toBe(a.address);
     const members = await call('GET', '/v1/agent/members');
     expect((members.json as { Name: string; Status: number }[]).map((m) => [m.Name, m.Status]).sort()).toEqual([['a', 1], ['b', 1]]);

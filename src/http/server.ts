@@ -31,6 +31,8 @@ const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 /** Events the status page shows. */
 const EVENTS_KEPT = 100;
+/** Connections allowed beyond the blocking-query cap. */
+const CONNECTIONS_SPARE = 1_024;
 /** Distinct catalog and health queries whose last answer is kept. */
 const ANSWERS_KEPT = 256;
 
@@ -125,6 +127,8 @@ export class HttpApi implements Extension {
     this.server = createServer((req, res) => void this.serve(req, res));
     this.server.headersTimeout = HEADERS_TIMEOUT_MS;
     this.server.requestTimeout = REQUEST_TIMEOUT_MS;
+    // Room for every blocked query plus ordinary traffic; past it the OS queue holds the rest rather than our file descriptors.
+    this.server.maxConnections = options.blockingQueriesMax + CONNECTIONS_SPARE;
     const onMember = ({ type, member }: { type: string; member: Member }): void => {
       this.memberChanges++;
       this.changedAt.set(member.name, Date.now());
@@ -226,7 +230,7 @@ export class HttpApi implements Extension {
         res.end(reply.text.body);
         return;
       }
-      this.send(res, 200, reply.body, reply.index);
+      this.send(res, 200, reply.body, reply.index ?? (req.method === 'PUT' ? undefined : this.nodeIndex()));
     } catch (e) {
       if (res.headersSent || ac.signal.aborted) return;
       const [status, message] = e instanceof HttpError ? [e.status, e.message]
