@@ -75,28 +75,22 @@ function define(prom: PromClient, registry: Registry, gv: Grapevine): Metrics {
   total('grapevine_push_pulls_total', 'Full-state exchanges this node started.', () => core().pushPulls);
   total('grapevine_record_pulls_total', 'Records this node pulled over streams.', () => core().recordPulls);
   total('grapevine_events_dropped_total', 'Core events discarded because they were not drained in time.', () => core().eventsDropped);
-  new prom.Counter({
-    name: 'grapevine_packets_total', help: 'UDP datagrams and TCP streams, by direction.', labelNames: ['direction', 'kind'], registers,
-    collect() {
-      const t = transport();
-      this.reset();
-      this.inc({ direction: 'in', kind: 'udp' }, t.udpPacketsIn);
-      this.inc({ direction: 'out', kind: 'udp' }, t.udpPacketsOut);
-      this.inc({ direction: 'in', kind: 'tcp' }, t.streamsIn);
-      this.inc({ direction: 'out', kind: 'tcp' }, t.streamsOut);
-    },
-  });
-  new prom.Counter({
-    name: 'grapevine_bytes_total', help: 'Bytes on the wire, by direction and transport.', labelNames: ['direction', 'kind'], registers,
-    collect() {
-      const t = transport();
-      this.reset();
-      this.inc({ direction: 'in', kind: 'udp' }, t.udpBytesIn);
-      this.inc({ direction: 'out', kind: 'udp' }, t.udpBytesOut);
-      this.inc({ direction: 'in', kind: 'tcp' }, t.tcpBytesIn);
-      this.inc({ direction: 'out', kind: 'tcp' }, t.tcpBytesOut);
-    },
-  });
+  /** A transport total by direction and kind: `read` gives [udp in, udp out, tcp in, tcp out]. */
+  const byDirection = (name: string, help: string, read: (t: ReturnType<typeof transport>) => [number, number, number, number]): void => {
+    new prom.Counter({
+      name, help, labelNames: ['direction', 'kind'], registers,
+      collect() {
+        const [udpIn, udpOut, tcpIn, tcpOut] = read(transport());
+        this.reset();
+        this.inc({ direction: 'in', kind: 'udp' }, udpIn);
+        this.inc({ direction: 'out', kind: 'udp' }, udpOut);
+        this.inc({ direction: 'in', kind: 'tcp' }, tcpIn);
+        this.inc({ direction: 'out', kind: 'tcp' }, tcpOut);
+      },
+    });
+  };
+  byDirection('grapevine_packets_total', 'UDP datagrams and TCP streams, by direction.', (t) => [t.udpPacketsIn, t.udpPacketsOut, t.streamsIn, t.streamsOut]);
+  byDirection('grapevine_bytes_total', 'Bytes on the wire, by direction and transport.', (t) => [t.udpBytesIn, t.udpBytesOut, t.tcpBytesIn, t.tcpBytesOut]);
   new prom.Counter({
     name: 'grapevine_dropped_total', help: 'Peer input rejected, by reason (malformed, wrong key, replayed...).', labelNames: ['reason'], registers,
     collect() {
