@@ -299,7 +299,7 @@ export class HttpApi implements Extension {
           Member: agentMember(self), Meta: self.meta, DebugConfig: {},
         },
       };
-    });
+    }, { index: nodeIndex });
     this.route('GET', '/v1/agent/members', () => ({ body: gv.members().map(agentMember) }), { index: nodeIndex });
     this.route('PUT', '/v1/agent/leave', () => {
       // Answer first: leaving closes this server.
@@ -329,7 +329,7 @@ export class HttpApi implements Extension {
     });
 
     // catalog
-    this.route('GET', '/v1/catalog/datacenters', () => ({ body: [DATACENTER] }));
+    this.route('GET', '/v1/catalog/datacenters', () => ({ body: [DATACENTER] }), { index: nodeIndex });
     this.route('GET', '/v1/catalog/services', () => {
       const out: Record<string, string[]> = {};
       for (const name of gv.services().sort()) out[name] = [...new Set(gv.lookup(name).flatMap((i) => i.tags))];
@@ -412,8 +412,8 @@ export class HttpApi implements Extension {
     }), { index: nodeIndex });
 
     // status: there is no leader; each agent names itself, so clients that check for one keep working.
-    this.route('GET', '/v1/status/leader', () => ({ body: gv.address }));
-    this.route('GET', '/v1/status/peers', () => ({ body: [...liveMembers(gv).values()].map((m) => m.addr) }));
+    this.route('GET', '/v1/status/leader', () => ({ body: gv.address }), { index: nodeIndex });
+    this.route('GET', '/v1/status/peers', () => ({ body: [...liveMembers(gv).values()].map((m) => m.addr) }), { index: nodeIndex });
   }
 
   /** Instances of the path's service, filtered by every `?tag=`. */
