@@ -5,7 +5,9 @@
 export * from './runtime/index.js';
 export * from './registry/index.js';
 export * from './core/index.js';
+import { provideDns } from './dns/provide.js';
 import { provideHttp } from './http/provide.js';
 
 // Interfaces started by start() options, imported only when a member uses them.
 provideHttp();
+provideDns();

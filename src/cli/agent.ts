@@ -33,6 +33,8 @@ Runs one member of a grapevine cluster in this process.
   --meta KEY=VALUE       node metadata; repeat for several
   --http HOST:PORT       serve the Consul-compatible HTTP API here (default 127.0.0.1:8500; "off": none)
   --http-token-file PATH a token the HTTP API requires for writes and reads (or $GRAPEVINE_HTTP_TOKEN)
+  --dns HOST:PORT        serve DNS here (A, AAAA, SRV, TXT), e.g. 127.0.0.1:8600; default off
+  --dns-domain NAME      the DNS domain (default grapevine; "consul" for Consul-era tooling)
   --log-level LEVEL      debug, info, warn, error or silent (default info); logs go to stderr
   --log-json             log one JSON object per line
   --json                 machine interface: JSON events on stdout, commands on stdin
@@ -60,6 +62,8 @@ export async function runAgent(argv: string[]): Promise<void> {
       meta: { type: 'string', multiple: true, default: [] },
       http: { type: 'string', default: '127.0.0.1:8500' },
       'http-token-file': { type: 'string' },
+      dns: { type: 'string' },
+      'dns-domain': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'log-json': { type: 'boolean', default: false },
     },
@@ -88,6 +92,7 @@ export async function runAgent(argv: string[]): Promise<void> {
       ...(keyring !== undefined ? { keyring } : {}),
       ...(meta !== undefined ? { meta } : {}),
       ...(http !== undefined ? { http } : {}),
+      ...(values.dns !== undefined ? { dns: { bind: values.dns, ...(values['dns-domain'] !== undefined ? { domain: values['dns-domain'] } : {}) } } : {}),
       logger,
     });
   } catch (e) {
@@ -106,7 +111,7 @@ export async function runAgent(argv: string[]): Promise<void> {
     logger.info(`service ${instance.service} ${instance.id} on ${instance.node} ${type} (${instance.health})`, { service: instance.service, id: instance.id, node: instance.node, change: type, health: instance.health });
   });
   gv.on('member', ({ type, member }) => print({ event: type, member: member.name, incarnation: member.incarnation }));
-  print({ ready: { name: gv.name, address: gv.address, ...(http !== undefined ? { http: gv.listening('http') } : {}) } });
+  print({ ready: { name: gv.name, address: gv.address, ...(http !== undefined ? { http: gv.listening('http') } : {}), ...(values.dns !== undefined ? { dns: gv.listening('dns') } : {}) } });
   if (!json) process.stdout.write(`${gv.name} listening on ${gv.address} (pid ${process.pid})${http !== undefined ? `, HTTP API on ${gv.listening('http') as string}` : ''}\n`);
   // Members learned while joining were announced before anyone could listen: report them now.
   for (const m of gv.members()) if (m.name !== gv.name) print({ event: 'joined', member: m.name, incarnation: m.incarnation });

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `grapevine` command: agent, members, services, lookup, keygen, demo, help, --version. */
 import { parseArgs } from 'node:util';
+import { provideDns } from '../dns/provide.js';
 import { provideHttp } from '../http/provide.js';
 import { packageVersion } from '../runtime/index.js';
 import { AGENT_USAGE, runAgent } from './agent.js';
@@ -50,6 +51,7 @@ async function run(command: string | undefined, rest: string[]): Promise<void> {
 }
 
 provideHttp();
+provideDns();
 const [command, ...rest] = process.argv.slice(2);
 if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
   const topic = command === 'help' ? rest[0] : undefined;

@@ -20,7 +20,7 @@ export interface AgentLine {
   t: number;
   /** When this process read it (our clock): the time base for comparing with other systems. */
   at: number;
-  ready?: { name: string; address: string; http?: string };
+  ready?: { name: string; address: string; http?: string; dns?: string };
   error?: { code?: string; message: string };
   event?: string;
   member?: string;
@@ -48,6 +48,9 @@ export interface AgentOptions {
   noRetryJoin?: boolean;
   /** Serve the HTTP API here ("127.0.0.1:0"); default none. */
   http?: string;
+  /** Serve DNS here ("127.0.0.1:0"), for the domain `dnsDomain`; default none. */
+  dns?: string;
+  dnsDomain?: string;
   /** Registrations, as for `grapevine agent --service` (JSON objects). */
   services?: Record<string, unknown>[];
   /** Run the compiled CLI from dist/ (after `npm run build`) instead of the TypeScript sources. */
@@ -67,6 +70,8 @@ export class AgentProcess {
     for (const s of options.seeds ?? []) flags.push('--seed', s);
     if (options.protocol !== undefined) flags.push('--protocol', JSON.stringify(options.protocol));
     if (options.noRetryJoin === true) flags.push('--no-retry-join');
+    if (options.dns !== undefined) flags.push('--dns', options.dns);
+    if (options.dnsDomain !== undefined) flags.push('--dns-domain', options.dnsDomain);
     for (const s of options.services ?? []) flags.push('--service', JSON.stringify(s));
     const execArgs = options.compiled === true ? [join(ROOT, 'dist', 'src', 'cli', 'main.js'), ...flags]
       : FROM_SOURCE ? ['--import', 'tsx', MAIN, ...flags] : [MAIN, ...flags];

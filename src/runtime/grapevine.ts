@@ -26,7 +26,7 @@ import { cryptoRng, monotonicMs } from './system.js';
 import { Transport, type TransportStats } from './transport.js';
 
 export type { Member } from '../registry/catalog.js';
-export type { GrapevineOptions, HttpOptions } from './options.js';
+export type { DnsOptions, GrapevineOptions, HttpOptions } from './options.js';
 
 /**
  * A service to register, optionally with health checks that keep its health current: `check`,

@@ -1,6 +1,6 @@
 /** The Node runtime: sockets, clock and timers around the pure core, with the registry and health checks. */
 export { Grapevine, JoinError, NameConflictError, WaitTimeoutError } from './grapevine.js';
-export type { CheckHandle, GrapevineEvents, GrapevineOptions, HttpOptions, Registration, ServiceHandle } from './grapevine.js';
+export type { CheckHandle, DnsOptions, GrapevineEvents, GrapevineOptions, HttpOptions, Registration, ServiceHandle } from './grapevine.js';
 export { provideExtension } from './extensions.js';
 export { packageVersion } from './system.js';
 // The errors the runtime's methods throw, for interfaces that import only this surface.

@@ -8,6 +8,20 @@ import { checkMeta } from '../registry/record.js';
 import { extensionFor } from './extensions.js';
 import { checkLogger, type Logger } from './log.js';
 
+/** The DNS interface's options (src/dns serves them). */
+export interface DnsOptions {
+  /** "host:port" for UDP and TCP. Default 127.0.0.1:8600. */
+  bind?: string;
+  /** The domain answered for. Default "grapevine"; "consul" lets Consul-era tooling work unchanged. */
+  domain?: string;
+  /** TTL of every record, seconds. Default 0: answers never outlive the catalog. */
+  ttlS?: number;
+  /** Records of each kind in a UDP answer. Default 3, as Consul's udp_answer_limit. */
+  udpAnswerLimit?: number;
+  /** Queries per second from one source address. Default 1,000. */
+  rateLimit?: number;
+}
+
 /** The HTTP API's options (src/http serves them): where to listen and who may use it. */
 export interface HttpOptions {
   /** "host:port" to listen on. Default 127.0.0.1:8500. */
@@ -71,6 +85,8 @@ export interface GrapevineOptions {
    * options. Loaded only when given.
    */
   http?: string | HttpOptions;
+  /** Serve DNS (A, AAAA, SRV, TXT from the catalog): "127.0.0.1:8600", or options. Loaded only when given. */
+  dns?: string | DnsOptions;
   /** Add grapevine's metrics to your own prom-client registry (`metrics: { registry }`). Loaded only when given. */
   metrics?: { registry?: object };
 }
