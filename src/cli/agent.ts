@@ -42,6 +42,8 @@ Runs one member of a grapevine cluster in this process.
 `;
 
 export async function runAgent(argv: string[]): Promise<void> {
+  // Taken first: the launcher may be gone by the time the member has started.
+  const launcher = process.ppid;
   const { values } = parse(() => parseArgs({
     args: argv,
     strict: true,
@@ -126,7 +128,7 @@ export async function runAgent(argv: string[]): Promise<void> {
   if (json) rl.on('line', (line) => answer(gv, line.trim(), print, stop));
   process.once('SIGTERM', () => stop('leave'));
   process.once('SIGINT', () => stop('leave'));
-  followLauncher(() => stop('leave'));
+  followLauncher(launcher, () => stop('leave'));
 }
 
 /** How often an agent started by npx or `npm run` checks that its launcher is still there. */
@@ -138,15 +140,16 @@ const LAUNCHER_CHECK_MS = 500;
  * still gossiping. Such an agent leaves when its parent goes away. Started any other way
  * (directly, under nohup or a supervisor) it keeps running as a daemon would.
  */
-function followLauncher(leave: () => void): void {
+function followLauncher(parent: number, leave: () => void): void {
   if (process.env.npm_command !== 'exec' && process.env.npm_command !== 'run-script') return;
-  const parent = process.ppid;
-  const timer = setInterval(() => {
+  const check = (): void => {
     if (process.ppid === parent) return;
     clearInterval(timer);
     leave();
-  }, LAUNCHER_CHECK_MS);
+  };
+  const timer = setInterval(check, LAUNCHER_CHECK_MS);
   timer.unref();
+  check();
 }
 
 function answer(gv: Grapevine, cmd: string, print: (o: Record<string, unknown>) => void, stop: (how: 'leave' | 'close') => void): void {
