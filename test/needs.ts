@@ -23,3 +23,20 @@ export function available(program: string, check: () => void, install: string): 
 export function runs(file: string, args: string[]): () => void {
   return () => void execFileSync(file, args, { stdio: 'ignore', timeout: 10_000 });
 }
+
+/** Stops a program this test started, by its PID: SIGTERM, then SIGKILL after `graceMs`. */
+export async function stopProgram(child: import('node:child_process').ChildProcess | undefined, graceMs = 5_000): Promise<void> {
+  if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  const signal = (sig: NodeJS.Signals): void => {
+    try {
+      process.kill(child.pid as number, sig);
+    } catch {
+      // already gone
+    }
+  };
+  signal('SIGTERM');
+  const timer = setTimeout(() => signal('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Grapevine } from '../src/index.js';
-import { available, runs } from './needs.js';
+import { available, runs, stopProgram } from './needs.js';
 import { until } from './until.js';
 
 const PROMETHEUS = '/usr/bin/prometheus';
@@ -64,12 +64,7 @@ scrape_configs:
   }, 60_000);
 
   afterAll(async () => {
-    if (prometheus?.pid !== undefined && prometheus.exitCode === null) {
-      const exited = new Promise((r) => prometheus?.once('exit', r));
-      process.kill(prometheus.pid, 'SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
-      if (prometheus.exitCode === null) process.kill(prometheus.pid, 'SIGKILL');
-    }
+    await stopProgram(prometheus);
     await Promise.all([a?.close(), b?.close()]);
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
   });

@@ -179,7 +179,12 @@ export class AgentProcess {
   }
 
   signal(sig: NodeJS.Signals): void {
-    if (this.running) process.kill(this.pid, sig);
+    if (!this.running) return;
+    try {
+      process.kill(this.pid, sig);
+    } catch {
+      // it exited before its exit event reached us
+    }
   }
 
   /** Ends the process: asks politely, then SIGKILLs it after `graceMs`. */
