@@ -21,6 +21,7 @@ import { Driver } from './driver.js';
 import { type CheckDefinition, HealthCheck } from './health-check.js';
 import { type Extension, extensionFor } from './extensions.js';
 import { DropSummary, type Logger } from './log.js';
+import { Seeds } from './seeds.js';
 import { defaultAdvertise, type GrapevineOptions, positive, validate } from './options.js';
 import { cryptoRng, monotonicMs } from './system.js';
 import { Transport, type TransportStats } from './transport.js';
@@ -219,15 +220,16 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       await gv.close();
       throw e;
     }
-    const seeds = o.seeds.filter((s) => s !== address);
-    if (seeds.length > 0) {
+    const seeds = new Seeds(o.seeds, address, o.seedResolvers);
+    if (seeds.size > 0 && !seeds.onlySelf) {
       try {
         await gv.join(seeds, o.joinTimeoutMs, o.retryJoin, options.signal);
       } catch (e) {
-        o.logger.error(`member ${name} could not join: ${(e as Error).message}`, { name, seeds });
+        o.logger.error(`member ${name} could not join: ${(e as Error).message}`, { name, seeds: o.seeds });
         await gv.close();
         throw e;
       }
+      if (seeds.named && o.config.rejoinIntervalMs > 0) gv.followSeedNames(seeds, o.config.rejoinIntervalMs);
     }
     gv.starting = false;
     return gv;
@@ -439,11 +441,24 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     return this.closing;
   }
 
-  /** Joins through `seeds`; after `timeoutMs` rejects with JoinError, or with `retryJoin` resolves alone (the core keeps asking). */
-  private async join(seeds: string[], timeoutMs: number, retryJoin: boolean, signal: AbortSignal | undefined): Promise<void> {
+  /**
+   * Joins through `seeds` (names looked up afresh at every attempt); after `timeoutMs` rejects
+   * with JoinError, or with `retryJoin` resolves alone (the core keeps asking).
+   */
+  private async join(seeds: Seeds, timeoutMs: number, retryJoin: boolean, signal: AbortSignal | undefined): Promise<void> {
     signal?.throwIfAborted();
+    let asked: string[] = [];
     await new Promise<void>((resolve, reject) => {
+      let done = false;
+      const ask = (): void => {
+        void seeds.resolve().then((list) => {
+          if (done || list.length === 0 || this.closing !== undefined) return;
+          asked = list;
+          this.input((now) => this.core.join(now, list));
+        });
+      };
       const cleanup = (): void => {
+        done = true;
         clearTimeout(deadline);
         clearInterval(retry);
         this.internal.off('synced', onSynced);
@@ -470,16 +485,34 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       const deadline = setTimeout(() => {
         cleanup();
         if (retryJoin) {
-          this.log.warn(`no seed answered within ${timeoutMs} ms (${seeds.join(', ')}); running alone and asking them again every few seconds`, { seeds });
+          this.log.warn(`no seed answered within ${timeoutMs} ms (${described()}); running alone and asking them again every few seconds`, { seeds: asked });
           resolve();
-        } else reject(new JoinError(`no seed answered within ${timeoutMs} ms: ${seeds.join(', ')}`));
+        } else reject(new JoinError(`no seed answered within ${timeoutMs} ms: ${described()}`));
       }, timeoutMs);
-      const retry = setInterval(() => this.input((now) => this.core.join(now, seeds)), JOIN_RETRY_MS);
+      const described = (): string => (asked.length === 0 ? 'no seed address resolved' : asked.join(', '));
+      const retry = setInterval(ask, JOIN_RETRY_MS);
       this.internal.on('synced', onSynced);
       this.internal.on('conflict', onConflict);
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.input((now) => this.core.join(now, seeds));
+      ask();
     });
+  }
+
+  /** Looks seed names up again every `everyMs`; a changed answer is joined (the core keeps asking the seeds it lacks). */
+  private followSeedNames(seeds: Seeds, everyMs: number): void {
+    let last = '';
+    const refresh = (): void => {
+      void seeds.resolve().then((list) => {
+        const key = [...list].sort().join(',');
+        if (key === last || list.length === 0 || this.closing !== undefined || this.leaving !== undefined || this.core.nameLostTo !== undefined) return;
+        last = key;
+        this.log.debug(`seed names now resolve to ${list.join(', ')}`, { seeds: list });
+        this.input((now) => this.core.join(now, list));
+      });
+    };
+    const timer = setInterval(refresh, everyMs);
+    timer.unref();
+    this.lifetime.signal.addEventListener('abort', () => clearInterval(timer), { once: true });
   }
 
   private input(apply: (nowMs: number) => void): void {

@@ -1,11 +1,12 @@
 /** The options of `Grapevine.start()`, and their validation: every option is checked, and a bad one is an InvalidOptionError naming it. */
 import { networkInterfaces } from 'node:os';
-import { type Address, formatAddress, parseAddress } from '../core/address.js';
+import { type Address, parseAddress } from '../core/address.js';
 import { type Config, type ConfigOptions, type ProfileName, resolveConfig } from '../core/config.js';
 import { InvalidOptionError } from '../core/errors.js';
 import { Keyring } from '../core/seal.js';
 import { checkMeta } from '../registry/record.js';
 import { extensionFor } from './extensions.js';
+import { parseSeed } from './seeds.js';
 import { checkLogger, type Logger } from './log.js';
 
 /** The DNS interface's options (src/dns serves them). */
@@ -49,6 +50,11 @@ export interface GrapevineOptions {
   advertise?: string;
   /** Addresses of existing members to join through. Empty or omitted: start a new cluster. */
   seeds?: readonly string[];
+  /**
+   * DNS servers for seed names ("dns:..." and "dns+srv:..." seeds), as "host:port". Default:
+   * the system's resolvers.
+   */
+  seedResolvers?: readonly string[];
   /** Protocol preset: "lan" (default), "wan" or "local". */
   profile?: ProfileName;
   /** Overrides of individual protocol parameters (see Config). */
@@ -96,6 +102,7 @@ export interface ValidOptions {
   bind: Address;
   advertise: Address | undefined;
   seeds: string[];
+  seedResolvers: string[] | undefined;
   config: Config;
   keyring: Keyring | undefined;
   meta: Readonly<Record<string, string>> | undefined;
@@ -108,7 +115,7 @@ export interface ValidOptions {
 }
 
 const KNOWN_OPTIONS = new Set([
-  'name', 'bind', 'advertise', 'seeds', 'profile', 'protocol', 'keyring', 'meta', 'joinTimeoutMs', 'retryJoin', 'streamTimeoutMs',
+  'name', 'bind', 'advertise', 'seeds', 'seedResolvers', 'profile', 'protocol', 'keyring', 'meta', 'joinTimeoutMs', 'retryJoin', 'streamTimeoutMs',
   'inboundStreamsMax', 'signal', 'includeSuspect', 'logger',
 ]);
 
@@ -125,12 +132,13 @@ export function validate(options: GrapevineOptions): ValidOptions {
   const bind = parseAddress(options.bind ?? '0.0.0.0:7946', 'bind');
   if (bind.family === 0) throw new InvalidOptionError('bind', 'must be an IP address, not a host name');
   const advertise = options.advertise === undefined ? undefined : parseAddress(options.advertise, 'advertise');
-  if (options.seeds !== undefined && !Array.isArray(options.seeds)) throw new InvalidOptionError('seeds', 'must be an array of "host:port"');
-  const seeds = (options.seeds ?? []).map((s) => {
-    const a = parseAddress(s, 'seeds');
-    if (a.port === 0) throw new InvalidOptionError('seeds', `${s} has port 0`);
-    return formatAddress(a.host, a.port);
-  });
+  if (options.seeds !== undefined && !Array.isArray(options.seeds)) throw new InvalidOptionError('seeds', 'must be an array of "host:port", "dns:name[:port]" or "dns+srv:name"');
+  const seeds = [...(options.seeds ?? [])];
+  for (const s of seeds) parseSeed(s);
+  const seedResolvers = options.seedResolvers === undefined ? undefined : [...options.seedResolvers];
+  if (seedResolvers !== undefined && (!Array.isArray(seedResolvers) || !seedResolvers.every((r) => typeof r === 'string'))) {
+    throw new InvalidOptionError('seedResolvers', 'must be an array of "host:port"');
+  }
   const config = resolveConfig({ ...(options.protocol ?? {}), ...(options.profile !== undefined ? { profile: options.profile } : {}) });
   let keyring: Keyring | undefined;
   if (options.keyring instanceof Keyring) keyring = options.keyring;
@@ -144,7 +152,7 @@ export function validate(options: GrapevineOptions): ValidOptions {
     if (options[flag] !== undefined && typeof options[flag] !== 'boolean') throw new InvalidOptionError(flag, 'must be a boolean');
   }
   return {
-    name: options.name, bind, advertise, seeds, config, keyring, meta, includeSuspect: options.includeSuspect ?? true,
+    name: options.name, bind, advertise, seeds, seedResolvers, config, keyring, meta, includeSuspect: options.includeSuspect ?? true,
     joinTimeoutMs: positive(options.joinTimeoutMs, 'joinTimeoutMs', 10_000),
     retryJoin: options.retryJoin ?? false,
     streamTimeoutMs: positive(options.streamTimeoutMs, 'streamTimeoutMs', 10_000),
