@@ -115,6 +115,15 @@ function define(prom: PromClient, registry: Registry, gv: Grapevine): Metrics {
       }
     },
   });
+  new prom.Counter({
+    name: 'grapevine_dns_queries_total', help: 'DNS queries, by outcome: answered, dropped (rate limit, undecodable), truncated.', labelNames: ['outcome'], registers,
+    collect() {
+      const dns = gv.stats().interfaces.dns;
+      this.reset();
+      if (dns === undefined) return;
+      for (const outcome of ['queries', 'dropped', 'truncated']) this.inc({ outcome: outcome === 'queries' ? 'answered' : outcome }, dns[outcome] ?? 0);
+    },
+  });
   const http = new prom.Counter({ name: 'grapevine_http_requests_total', help: 'HTTP API requests, by method and status code.', labelNames: ['method', 'code'], registers });
   return { registry, httpRequest: (method, code) => http.inc({ method, code: String(code) }) };
 }

@@ -12,6 +12,8 @@ import type { Logger } from './log.js';
 export interface Extension {
   /** Where it listens ("127.0.0.1:8500"), if it does. */
   readonly address?: string;
+  /** Its counters, for `gv.stats().interfaces` and metrics. */
+  readonly stats?: Readonly<Record<string, number>>;
   close(): Promise<void>;
 }
 

@@ -391,8 +391,10 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   }
 
   /** Counters from the core (protocol) and the transport (bytes on the wire). */
-  stats(): { core: Readonly<MembershipStats>; transport: Readonly<TransportStats> } {
-    return { core: this.core.stats, transport: this.transport.stats };
+  stats(): { core: Readonly<MembershipStats>; transport: Readonly<TransportStats>; interfaces: Readonly<Record<string, Readonly<Record<string, number>>>> } {
+    const interfaces: Record<string, Readonly<Record<string, number>>> = {};
+    for (const [option, e] of this.extensions) if (e.stats !== undefined) interfaces[option] = e.stats;
+    return { core: this.core.stats, transport: this.transport.stats, interfaces };
   }
 
   /** Replaces this node's metadata; it spreads with the record's next version. */
