@@ -91,6 +91,8 @@ describe('DNS interface', () => {
     expect(srv).toMatch(/ANSWER: 2, AUTHORITY: 0, ADDITIONAL: 3/); // two SRV, their two A records, OPT
     expect(srv).toMatch(/^web\.service\.grapevine\.\s+0\s+IN\s+SRV\s+1 5 8081 7f000002\.addr\.grapevine\.$/m);
     expect(srv).toMatch(/^dns-b\.node\.grapevine\.\s+0\s+IN\s+A\s+127\.0\.0\.1$/m);
+    expect(await dig('v6.service.grapevine', 'AAAA')).toMatch(/^v6\.service\.grapevine\.\s+0\s+IN\s+AAAA\s+::1$/m);
+    expect(await dig('dns-b.node.grapevine', 'TXT')).toMatch(/^dns-b\.node\.grapevine\.\s+0\s+IN\s+TXT\s+"zone=eu"$/m);
     const asked = await dig('WeB.SeRvIcE.GrApEvInE', 'A');
     expect(asked).toMatch(/^WeB\.SeRvIcE\.GrApEvInE\.\s+0\s+IN\s+A/m); // the question echoed as asked
     const nx = await dig('nope.service.grapevine', 'A');
@@ -118,6 +120,25 @@ describe('DNS interface', () => {
     const whole = await dig('dns-b.node.grapevine', 'TXT');
     expect(whole).toMatch(/ANSWER: 20,/); // dig retried over TCP by itself
   }, 30_000);
+
+  test('fuzzed datagrams (random, mutated, truncated queries) never stop the server; it still answers after', async () => {
+    const fc = await import('fast-check');
+    const valid = dnsPacket.encode({ type: 'query', id: 5, questions: [{ type: 'SRV', name: 'web.service.grapevine' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as never] });
+    const inputs = fc.default.sample(fc.default.oneof(
+      fc.default.uint8Array({ maxLength: 600 }),
+      fc.default.tuple(fc.default.nat(valid.length - 1), fc.default.integer({ min: 0, max: 255 })).map(([i, v]) => { const b = Buffer.from(valid); b[i] = v; return b; }),
+      fc.default.nat(valid.length).map((n) => valid.subarray(0, n)),
+    ), { numRuns: 3_000, seed: Number(process.env.DNS_FUZZ_SEED ?? 20_261_130) });
+    const s = createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    for (let i = 0; i < inputs.length; i++) {
+      s.send(Buffer.from(inputs[i] as Uint8Array), port, '127.0.0.1');
+      if (i % 200 === 199) await new Promise((r) => setTimeout(r, 10));
+    }
+    s.close();
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await resolver.resolveSrv('web.service.grapevine')).length).toBe(2); // DNS_FUZZ_SEED replays a failure
+  });
 
   test('hostile queries: FORMERR, silence for responses and garbage, answers bounded by the query, a rate limit per source', async () => {
     const formerr = await raw(Buffer.concat([Buffer.from([0x12, 0x34, 0x01, 0x00, 0x00, 0x01]), Buffer.alloc(6), Buffer.from([0xff, 0xff])]));

@@ -182,6 +182,16 @@ export class DnsServer implements Extension {
 
   /** The encoded response to `msg`, or undefined to stay silent. Never throws. */
   private respond(msg: Buffer, udp: boolean): Buffer | undefined {
+    try {
+      return this.answerTo(msg, udp);
+    } catch {
+      // A question that decodes but cannot be echoed back (a name dns-packet will not encode).
+      this.stats.dropped++;
+      return undefined;
+    }
+  }
+
+  private answerTo(msg: Buffer, udp: boolean): Buffer | undefined {
     let query: DecodedPacket;
     try {
       query = dnsPacket.decode(msg);
