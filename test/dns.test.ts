@@ -137,8 +137,8 @@ describe('DNS interface', () => {
       if (i % 200 === 199) await new Promise((r) => setTimeout(r, 10));
     }
     s.close();
-    await new Promise((r) => setTimeout(r, 200));
-    expect((await resolver.resolveSrv('web.service.grapevine')).length).toBe(2); // DNS_FUZZ_SEED replays a failure
+    // Still answering once it has worked through the backlog (a crashed server never would). DNS_FUZZ_SEED replays a failure.
+    await until(async () => (await resolver.resolveSrv('web.service.grapevine').catch(() => [])).length === 2, 10_000);
   });
 
   test('hostile queries: FORMERR, silence for responses and garbage, answers bounded by the query, a rate limit per source', async () => {
@@ -164,14 +164,16 @@ describe('DNS interface', () => {
       flood.on('message', () => void answered++);
       await new Promise<void>((r) => flood.bind(0, '127.0.0.1', r));
       const q = dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'A', name: 'x.service.grapevine' }] });
+      const started = performance.now();
       for (let batch = 0; batch < 20; batch++) {
         for (let i = 0; i < 100; i++) flood.send(q, limitedPort, '127.0.0.1');
         await new Promise((r) => setTimeout(r, 25));
       }
+      const seconds = (performance.now() - started) / 1_000;
       await new Promise((r) => setTimeout(r, 300));
       flood.close();
-      expect(answered).toBeGreaterThanOrEqual(200); // the burst
-      expect(answered).toBeLessThan(600); // burst plus about half a second's budget, not 2,000
+      expect(answered).toBeGreaterThanOrEqual(150); // most of the burst (a loaded kernel may drop a few datagrams)
+      expect(answered).toBeLessThan(200 + 200 * (seconds + 0.3) + 50); // the burst and the budget for the time it took, not 2,000
     } finally {
       await limited.close();
     }
