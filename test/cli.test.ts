@@ -6,9 +6,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
+import { freePort } from './needs.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
@@ -94,10 +94,7 @@ describe('grapevine command line', () => {
   }, 60_000);
 
   test('members, services and lookup ask an agent\'s HTTP API; with none there, one line and exit 1', async () => {
-    const closed = createServer();
-    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-    const port = (closed.address() as { port: number }).port;
-    await new Promise((r) => closed.close(r)); // a port nobody listens on now
+    const port = await freePort(); // nobody listens on it now
     const none = await cli(['members', '--http-addr', `127.0.0.1:${port}`, '--timeout', '2s']);
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(new RegExp(`^grapevine members: no agent answering at 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)`));

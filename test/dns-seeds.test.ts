@@ -5,10 +5,9 @@
  * dnsmasq runs with no configuration file and no upstream, and is stopped by its PID.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Grapevine } from '../src/index.js';
-import { available, runs, stopProgram } from './needs.js';
+import { available, freePort, runs, stopProgram } from './needs.js';
 import { until } from './until.js';
 
 const DNSMASQ = '/usr/sbin/dnsmasq';
@@ -18,14 +17,6 @@ let seed: Grapevine;
 let dnsPort = 0;
 let dnsmasq: ChildProcess | undefined;
 const members: Grapevine[] = [];
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** (Re)starts dnsmasq on dnsPort with these extra records. */
 async function serve(records: string[]): Promise<void> {

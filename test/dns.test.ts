@@ -75,6 +75,7 @@ describe('DNS interface', () => {
     expect((await resolver.resolveTxt('DNS-B.Node.Grapevine')).map((r) => r.join('')).sort()).toEqual(['rack=r7', 'zone=eu']);
     await expect(resolver.resolve4('nope.service.grapevine')).rejects.toMatchObject({ code: 'ENOTFOUND' });
     expect(a.stats().interfaces.dns?.queries).toBeGreaterThanOrEqual(10);
+    await expect(Grapevine.start({ bind: '127.0.0.1:0', dns: a.listening('dns') as string })).rejects.toMatchObject({ code: 'grapevine.bind-failed', option: 'dns.bind' });
   });
 
   test('an answer never lags lookup(): a registration visible to lookup is in the next DNS answer', async () => {

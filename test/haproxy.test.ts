@@ -7,13 +7,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createServer as createTcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AgentProcess } from '../src/cli/processes.js';
 import { Grapevine } from '../src/index.js';
-import { available, runs, stopProgram } from './needs.js';
+import { available, freePort, runs, stopProgram } from './needs.js';
 import { until } from './until.js';
 
 const HAPROXY = '/usr/sbin/haproxy';
@@ -26,14 +25,6 @@ let haproxy: ChildProcess | undefined;
 let dir = '';
 let front = 0;
 const servers: Server[] = [];
-
-async function freePort(): Promise<number> {
-  const s = createTcp();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function web(name: string): Promise<number> {
   const s = createServer((_req, res) => res.end(name));

@@ -143,6 +143,7 @@ describe('Consul-compatible HTTP API', () => {
       await t.close();
     }
     await expect(Grapevine.start({ bind: '127.0.0.1:0', http: '0.0.0.0:0' })).rejects.toMatchObject({ code: 'grapevine.invalid-option', option: 'http.bind' });
+    await expect(Grapevine.start({ bind: '127.0.0.1:0', http: api })).rejects.toMatchObject({ code: 'grapevine.bind-failed', option: 'http.bind' });
   });
 
   test('Prometheus: /metrics in the text format, http_sd targets, and metrics in a service\'s own registry', async () => {

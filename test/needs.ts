@@ -40,3 +40,13 @@ export async function stopProgram(child: import('node:child_process').ChildProce
   await exited;
   clearTimeout(timer);
 }
+
+/** A TCP port free on 127.0.0.1 right now (bound, read, released), for a program the test starts. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}

@@ -6,12 +6,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Grapevine } from '../src/index.js';
-import { available, runs, stopProgram } from './needs.js';
+import { available, freePort, runs, stopProgram } from './needs.js';
 import { until } from './until.js';
 
 const PROMETHEUS = '/usr/bin/prometheus';
@@ -22,14 +21,6 @@ let b: Grapevine;
 let prometheus: ChildProcess | undefined;
 let dir = '';
 let promAddr = '';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function api(path: string): Promise<unknown> {
   const res = await fetch(`http://${promAddr}${path}`);

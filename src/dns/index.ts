@@ -3,6 +3,6 @@
  * naming. Started by `Grapevine.start({ dns: '127.0.0.1:8600' })` or `grapevine agent --dns`;
  * loaded only then.
  */
-export { DnsBindError, DnsServer, serveDns } from './server.js';
+export { DnsServer, serveDns } from './server.js';
 export { provideDns } from './provide.js';
 export { ipToHex } from './answers.js';

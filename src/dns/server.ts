@@ -13,7 +13,7 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dg
 import { createServer, type Server, type Socket } from 'node:net';
 import dnsPacket, { type Answer, type DecodedPacket, type OptAnswer, type Packet } from 'dns-packet';
 import {
-  type DnsOptions, type Extension, type ExtensionContext, type Grapevine, GrapevineError, InvalidOptionError, type Logger,
+  BindError, type DnsOptions, type Extension, type ExtensionContext, type Grapevine, InvalidOptionError, type Logger,
 } from '../runtime/index.js';
 import { answer, Names, type Rcode } from './answers.js';
 
@@ -55,15 +55,6 @@ function validate(value: unknown): Valid {
     host: (m[1] ?? m[2]) as string, port: Number(m[3]), domain,
     ttlS: int(o.ttlS, 'ttlS', 0, 0), udpAnswerLimit: int(o.udpAnswerLimit, 'udpAnswerLimit', 3, 1), rateLimit: int(o.rateLimit, 'rateLimit', 1_000, 1),
   };
-}
-
-/** The DNS address could not be bound. `option` is "dns.bind". */
-export class DnsBindError extends GrapevineError {
-  readonly option = 'dns.bind';
-  constructor(message: string, cause: unknown) {
-    super('grapevine.bind-failed', message);
-    this.cause = cause;
-  }
 }
 
 export class DnsServer implements Extension {
@@ -112,7 +103,7 @@ export class DnsServer implements Extension {
       this.address = family === 'udp6' ? `[${this.o.host}]:${port}` : `${this.o.host}:${port}`;
     } catch (e) {
       udp.close();
-      throw new DnsBindError(`cannot serve DNS on ${this.o.host}:${this.o.port}: ${(e as Error).message}`, e);
+      throw new BindError(`cannot serve DNS on ${this.o.host}:${this.o.port}: ${(e as Error).message}`, e, 'dns.bind');
     }
     this.log.info(`DNS on ${this.address} (UDP and TCP) for .${this.o.domain}`, { dns: this.address, domain: this.o.domain });
   }

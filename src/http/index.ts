@@ -3,6 +3,6 @@
  * queries). Started by `Grapevine.start({ http: '127.0.0.1:8500' })` or `grapevine agent
  * --http 127.0.0.1:8500`; loaded only then.
  */
-export { BODY_BYTES_MAX, HttpApi, HttpBindError, serveHttp } from './server.js';
+export { BODY_BYTES_MAX, HttpApi, serveHttp } from './server.js';
 export { provideHttp } from './provide.js';
 export { parseDuration, parseRegistration } from './consul.js';

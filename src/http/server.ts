@@ -14,7 +14,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Instance, Member } from '../registry/index.js';
 import {
-  type CheckHandle, type Extension, type ExtensionContext, type Grapevine, GrapevineError, type HttpOptions, InvalidOptionError, type Logger, packageVersion,
+  BindError, type CheckHandle, type Extension, type ExtensionContext, type Grapevine, GrapevineError, type HttpOptions, InvalidOptionError, type Logger, packageVersion,
   type ServiceHandle,
 } from '../runtime/index.js';
 import { Blocking, BlockingFull, blockingParams } from './blocking.js';
@@ -158,7 +158,7 @@ export class HttpApi implements Extension {
         resolve();
       });
     }).catch((e: NodeJS.ErrnoException) => {
-      throw new HttpBindError(`cannot serve HTTP on ${this.options.bind}: ${e.message}`, e);
+      throw new BindError(`cannot serve HTTP on ${this.options.bind}: ${e.message}`, e, 'http.bind');
     });
     const a = this.server.address() as { address: string; port: number };
     this.address = a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
@@ -497,15 +497,6 @@ export class HttpApi implements Extension {
       void this.gv.deregister(i.id);
     }, r.deregisterAfterMs);
     r.timer.unref();
-  }
-}
-
-/** The HTTP address could not be bound. `option` is "http.bind". */
-export class HttpBindError extends GrapevineError {
-  readonly option = 'http.bind';
-  constructor(message: string, cause: unknown) {
-    super('grapevine.bind-failed', message);
-    this.cause = cause;
   }
 }
 

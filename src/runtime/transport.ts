@@ -59,10 +59,12 @@ export interface TransportStats {
 
 /** Binding the sockets failed (address in use, not local, no permission). `option` is "bind". */
 export class BindError extends GrapevineError {
-  readonly option = 'bind';
-  constructor(message: string, cause: unknown) {
+  /** The option naming the address: "bind", or an interface's ("http.bind", "dns.bind"). */
+  readonly option: string;
+  constructor(message: string, cause: unknown, option = 'bind') {
     super('grapevine.bind-failed', message);
     this.cause = cause;
+    this.option = option;
   }
 }
 
