@@ -11,7 +11,8 @@ export type GrapevineErrorCode =
   | 'grapevine.join-failed'
   | 'grapevine.name-conflict'
   | 'grapevine.watch-overflow'
-  | 'grapevine.timeout';
+  | 'grapevine.timeout'
+  | 'grapevine.no-instance';
 
 export class GrapevineError extends Error {
   readonly code: GrapevineErrorCode;
