@@ -38,7 +38,8 @@ beforeAll(async () => {
   files = (info[0]?.files ?? []).map((f) => f.path);
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
-  await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', join(dir, info[0]?.filename ?? '')], { cwd: app, maxBuffer: 16 * 1024 * 1024 });
+  // undici is an optional peer dependency, needed by the grapevine-registry/undici subpath only.
+  await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', join(dir, info[0]?.filename ?? ''), 'undici@7'], { cwd: app, maxBuffer: 16 * 1024 * 1024 });
 }, 240_000);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -56,6 +57,22 @@ describe(`the packed ${pkg.name} tarball`, () => {
     writeFileSync(join(app, 'esm.mjs'), `import { Grapevine, Membership, seededRng } from '${pkg.name}';\nimport { simulate } from '${pkg.name}/sim';\n${USE}`);
     const { stdout } = await run(process.execPath, ['esm.mjs'], { cwd: app });
     expect(JSON.parse(stdout)).toEqual({ url: 'http://127.0.0.1:8080/health', core: 'a', sim: 3 });
+  }, 30_000);
+
+  test('the undici subpath balances fetch by service name', async () => {
+    writeFileSync(join(app, 'lb.mjs'), `import { createServer } from 'node:http';
+import { Grapevine } from '${pkg.name}';
+import { createDispatcher } from '${pkg.name}/undici';
+const server = createServer((_q, r) => r.end('balanced'));
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const gv = await Grapevine.start({ bind: '127.0.0.1:0' });
+await gv.register({ name: 'web', port: server.address().port });
+const dispatcher = createDispatcher(gv);
+console.log(await (await fetch('http://web/', { dispatcher })).text());
+await dispatcher.close(); await gv.close(); server.close();
+`);
+    const { stdout } = await run(process.execPath, ['lb.mjs'], { cwd: app });
+    expect(stdout.trim()).toBe('balanced');
   }, 30_000);
 
   test('CommonJS: require() of the root, core and sim entry points', async () => {
