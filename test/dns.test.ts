@@ -125,12 +125,13 @@ describe('DNS interface', () => {
 
   test('fuzzed datagrams (random, mutated, truncated queries) never stop the server; it still answers after', async () => {
     const fc = await import('fast-check');
+    const seed = Number(process.env.DNS_FUZZ_SEED ?? 20_261_130);
     const valid = dnsPacket.encode({ type: 'query', id: 5, questions: [{ type: 'SRV', name: 'web.service.grapevine' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as never] });
     const inputs = fc.default.sample(fc.default.oneof(
       fc.default.uint8Array({ maxLength: 600 }),
       fc.default.tuple(fc.default.nat(valid.length - 1), fc.default.integer({ min: 0, max: 255 })).map(([i, v]) => { const b = Buffer.from(valid); b[i] = v; return b; }),
       fc.default.nat(valid.length).map((n) => valid.subarray(0, n)),
-    ), { numRuns: 3_000, seed: Number(process.env.DNS_FUZZ_SEED ?? 20_261_130) });
+    ), { numRuns: 3_000, seed });
     const s = createSocket('udp4');
     await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
     for (let i = 0; i < inputs.length; i++) {
@@ -138,8 +139,11 @@ describe('DNS interface', () => {
       if (i % 200 === 199) await new Promise((r) => setTimeout(r, 10));
     }
     s.close();
-    // Still answering once it has worked through the backlog (a crashed server never would). DNS_FUZZ_SEED replays a failure.
-    await until(async () => (await resolver.resolveSrv('web.service.grapevine').catch(() => [])).length === 2, 10_000);
+    // Still answering once it has worked through the backlog (a crashed server never would).
+    await until(async () => (await resolver.resolveSrv('web.service.grapevine').catch(() => [])).length === 2, 10_000)
+      .catch((e: Error) => {
+        throw new Error(`${e.message}: the server stopped answering after fuzzed input; replay with DNS_FUZZ_SEED=${seed} npx vitest run test/dns.test.ts`);
+      });
   });
 
   test('hostile queries: FORMERR, silence for responses and garbage, answers bounded by the query, a rate limit per source', async () => {

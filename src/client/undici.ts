@@ -19,7 +19,7 @@
  */
 import { Agent, DecoratorHandler, Dispatcher, Pool } from 'undici';
 import type { Instance } from '../registry/index.js';
-import { type Grapevine, GrapevineError, InvalidOptionError } from '../runtime/index.js';
+import { type Grapevine, GrapevineError, InvalidOptionError, ipFamily } from '../runtime/index.js';
 
 export type Strategy = 'least-request' | 'round-robin' | 'random' | 'weighted';
 
@@ -112,7 +112,7 @@ class GrapevineDispatcher extends Dispatcher {
   /** The service and tag a host names, or undefined for a host to pass through. */
   private target(host: string): { service: string; tag: string | undefined } | undefined {
     const h = host.toLowerCase().replace(/\.$/, '');
-    if (h === 'localhost' || /^[\d.]+$/.test(h) || h.includes(':') || h.startsWith('[')) return undefined;
+    if (h === 'localhost' || ipFamily(h.replace(/^\[|\]$/g, '')) !== 0) return undefined;
     const suffix = `.service.${this.o.domain}`;
     if (h.endsWith(suffix)) {
       const labels = h.slice(0, -suffix.length).split('.');

@@ -11,7 +11,7 @@
  */
 import type { Answer, Question, RecordType } from 'dns-packet';
 import type { Instance, Member } from '../registry/index.js';
-import type { Grapevine } from '../runtime/index.js';
+import { type Grapevine, hostOf, ipFamily } from '../runtime/index.js';
 
 export type Rcode = 'NOERROR' | 'FORMERR' | 'NXDOMAIN' | 'REFUSED' | 'NOTIMP';
 
@@ -31,17 +31,6 @@ export interface AnswerOptions {
 }
 
 type Family = 4 | 6;
-
-function ipFamily(host: string): Family | 0 {
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) return 4;
-  return host.includes(':') ? 6 : 0;
-}
-
-function hostOf(addr: string): string {
-  const i = addr.lastIndexOf(':');
-  const host = i < 0 ? addr : addr.slice(0, i);
-  return host.startsWith('[') ? host.slice(1, -1) : host;
-}
 
 /** An IP as the hex label Consul uses for <hex>.addr names (8 digits for IPv4, 32 for IPv6). */
 export function ipToHex(ip: string): string {

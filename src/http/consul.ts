@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Instance, Member } from '../registry/index.js';
-import { type CheckDefinition, type Grapevine, InvalidOptionError, type Registration } from '../runtime/index.js';
+import { type CheckDefinition, type Grapevine, hostOf, InvalidOptionError, type Registration } from '../runtime/index.js';
 
 export const DATACENTER = 'dc1';
 
@@ -19,13 +19,6 @@ export const DATACENTER = 'dc1';
 export function nodeId(name: string): string {
   const h = createHash('sha256').update(name).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
-}
-
-/** The IP part of a member address ("10.0.0.1:7946", "[::1]:7946"). */
-export function hostOf(addr: string): string {
-  const i = addr.lastIndexOf(':');
-  const host = i < 0 ? addr : addr.slice(0, i);
-  return host.startsWith('[') ? host.slice(1, -1) : host;
 }
 
 export function portOf(addr: string): number {

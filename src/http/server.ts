@@ -14,14 +14,14 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Instance, Member } from '../registry/index.js';
 import {
-  BindError, type CheckHandle, type Extension, type ExtensionContext, type Grapevine, GrapevineError, type HttpOptions, InvalidOptionError, type Logger, packageVersion,
+  BindError, type CheckHandle, type Extension, hostOf, type ExtensionContext, type Grapevine, GrapevineError, type HttpOptions, InvalidOptionError, type Logger, packageVersion,
   type ServiceHandle,
 } from '../runtime/index.js';
 import { Blocking, BlockingFull, blockingParams } from './blocking.js';
 import { loadedMetrics, metricsOf } from './metrics.js';
 import { STATUS_PAGE } from './ui.js';
 import {
-  agentMember, agentService, type CheckInfo, catalogService, consulNode, DATACENTER, hostOf, liveMembers, nodeId, parseRegistration,
+  agentMember, agentService, type CheckInfo, catalogService, consulNode, DATACENTER, liveMembers, nodeId, parseRegistration,
   serfHealth, serviceCheck,
 } from './consul.js';
 

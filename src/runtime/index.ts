@@ -3,7 +3,8 @@ export { Grapevine, JoinError, NameConflictError, WaitTimeoutError } from './gra
 export type { CheckHandle, DnsOptions, GrapevineEvents, GrapevineOptions, HttpOptions, Registration, ServiceHandle } from './grapevine.js';
 export { provideExtension } from './extensions.js';
 export { packageVersion } from './system.js';
-// The errors the runtime's methods throw, for interfaces that import only this surface.
+// Address helpers and the errors the runtime's methods throw, for interfaces that import only this surface.
+export { formatAddress, hostOf, ipFamily } from '../core/address.js';
 export { GrapevineError, InvalidOptionError, InvalidStateError, OversizedError } from '../core/errors.js';
 export type { Extension, ExtensionContext, ExtensionStarter } from './extensions.js';
 export { BindError } from './transport.js';
