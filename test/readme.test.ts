@@ -45,7 +45,7 @@ test('every TypeScript block in the README compiles under strict mode', () => {
     baseUrl: ROOT,
     paths: {
       'grapevine-registry': ['src/index.ts'], 'grapevine-registry/core': ['src/core/index.ts'], 'grapevine-registry/sim': ['sim/index.ts'],
-      'grapevine-registry/undici': ['src/client/undici.ts'],
+      'grapevine-registry/undici': ['src/client/undici.ts'], 'grapevine-registry/grpc': ['src/client/grpc.ts'],
     },
   });
   const problems = ts.getPreEmitDiagnostics(program)
