@@ -3,7 +3,7 @@
  * members (one a real process, SIGKILLed mid-load). Waits and loads are bounded.
  */
 import { createServer, type Server } from 'node:http';
-import { request } from 'undici';
+import { type Dispatcher, fetch as undiciFetch, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AgentProcess } from '../src/cli/processes.js';
 import { createDispatcher, NoInstanceError } from '../src/client/undici.js';
@@ -150,6 +150,30 @@ describe('fetch through the grapevine dispatcher', () => {
     expect(await (await fetch('http://v2.tagged.service.grapevine/', { dispatcher } as RequestInit)).text()).toBe('plain');
     const v3 = await fetch('http://v3.tagged/', { dispatcher } as RequestInit).catch((e: { cause?: unknown }) => e.cause);
     expect(v3).toBeInstanceOf(NoInstanceError);
+    // undici's own fetch and request, as well as Node's.
+    expect(await (await undiciFetch('http://tagged/', { dispatcher })).text()).toBe('plain');
+    expect(await (await request('http://tagged/', { dispatcher })).body.text()).toBe('plain');
+    const missing = await undiciFetch('http://no-such-service/', { dispatcher }).catch((e: { cause?: unknown }) => e.cause);
+    expect(missing).toBeInstanceOf(NoInstanceError);
+    // A new-style handler (the style undici 7 interceptors use) sees one start and one end.
+    const seen: string[] = [];
+    await new Promise<void>((resolve) => {
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart: () => void seen.push('start'),
+        onResponseStart: (_c, status) => void seen.push(`status ${status}`),
+        onResponseData: () => undefined,
+        onResponseEnd: () => {
+          seen.push('end');
+          resolve();
+        },
+        onResponseError: (_c, e) => {
+          seen.push(`error ${e.message}`);
+          resolve();
+        },
+      };
+      dispatcher.dispatch({ origin: 'http://tagged', path: '/', method: 'GET' }, handler);
+    });
+    expect(seen).toEqual(['start', 'status 200', 'end']);
     await dispatcher.close();
   });
 });

@@ -17,7 +17,7 @@
  * response is retried on another instance when it is idempotent or never reached one (connection
  * refused), within a retry budget; an aborted request is not retried.
  */
-import { Agent, DecoratorHandler, Dispatcher, Pool } from 'undici';
+import { Agent, Dispatcher, Pool } from 'undici';
 import type { Instance } from '../registry/index.js';
 import { type Grapevine, GrapevineError, InvalidOptionError, ipFamily } from '../runtime/index.js';
 
@@ -164,7 +164,7 @@ class GrapevineDispatcher extends Dispatcher {
     }
     this.retryTokens = Math.min(RETRY_TOKENS_MAX, this.retryTokens + this.o.retryBudget);
     const { service, tag } = route.target;
-    new Call(this, this.serviceName(service) ?? service, tag, route.protocol, options, new DecoratorHandler(handler)).next();
+    new Call(this, this.serviceName(service) ?? service, tag, route.protocol, options, handler).next();
     return true;
   }
 
@@ -273,16 +273,28 @@ class GrapevineDispatcher extends Dispatcher {
   }
 }
 
-/** One request across its attempts: the caller's handler sees one request start, one outcome. */
+/** What one attempt tells its call, whatever style the handlers speak. */
+interface Hooks {
+  /** The attempt started; `abort` cancels it. True the first time for the whole call. */
+  started(abort: (reason: Error) => void): boolean;
+  responded(statusCode: number): void;
+  finished(): void;
+  /** The attempt failed; true if another instance is being tried. */
+  failed(error: Error): boolean;
+}
+
+/**
+ * One request across its attempts: the caller's handler sees one start and one outcome. Legacy
+ * handlers (Node's fetch, undici's request) are driven in their own style and new-style ones in
+ * theirs, so no request pays for converting between the two.
+ */
 class Call {
   private readonly tried = new Set<string>();
   private attempts = 0;
-  private started = false;
+  private began = false;
   private responded = false;
-  private controller: Dispatcher.DispatchController | undefined;
+  private abortCurrent: ((reason: Error) => void) | undefined;
   private abortReason: Error | null = null;
-  /** What the caller's handler holds: abort, pause and resume reach the current attempt. */
-  private readonly proxy: Dispatcher.DispatchController;
 
   constructor(
     private readonly d: GrapevineDispatcher,
@@ -291,19 +303,12 @@ class Call {
     private readonly protocol: string,
     private readonly options: Dispatcher.DispatchOptions,
     private readonly inner: Dispatcher.DispatchHandler,
-  ) {
-    const call = this;
-    this.proxy = {
-      get aborted() { return call.abortReason !== null; },
-      get paused() { return call.controller?.paused ?? false; },
-      get reason() { return call.abortReason; },
-      abort(reason: Error) {
-        call.abortReason = reason;
-        call.controller?.abort(reason);
-      },
-      pause() { call.controller?.pause(); },
-      resume() { call.controller?.resume(); },
-    };
+  ) {}
+
+  /** Cancels the call, and whichever attempt is under way. */
+  abort(reason: Error): void {
+    this.abortReason = reason;
+    this.abortCurrent?.(reason);
   }
 
   next(): void {
@@ -314,46 +319,99 @@ class Call {
     const state = this.d.stateOf(instance);
     state.inFlight++;
     let done = false;
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      state.inFlight--;
+    const hooks: Hooks = {
+      started: (abort) => {
+        this.abortCurrent = abort;
+        if (this.abortReason !== null) abort(this.abortReason);
+        const first = !this.began;
+        this.began = true;
+        return first;
+      },
+      responded: (statusCode) => {
+        this.responded = true;
+        if (statusCode >= 500) this.d.failed(instance);
+        else this.d.succeeded(instance);
+      },
+      finished: () => {
+        if (done) return;
+        done = true;
+        state.inFlight--;
+      },
+      failed: (error) => {
+        hooks.finished();
+        if (!this.responded) this.d.failed(instance);
+        if (!this.retryable(error)) return false;
+        this.next();
+        return true;
+      },
     };
+    const handler = this.inner.onRequestStart === undefined ? this.legacyAttempt(hooks) : this.attempt(hooks);
+    this.d.poolFor(instance, this.protocol).dispatch({ ...this.options, origin: `${this.protocol}//${instance.hostPort}` }, handler);
+  }
+
+  /** An attempt for a legacy caller (onConnect, onHeaders, onData, onComplete, onError). */
+  private legacyAttempt(h: Hooks): Dispatcher.DispatchHandler {
+    const inner = this.inner;
+    return {
+      onConnect: (abort, context?: unknown) => {
+        if (h.started((reason) => abort(reason))) (inner.onConnect as ((a: (e?: Error) => void, c?: unknown) => void) | undefined)?.((reason) => this.abort(reason ?? new Error('aborted')), context);
+      },
+      onHeaders: (statusCode, headers, resume, statusText) => {
+        if (statusCode >= 200) h.responded(statusCode);
+        return inner.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
+      },
+      onData: (chunk) => inner.onData?.(chunk) ?? true,
+      onComplete: (trailers) => {
+        h.finished();
+        inner.onComplete?.(trailers);
+      },
+      onError: (error) => {
+        if (!h.failed(error)) this.fail(error);
+      },
+      onUpgrade: (statusCode, headers, socket) => {
+        h.finished();
+        inner.onUpgrade?.(statusCode, headers, socket);
+      },
+      onBodySent: (chunkSize, total) => inner.onBodySent?.(chunkSize, total),
+      onResponseStarted: () => inner.onResponseStarted?.(),
+    };
+  }
+
+  /** An attempt for a new-style caller; the caller holds a controller that follows the current attempt. */
+  private attempt(h: Hooks): Dispatcher.DispatchHandler {
+    const inner = this.inner;
+    let controller: Dispatcher.DispatchController | undefined;
     const call = this;
-    const attempt: Dispatcher.DispatchHandler = {
-      onRequestStart(controller, context) {
-        call.controller = controller;
-        if (call.abortReason !== null) return controller.abort(call.abortReason);
-        if (!call.started) {
-          call.started = true;
-          call.inner.onRequestStart?.(call.proxy, context);
-        }
+    const proxy: Dispatcher.DispatchController = {
+      get aborted() { return call.abortReason !== null; },
+      get paused() { return controller?.paused ?? false; },
+      get reason() { return call.abortReason; },
+      abort: (reason: Error) => this.abort(reason),
+      pause: () => controller?.pause(),
+      resume: () => controller?.resume(),
+    };
+    return {
+      onRequestStart: (c, context) => {
+        controller = c;
+        if (h.started((reason) => c.abort(reason))) inner.onRequestStart?.(proxy, context);
       },
-      onRequestUpgrade(_controller, statusCode, headers, socket) {
-        finish();
-        call.inner.onRequestUpgrade?.(call.proxy, statusCode, headers, socket);
+      onRequestUpgrade: (_c, statusCode, headers, socket) => {
+        h.finished();
+        inner.onRequestUpgrade?.(proxy, statusCode, headers, socket);
       },
-      onResponseStart(_controller, statusCode, headers, statusMessage) {
-        call.responded = true;
-        if (statusCode >= 500) call.d.failed(instance);
-        else call.d.succeeded(instance);
-        call.inner.onResponseStart?.(call.proxy, statusCode, headers, statusMessage);
+      onResponseStart: (_c, statusCode, headers, statusMessage) => {
+        h.responded(statusCode);
+        inner.onResponseStart?.(proxy, statusCode, headers, statusMessage);
       },
-      onResponseData(_controller, chunk) {
-        call.inner.onResponseData?.(call.proxy, chunk);
+      onResponseData: (_c, chunk) => inner.onResponseData?.(proxy, chunk),
+      onResponseEnd: (_c, trailers) => {
+        h.finished();
+        inner.onResponseEnd?.(proxy, trailers);
       },
-      onResponseEnd(_controller, trailers) {
-        finish();
-        call.inner.onResponseEnd?.(call.proxy, trailers);
-      },
-      onResponseError(_controller, error) {
-        finish();
-        if (!call.responded) call.d.failed(instance);
-        if (call.retryable(error)) return call.next();
-        call.fail(error);
+      onResponseError: (_c, error) => {
+        if (!h.failed(error)) this.fail(error, proxy);
       },
     };
-    this.d.poolFor(instance, this.protocol).dispatch({ ...this.options, origin: `${this.protocol}//${instance.hostPort}` }, attempt);
   }
 
   /** Another instance may be tried: no response yet, not aborted, safe to repeat, within limits. */
@@ -367,12 +425,19 @@ class Call {
     return this.d.retryAllowed();
   }
 
-  private fail(error: Error): void {
-    if (!this.started) {
-      this.started = true;
-      this.inner.onRequestStart?.(this.proxy, {});
+  /** Ends the call with `error`, starting it first for a handler that has not seen a start. */
+  private fail(error: Error, proxy?: Dispatcher.DispatchController): void {
+    const first = !this.began;
+    this.began = true;
+    if (this.inner.onRequestStart === undefined) {
+      if (first) this.inner.onConnect?.((reason) => this.abort(reason ?? new Error('aborted')));
+      this.inner.onError?.(error);
+      return;
     }
-    this.inner.onResponseError?.(this.proxy, error);
+    const noop = (): void => undefined;
+    const controller: Dispatcher.DispatchController = proxy ?? { aborted: false, paused: false, reason: null, abort: noop, pause: noop, resume: noop };
+    if (first) this.inner.onRequestStart(controller, {});
+    this.inner.onResponseError?.(controller, error);
   }
 }
 
