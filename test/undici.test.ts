@@ -69,6 +69,8 @@ describe('fetch through the grapevine dispatcher', () => {
         } catch (e) {
           failures.push(String((e as { cause?: unknown }).cause ?? e));
         }
+        // Steady, not saturating: the members run in this process too, and must keep probing.
+        await new Promise((r) => setTimeout(r, 2));
       }
     };
     const load = Promise.all(Array.from({ length: 8 }, worker));
@@ -78,7 +80,7 @@ describe('fetch through the grapevine dispatcher', () => {
     await new Promise((r) => setTimeout(r, 1_000));
     ttl.fail();
     stop(s2);
-    await until(() => a.lookup('billing', { healthy: true }).length === 1, 20_000);
+    await until(() => a.lookup('billing', { healthy: true }).length === 1, 40_000);
     await new Promise((r) => setTimeout(r, 500));
     running = false;
     await load;
@@ -87,7 +89,7 @@ describe('fetch through the grapevine dispatcher', () => {
     expect(failures).toEqual([]);
     expect(results.length).toBeGreaterThan(100);
     expect(results.slice(-20).every((r) => r === 'three')).toBe(true);
-  }, 60_000);
+  }, 90_000);
 
   test('an instance gone from the catalog gets no new connection, even if something still listens there', async () => {
     const zombie = await web('zombie');
@@ -175,5 +177,28 @@ describe('fetch through the grapevine dispatcher', () => {
     });
     expect(seen).toEqual(['start', 'status 200', 'end']);
     await dispatcher.close();
+  });
+
+  test('locality: instances in the caller\'s zone are preferred, others used when none is left', async () => {
+    const near = await web('near');
+    const far = await web('far');
+    const c = await Grapevine.start({ name: 'lb-c', bind: '127.0.0.1:0', profile: 'local', seeds: [a.address], meta: { zone: 'us' } });
+    try {
+      b.setMeta({ zone: 'eu' });
+      const nearHandle = await b.register({ name: 'zoned', id: 'near', port: near.port, check: { ttlMs: 30_000 } });
+      nearHandle.pass();
+      await c.register({ name: 'zoned', id: 'far', port: far.port });
+      await until(() => a.lookup('zoned', { healthy: true }).length === 2 && a.member('lb-b')?.meta.zone === 'eu');
+      const dispatcher = createDispatcher(a, { zone: 'eu' });
+      const answers = new Set<string>();
+      for (let i = 0; i < 20; i++) answers.add(await (await fetch('http://zoned/', { dispatcher } as RequestInit)).text());
+      expect(answers).toEqual(new Set(['near']));
+      nearHandle.fail();
+      await until(() => a.lookup('zoned', { healthy: true }).length === 1);
+      expect(await (await fetch('http://zoned/', { dispatcher } as RequestInit)).text()).toBe('far');
+      await dispatcher.close();
+    } finally {
+      await c.close();
+    }
   });
 });
