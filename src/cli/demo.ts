@@ -66,10 +66,11 @@ export async function runDemo(argv: string[]): Promise<void> {
     say(`${from}: lookup('web') -> ${list.length} instances: ${list.join(', ')}`);
     return list.length;
   };
+  /** Waits until every running member lists `want` web instances, all passing (a re-registered one starts critical until its first check). */
   const allLookups = async (want: number, what: string): Promise<void> => {
     const deadline = Date.now() + PHASE_TIMEOUT_MS;
     for (;;) {
-      const counts = await Promise.all([...agents.values()].filter((a) => a.running).map(async (a) => (await a.lookup('web')).length));
+      const counts = await Promise.all([...agents.values()].filter((a) => a.running).map(async (a) => (await a.lookup('web')).filter((i) => i.health === 'passing').length));
       if (counts.every((c) => c === want)) return;
       if (Date.now() > deadline) throw new Error(`demo: timed out waiting for ${what}`);
       await new Promise((r) => setTimeout(r, 200));
