@@ -69,6 +69,7 @@ describe('grapevine command line', () => {
     expectUsageError(missingService as Run, /^grapevine lookup: name the service/);
     expectUsageError(badService as Run, /^grapevine agent: --service web: expected name:port/);
     expectUsageError(badLevel as Run, /^grapevine agent: --log-level must be one of debug, info, warn, error, silent/);
+    expectUsageError(await cli(['members', '--timeout', 'soon']), /^grapevine members: --timeout must be a duration such as 5s or 500ms, got "soon"/);
   }, 60_000);
 
   test('--version prints the package version', async () => {

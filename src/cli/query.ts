@@ -5,6 +5,7 @@
  * An empty answer says so on stderr and exits 1.
  */
 import { parseArgs } from 'node:util';
+import { parseDuration } from '../http/consul.js';
 import { HELP, parse, UsageError } from './args.js';
 import { readSecret } from './keys.js';
 
@@ -50,7 +51,14 @@ export async function runQuery(command: 'members' | 'services' | 'lookup', argv:
   const service = positionals[0];
   if (command === 'lookup' && service === undefined) throw new UsageError('name the service: grapevine lookup SERVICE');
   if (positionals.length > 1) throw new UsageError(`one service at a time; got ${positionals.join(', ')}`);
-  const timeoutMs = duration(values.timeout);
+  // Go-style durations, parsed as the HTTP API parses Consul's ("5s", "500ms", "1m30s").
+  let timeoutMs: number;
+  try {
+    timeoutMs = parseDuration(values.timeout, 'timeout');
+  } catch {
+    throw new UsageError(`--timeout must be a duration such as 5s or 500ms, got "${values.timeout}"`);
+  }
+  if (timeoutMs <= 0) throw new UsageError('--timeout must be more than 0');
   const token = values['token-file'] !== undefined ? readSecret(values['token-file'], '--token-file').trim() : process.env[TOKEN_ENV];
   const get = (path: string): Promise<unknown> => request(values['http-addr'], path, token, timeoutMs);
   const out = (json: unknown, lines: string[], empty: string): void => {
@@ -79,12 +87,6 @@ export async function runQuery(command: 'members' | 'services' | 'lookup', argv:
     const hostPort = (e: HealthEntry): string => `${e.Service.Address.includes(':') ? `[${e.Service.Address}]` : e.Service.Address}:${e.Service.Port}`;
     out(entries, entries.map((e) => `${hostPort(e).padEnd(24)} ${health(e).padEnd(9)} ${e.Node.Node} ${e.Service.ID} ${e.Service.Tags.join(',')}`), `no instances of ${service as string}`);
   }
-}
-
-function duration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text);
-  if (m === null) throw new UsageError(`--timeout must be a duration such as 5s or 500ms, got "${text}"`);
-  return Number(m[1]) * { ms: 1, s: 1_000, m: 60_000 }[m[2] as 'ms' | 's' | 'm'];
 }
 
 async function request(addr: string, path: string, token: string | undefined, timeoutMs: number): Promise<unknown> {
