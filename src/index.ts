@@ -5,9 +5,11 @@
 export * from './runtime/index.js';
 export * from './registry/index.js';
 export * from './core/index.js';
+import { provideBridges } from './bridge/provide.js';
 import { provideDns } from './dns/provide.js';
 import { provideHttp } from './http/provide.js';
 
 // Interfaces started by start() options, imported only when a member uses them.
 provideHttp();
 provideDns();
+provideBridges();

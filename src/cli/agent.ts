@@ -35,6 +35,11 @@ Runs one member of a grapevine cluster in this process.
   --http-token-file PATH a token the HTTP API requires for writes and reads (or $GRAPEVINE_HTTP_TOKEN)
   --dns HOST:PORT        serve DNS here (A, AAAA, SRV, TXT), e.g. 127.0.0.1:8600; default off
   --dns-domain NAME      the DNS domain (default grapevine; "consul" for Consul-era tooling)
+  --pool NAME            this gossip pool's name (default "default"); pools federate through a store
+  --etcd URL[,URL]       bridge to etcd: export this member's services, import the others, find seeds
+  --etcd-prefix P        the etcd key prefix (default services/)
+  --zookeeper HOST:PORT[,HOST:PORT]  bridge to ZooKeeper, as --etcd (Curator-compatible znodes)
+  --zookeeper-root R     the ZooKeeper root znode (default /services)
   --log-level LEVEL      debug, info, warn, error or silent (default info); logs go to stderr
   --log-json             log one JSON object per line
   --json                 machine interface: JSON events on stdout, commands on stdin
@@ -66,6 +71,11 @@ export async function runAgent(argv: string[]): Promise<void> {
       'http-token-file': { type: 'string' },
       dns: { type: 'string' },
       'dns-domain': { type: 'string' },
+      pool: { type: 'string' },
+      etcd: { type: 'string' },
+      'etcd-prefix': { type: 'string' },
+      zookeeper: { type: 'string' },
+      'zookeeper-root': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'log-json': { type: 'boolean', default: false },
     },
@@ -77,6 +87,12 @@ export async function runAgent(argv: string[]): Promise<void> {
   const keyring = loadKeyring(values['keyring-file']);
   const token = values['http-token-file'] !== undefined ? readSecret(values['http-token-file'], '--http-token-file').trim() : process.env[TOKEN_ENV];
   const http = values.http === 'off' ? undefined : { bind: values.http, ...(token !== undefined && token !== '' ? { token } : {}) };
+  const bridges = [
+    ...(values.etcd !== undefined ? [{ etcd: { endpoints: values.etcd, ...(values['etcd-prefix'] !== undefined ? { prefix: values['etcd-prefix'] } : {}) } }] : []),
+    ...(values.zookeeper !== undefined ? [{ zookeeper: { connect: values.zookeeper, ...(values['zookeeper-root'] !== undefined ? { root: values['zookeeper-root'] } : {}) } }] : []),
+  ];
+  if (values['etcd-prefix'] !== undefined && values.etcd === undefined) throw new UsageError('--etcd-prefix needs --etcd');
+  if (values['zookeeper-root'] !== undefined && values.zookeeper === undefined) throw new UsageError('--zookeeper-root needs --zookeeper');
   const json = values.json;
   const print = (o: Record<string, unknown>): void => {
     if (json) process.stdout.write(`${JSON.stringify({ t: Date.now(), ...o })}\n`);
@@ -95,6 +111,8 @@ export async function runAgent(argv: string[]): Promise<void> {
       ...(meta !== undefined ? { meta } : {}),
       ...(http !== undefined ? { http } : {}),
       ...(values.dns !== undefined ? { dns: { bind: values.dns, ...(values['dns-domain'] !== undefined ? { domain: values['dns-domain'] } : {}) } } : {}),
+      ...(values.pool !== undefined ? { pool: values.pool } : {}),
+      ...(bridges.length > 0 ? { bridges } : {}),
       logger,
     });
   } catch (e) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `grapevine` command: agent, members, services, lookup, keygen, demo, help, --version. */
 import { parseArgs } from 'node:util';
+import { provideBridges } from '../bridge/provide.js';
 import { provideDns } from '../dns/provide.js';
 import { provideHttp } from '../http/provide.js';
 import { packageVersion } from '../runtime/index.js';
@@ -52,6 +53,7 @@ async function run(command: string | undefined, rest: string[]): Promise<void> {
 
 provideHttp();
 provideDns();
+provideBridges();
 const [command, ...rest] = process.argv.slice(2);
 if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
   const topic = command === 'help' ? rest[0] : undefined;

@@ -55,6 +55,8 @@ export interface AgentOptions {
   services?: Record<string, unknown>[];
   /** Run the compiled CLI from dist/ (after `npm run build`) instead of the TypeScript sources. */
   compiled?: boolean;
+  /** More agent flags, as given ("--etcd", "http://127.0.0.1:2379"). */
+  flags?: string[];
 }
 
 export class AgentProcess {
@@ -73,6 +75,7 @@ export class AgentProcess {
     if (options.dns !== undefined) flags.push('--dns', options.dns);
     if (options.dnsDomain !== undefined) flags.push('--dns-domain', options.dnsDomain);
     for (const s of options.services ?? []) flags.push('--service', JSON.stringify(s));
+    flags.push(...options.flags ?? []);
     const execArgs = options.compiled === true ? [join(ROOT, 'dist', 'src', 'cli', 'main.js'), ...flags]
       : FROM_SOURCE ? ['--import', 'tsx', MAIN, ...flags] : [MAIN, ...flags];
     const env = { ...process.env };

@@ -209,6 +209,17 @@ export function parseRegistration(body: unknown, warn: (m: string) => void): Par
 }
 
 /** Every live member's record, for node lookups (name → member). */
+type NodeShape = Pick<Member, 'name' | 'addr' | 'meta'>;
+
+/**
+ * The node an instance is listed under: its live member, or for an instance a bridge imported,
+ * an external node (Consul's term for services without an agent) named after its origin.
+ */
+export function nodeOf(i: Instance, members: Map<string, Member>): NodeShape | undefined {
+  if (i.source === 'gossip') return members.get(i.node);
+  return { name: i.node, addr: i.hostPort, meta: { 'external-source': i.source, ...(i.pool !== '' ? { pool: i.pool } : {}) } };
+}
+
 export function liveMembers(gv: Grapevine): Map<string, Member> {
   const out = new Map<string, Member>();
   for (const m of gv.members()) if (m.state === 'alive' || m.state === 'suspect') out.set(m.name, m);

@@ -21,7 +21,7 @@ import { Blocking, BlockingFull, blockingParams } from './blocking.js';
 import { loadedMetrics, metricsOf } from './metrics.js';
 import { STATUS_PAGE } from './ui.js';
 import {
-  agentMember, agentService, type CheckInfo, catalogService, consulNode, DATACENTER, liveMembers, nodeId, parseRegistration,
+  agentMember, agentService, type CheckInfo, catalogService, consulNode, DATACENTER, liveMembers, nodeId, nodeOf, parseRegistration,
   serfHealth, serviceCheck,
 } from './consul.js';
 
@@ -338,7 +338,10 @@ export class HttpApi implements Extension {
     this.route('GET', '/v1/catalog/service/:name', (req) => {
       const members = liveMembers(gv);
       const index = this.serviceIndex(req.params[0] as string);
-      return { body: this.instances(req).flatMap((i) => (members.has(i.node) ? [catalogService(i, members.get(i.node) as Member, index)] : [])) };
+      return { body: this.instances(req).flatMap((i) => {
+        const node = nodeOf(i, members);
+        return node === undefined ? [] : [catalogService(i, node, index)];
+      }) };
     }, { index: serviceIndex });
     this.route('GET', '/v1/catalog/nodes', () => {
       const index = this.nodeIndex();
@@ -356,13 +359,17 @@ export class HttpApi implements Extension {
       const members = liveMembers(gv);
       const index = this.serviceIndex(req.params[0] as string);
       const passing = req.query.has('passing') && req.query.get('passing') !== 'false';
-      const entries = this.instances(req).filter((i) => members.has(i.node) && (!passing || i.health === 'passing'));
       return {
-        body: entries.map((i) => ({
-          Node: consulNode(members.get(i.node) as Member, index),
-          Service: { ...agentService(i), CreateIndex: index, ModifyIndex: index },
-          Checks: [serfHealth(i.node, index), ...this.checksOf(i, index)],
-        })),
+        body: this.instances(req).flatMap((i) => {
+          const node = nodeOf(i, members);
+          if (node === undefined || (passing && i.health !== 'passing')) return [];
+          return [{
+            Node: consulNode(node, index),
+            Service: { ...agentService(i), CreateIndex: index, ModifyIndex: index },
+            // An imported instance has no member, so no serf check: its health is its entry's.
+            Checks: [...(i.source === 'gossip' ? [serfHealth(i.node, index)] : []), ...this.checksOf(i, index)],
+          }];
+        }),
       };
     }, { index: serviceIndex });
     this.route('GET', '/v1/health/checks/:name', (req) => {

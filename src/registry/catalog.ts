@@ -17,7 +17,7 @@ import type { MembershipEvent } from '../core/context.js';
 import type { MemberInfo } from '../core/members.js';
 import { InvalidOptionError, OversizedError } from '../core/errors.js';
 import { checkMeta, decodeRecord, encodeRecord, type Health, type ServiceDefinition, type ServiceRecord, toServiceRecord } from './record.js';
-import { type Instance, type LookupFilter, type PickOptions, type PickStrategy, Registry, type RegistryOptions, type ServiceChange } from './registry.js';
+import { DEFAULT_POOL, type ImportedInstance, type Instance, type InstanceSource, type LookupFilter, type PickOptions, type PickStrategy, Registry, type RegistryOptions, type ServiceChange } from './registry.js';
 import { watchService, type WatchOptions } from './watch.js';
 
 /** What the Catalog needs of the membership core (`Membership` provides it). */
@@ -37,18 +37,24 @@ export type Member = Omit<MemberInfo, 'record'> & { meta: Readonly<Record<string
 export type CatalogOptions = RegistryOptions;
 
 /** The read side of a Catalog: what interfaces (HTTP, DNS, bridges, clients) may use. */
-export type CatalogView = Pick<Catalog, 'lookup' | 'pick' | 'services' | 'nodeInstances' | 'nodeMeta' | 'toMember' | 'watch' | 'onChange' | 'index' | 'serviceIndex' | 'size' | 'badRecords'>;
+export type CatalogView = Pick<Catalog, 'pool' | 'lookup' | 'pick' | 'services' | 'nodeInstances' | 'nodeMeta' | 'toMember' | 'watch' | 'onChange' | 'index' | 'serviceIndex' | 'size' | 'badRecords'>;
+
+/** What bridges write into a catalog: instances read from a store, each under its key there. */
+export type ImportSink = Pick<Catalog, 'setImported' | 'importedKeys'>;
 
 export class Catalog {
   private readonly registry: Registry;
   private own = new Map<string, ServiceRecord>();
   private meta: Readonly<Record<string, string>> = {};
+  /** This member's gossip pool (every gossip instance carries it). */
+  readonly pool: string;
 
   constructor(
     private readonly core: CatalogPort,
     options: CatalogOptions,
   ) {
     this.registry = new Registry(options);
+    this.pool = options.pool ?? DEFAULT_POOL;
   }
 
   // ---------------------------------------------------------------- from the core
@@ -96,6 +102,21 @@ export class Catalog {
   /** Replaces this member's node metadata. */
   setNodeMeta(nowMs: number, meta: Readonly<Record<string, string>>): void {
     this.write(nowMs, this.own, checkMeta(meta, 'meta'));
+  }
+
+  // ---------------------------------------------------------------- bridges' imports
+
+  /**
+   * Adds, replaces or (undefined) removes an instance a bridge read from a store; `key` names
+   * the store and the entry's key there ("etcd http://127.0.0.1:2379 services/web/1").
+   */
+  setImported(key: string, entry: ImportedInstance | undefined, source: Exclude<InstanceSource, 'gossip'>): void {
+    this.registry.setImported(key, entry, source);
+  }
+
+  /** Keys of imported instances starting with `prefix` (a bridge re-listing its store drops the ones gone). */
+  importedKeys(prefix: string): string[] {
+    return this.registry.importedKeys(prefix);
   }
 
   // ---------------------------------------------------------------- reads
@@ -204,7 +225,8 @@ function checkService(service: unknown): asserts service is string {
 /** A lookup filter's fields, each checked by type (InvalidOptionError naming it). */
 function checkFilter(filter: LookupFilter): void {
   if (filter === null || typeof filter !== 'object') throw new InvalidOptionError('filter', 'must be an object');
-  const { tags, meta, healthy } = filter;
+  const { tags, meta, healthy, pool } = filter;
+  if (pool !== undefined && typeof pool !== 'string') throw new InvalidOptionError('pool', 'must be a string');
   if (tags !== undefined && (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string'))) throw new InvalidOptionError('tags', 'must be an array of strings');
   if (meta !== undefined && (meta === null || typeof meta !== 'object' || !Object.values(meta).every((v) => typeof v === 'string'))) {
     throw new InvalidOptionError('meta', 'must be an object of strings');

@@ -34,7 +34,15 @@ export interface Instance {
   readonly suspect: boolean;
   /** Where the instance comes from: 'gossip' for members' records; bridges add their own. */
   readonly source: InstanceSource;
+  /**
+   * The gossip pool that registered it: this member's own pool for gossip instances, the writer's
+   * for instances a bridge imported from another pool, '' for entries written by other tools.
+   */
+  readonly pool: string;
 }
+
+/** An instance a bridge read from a store, before the catalog gives it its methods. */
+export type ImportedInstance = Omit<Instance, 'url' | 'hostPort' | 'suspect' | 'source'>;
 
 export type InstanceSource = 'gossip' | 'etcd' | 'zookeeper';
 
@@ -52,10 +60,13 @@ export interface LookupFilter {
   meta?: Readonly<Record<string, string>>;
   /** Only instances whose health is not critical (passing or warning). */
   healthy?: boolean;
+  /** Only instances of this gossip pool ('' for imported entries that name none). */
+  pool?: string;
 }
 
 export type PickStrategy = 'round-robin' | 'random' | 'weighted';
 
+/** Picks prefer, in order: this member's own pool, members not suspected, then the strategy. */
 export interface PickOptions extends LookupFilter {
   /** Default round-robin. `weighted` picks in proportion to each instance's weight. */
   strategy?: PickStrategy;
@@ -65,9 +76,13 @@ export interface RegistryOptions {
   rng: Rng;
   /** Whether a suspect member's instances stay in lookups (marked `suspect`). Default true, as SWIM expects most suspicions to be refuted. */
   includeSuspect?: boolean;
+  /** This member's gossip pool, given to every gossip instance. Default 'default'. */
+  pool?: string;
 }
 
 const NONE: readonly Instance[] = Object.freeze([]);
+
+export const DEFAULT_POOL = 'default';
 
 /** Distinct tag/meta filters whose results each service keeps between changes. */
 const FILTERS_CACHED_MAX = 16;
@@ -79,6 +94,8 @@ class ServiceIndex {
   filtered: Map<string, readonly Instance[]> | undefined = undefined;
   /** Instances whose member is suspect: picks avoid them while this is non-zero. */
   suspects = 0;
+  /** Instances from other pools (or none): picks prefer this member's pool while there are any. */
+  foreign = 0;
   cursor = 0;
 
   changed(): void {
@@ -100,6 +117,9 @@ interface NodeState {
 export class Registry {
   private readonly rng: Rng;
   private readonly includeSuspect: boolean;
+  private readonly pool: string;
+  /** Instances bridges imported, by a key naming the store and its key there. */
+  private readonly imported = new Map<string, Instance>();
   private readonly nodes = new Map<string, NodeState>();
   private readonly byService = new Map<string, ServiceIndex>();
   private readonly listeners = new Set<(change: ServiceChange) => void>();
@@ -116,6 +136,7 @@ export class Registry {
   constructor(options: RegistryOptions) {
     this.rng = options.rng;
     this.includeSuspect = options.includeSuspect ?? true;
+    this.pool = options.pool ?? DEFAULT_POOL;
   }
 
   /** Takes a member's current state: a new record, address or suspicion updates its instances; dead or left removes them. */
@@ -141,18 +162,17 @@ export class Registry {
     this.nodes.set(member.name, state);
     const host = hostOf(member.addr);
     for (const s of state.record.services) {
-      const next = makeInstance(member.name, host, s, suspect);
+      const next = makeInstance(member.name, host, s, suspect, this.pool);
       const prev = old?.instances.get(s.id);
       if (prev !== undefined && sameInstance(prev, next)) {
         state.instances.set(s.id, prev);
         continue;
       }
       state.instances.set(s.id, next);
-      if (prev !== undefined && prev.service !== next.service) this.remove(prev);
-      this.put(next, prev !== undefined && prev.service === next.service ? 'updated' : 'added');
+      this.replace(keyOf(next), prev, next);
     }
     if (old !== undefined) {
-      for (const [id, prev] of old.instances) if (!state.instances.has(id)) this.remove(prev);
+      for (const [id, prev] of old.instances) if (!state.instances.has(id)) this.remove(keyOf(prev), prev);
     }
   }
 
@@ -160,7 +180,39 @@ export class Registry {
     const old = this.nodes.get(name);
     if (old === undefined) return;
     this.nodes.delete(name);
-    for (const prev of old.instances.values()) this.remove(prev);
+    for (const prev of old.instances.values()) this.remove(keyOf(prev), prev);
+  }
+
+  /**
+   * Adds, replaces or (with undefined) removes an instance a bridge imported. `key` names the
+   * store and the entry's key there, so entries from two stores or pools never collide.
+   */
+  setImported(key: string, entry: ImportedInstance | undefined, source: InstanceSource): void {
+    const k = `\u0001${key}`;
+    const prev = this.imported.get(k);
+    if (entry === undefined) {
+      if (prev === undefined) return;
+      this.imported.delete(k);
+      this.remove(k, prev);
+      return;
+    }
+    const next = freezeInstance({ ...entry, hostPort: formatAddress(entry.address, entry.port), suspect: false, source });
+    if (prev !== undefined && sameInstance(prev, next)) return;
+    this.imported.set(k, next);
+    this.replace(k, prev, next);
+  }
+
+  /** Keys of the instances imported from stores whose keys start with `prefix`. */
+  importedKeys(prefix: string): string[] {
+    const out: string[] = [];
+    for (const k of this.imported.keys()) if (k.startsWith(`\u0001${prefix}`)) out.push(k.slice(1));
+    return out;
+  }
+
+  /** Puts `next` where `prev` (same key) was: an update when the service is the same, else a removal and an addition. */
+  private replace(key: string, prev: Instance | undefined, next: Instance): void {
+    if (prev !== undefined && prev.service !== next.service) this.remove(key, prev);
+    this.put(key, next, prev !== undefined && prev.service === next.service ? 'updated' : 'added');
   }
 
   /** Instances of `name` matching `filter`, from memory. The array is frozen; do not keep it across changes expecting updates. */
@@ -168,7 +220,7 @@ export class Registry {
     const idx = this.byService.get(name);
     if (idx === undefined) return NONE;
     if (filter === undefined) return idx.visible ?? this.visibleOf(idx);
-    return this.select(idx, filter.healthy === true, filter.tags, filter.meta);
+    return this.select(idx, filter.healthy === true, filter.tags, filter.meta, filter.pool);
   }
 
   /**
@@ -180,7 +232,11 @@ export class Registry {
     if (idx === undefined) return undefined;
     let list = options === undefined
       ? idx.healthy ?? this.healthyOf(idx)
-      : this.select(idx, options.healthy !== false, options.tags, options.meta);
+      : this.select(idx, options.healthy !== false, options.tags, options.meta, options.pool);
+    if (idx.foreign > 0) {
+      const local = list.filter((i) => i.pool === this.pool);
+      if (local.length > 0) list = local;
+    }
     if (idx.suspects > 0) {
       const trusted = list.filter((i) => !i.suspect);
       if (trusted.length > 0) list = trusted;
@@ -201,15 +257,16 @@ export class Registry {
    * distinct filters each, dropped on any change to the service), so a caller asking the same
    * question in a loop pays a map read, not a scan.
    */
-  private select(idx: ServiceIndex, healthy: boolean, tags: readonly string[] | undefined, meta: LookupFilter['meta']): readonly Instance[] {
+  private select(idx: ServiceIndex, healthy: boolean, tags: readonly string[] | undefined, meta: LookupFilter['meta'], pool: string | undefined): readonly Instance[] {
     const base = healthy ? idx.healthy ?? this.healthyOf(idx) : idx.visible ?? this.visibleOf(idx);
-    if ((tags === undefined || tags.length === 0) && meta === undefined) return base;
+    if ((tags === undefined || tags.length === 0) && meta === undefined && (pool === undefined || idx.foreign === 0 && pool === this.pool)) return base;
     let key = healthy ? 'h' : 'a';
+    if (pool !== undefined) key += `\u0004${pool}`;
     if (tags !== undefined) for (const t of tags) key += `\u0001${t}`;
     if (meta !== undefined) for (const k in meta) key += `\u0002${k}\u0003${meta[k] as string}`;
     const cached = idx.filtered?.get(key);
     if (cached !== undefined) return cached;
-    const out = Object.freeze(base.filter((i) => matches(i, tags, meta)));
+    const out = Object.freeze(base.filter((i) => matches(i, tags, meta) && (pool === undefined || i.pool === pool)));
     idx.filtered ??= new Map();
     if (idx.filtered.size < FILTERS_CACHED_MAX) idx.filtered.set(key, out);
     return out;
@@ -291,28 +348,32 @@ export class Registry {
     return idx.healthy;
   }
 
-  private put(instance: Instance, type: 'added' | 'updated'): void {
+  private put(key: string, instance: Instance, type: 'added' | 'updated'): void {
     let idx = this.byService.get(instance.service);
     if (idx === undefined) {
       idx = new ServiceIndex();
       this.byService.set(instance.service, idx);
     }
-    const key = keyOf(instance);
     const previous = idx.byKey.get(key);
     if (previous === undefined) this.instanceCount++;
-    else if (previous.suspect) idx.suspects--;
-    if (instance.suspect) idx.suspects++;
+    else this.count(idx, previous, -1);
+    this.count(idx, instance, 1);
     idx.byKey.set(key, instance);
     idx.changed();
     this.serviceIndexes.set(instance.service, ++this.changeIndex);
     this.notify({ type, instance, index: this.changeIndex });
   }
 
-  private remove(instance: Instance): void {
+  private count(idx: ServiceIndex, instance: Instance, delta: number): void {
+    if (instance.suspect) idx.suspects += delta;
+    if (instance.pool !== this.pool) idx.foreign += delta;
+  }
+
+  private remove(key: string, instance: Instance): void {
     const idx = this.byService.get(instance.service);
-    if (idx === undefined || !idx.byKey.delete(keyOf(instance))) return;
+    if (idx === undefined || !idx.byKey.delete(key)) return;
     this.instanceCount--;
-    if (instance.suspect) idx.suspects--;
+    this.count(idx, instance, -1);
     idx.changed();
     this.changeIndex++;
     if (idx.byKey.size === 0) {
@@ -348,17 +409,21 @@ const INSTANCE_METHODS = Object.freeze({
   },
 });
 
-function makeInstance(node: string, host: string, s: ServiceRecord, suspect: boolean): Instance {
+function freezeInstance(fields: Omit<Instance, 'url'>): Instance {
+  return Object.freeze(Object.assign(Object.create(INSTANCE_METHODS) as { url: Instance['url'] }, fields));
+}
+
+function makeInstance(node: string, host: string, s: ServiceRecord, suspect: boolean, pool: string): Instance {
   const address = s.address === '' ? host : s.address;
-  return Object.freeze(Object.assign(Object.create(INSTANCE_METHODS) as { url: Instance['url'] }, {
+  return freezeInstance({
     id: s.id, service: s.name, node, address, port: s.port, hostPort: formatAddress(address, s.port),
-    tags: s.tags, meta: s.meta, weight: s.weight, health: s.health, suspect, source: 'gossip' as const,
-  }));
+    tags: s.tags, meta: s.meta, weight: s.weight, health: s.health, suspect, source: 'gossip', pool,
+  });
 }
 
 function sameInstance(a: Instance, b: Instance): boolean {
-  return a.service === b.service && a.address === b.address && a.port === b.port && a.weight === b.weight
-    && a.health === b.health && a.suspect === b.suspect && sameList(a.tags, b.tags) && sameMeta(a.meta, b.meta);
+  return a.service === b.service && a.address === b.address && a.port === b.port && a.weight === b.weight && a.id === b.id && a.node === b.node
+    && a.pool === b.pool && a.health === b.health && a.suspect === b.suspect && sameList(a.tags, b.tags) && sameMeta(a.meta, b.meta);
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

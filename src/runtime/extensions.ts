@@ -5,6 +5,7 @@
  * runtime loads it only when a member is started with that option, so a plain member pays
  * nothing for the interfaces it does not use.
  */
+import type { ImportSink } from '../registry/catalog.js';
 import type { Grapevine } from './grapevine.js';
 import type { Logger } from './log.js';
 
@@ -14,11 +15,15 @@ export interface Extension {
   readonly address?: string;
   /** Its counters, for `gv.stats().interfaces` and metrics. */
   readonly stats?: Readonly<Record<string, number>>;
+  /** Gossip addresses of this member's pool that the interface knows of (a bridge's store): seeds at every join attempt. */
+  seeds?(): Promise<string[]>;
   close(): Promise<void>;
 }
 
 export interface ExtensionContext {
   logger: Logger;
+  /** Where interfaces that read other registries (bridges) put the instances they import. */
+  imports: ImportSink;
 }
 
 /** Starts an interface for `member` from the option's value; throws InvalidOptionError for a bad value. */

@@ -27,7 +27,7 @@ import { cryptoRng, monotonicMs } from './system.js';
 import { Transport, type TransportStats } from './transport.js';
 
 export type { Member } from '../registry/catalog.js';
-export type { DnsOptions, GrapevineOptions, HttpOptions } from './options.js';
+export type { BridgeCommonOptions, BridgeOptions, DnsOptions, EtcdBridgeOptions, GrapevineOptions, HttpOptions, ZookeeperBridgeOptions } from './options.js';
 
 /**
  * A service to register, optionally with health checks that keep its health current: `check`,
@@ -138,6 +138,11 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   readonly boundAddress: string;
   /** The keyring in use, if encryption is on: add/use/remove rotate keys live. */
   readonly keyring: Keyring | undefined;
+  /** This member's gossip pool ('default' unless the `pool` option says otherwise). */
+  get pool(): string {
+    return this.localCatalog.pool;
+  }
+
   /** The read side of this member's catalog (lookups, watches, change indexes), for interfaces built on it. */
   readonly catalog: CatalogView;
   private readonly core: Membership;
@@ -157,13 +162,13 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /** Until start() returns, members learned are logged at debug: a join into 10,000 members is one line, not 10,000. */
   private starting = true;
 
-  private constructor(core: Membership, transport: Transport, keyring: Keyring | undefined, includeSuspect: boolean, log: Logger) {
+  private constructor(core: Membership, transport: Transport, keyring: Keyring | undefined, includeSuspect: boolean, pool: string, log: Logger) {
     super();
     this.core = core;
     this.log = log;
     this.drops = new DropSummary(log);
     this.transport = transport;
-    this.localCatalog = new Catalog(core, { rng: cryptoRng(), includeSuspect });
+    this.localCatalog = new Catalog(core, { rng: cryptoRng(), includeSuspect, pool });
     this.catalog = this.localCatalog;
     this.localCatalog.load(core.members());
     this.localCatalog.onChange((change) => this.emit('service', change));
@@ -204,7 +209,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       await transport.close();
       throw e;
     }
-    const gv = new Grapevine(core, transport, o.keyring, o.includeSuspect, o.logger);
+    const gv = new Grapevine(core, transport, o.keyring, o.includeSuspect, o.pool, o.logger);
     o.logger.info(`member ${name} listening on ${gv.boundAddress}, reachable at ${address}${o.keyring === undefined ? ' (no keyring: packets are not encrypted)' : ''}`, {
       name, bound: gv.boundAddress, address, encrypted: o.keyring !== undefined,
     });
@@ -214,16 +219,18 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     try {
       for (const [option, value] of Object.entries(options)) {
         const load = value === undefined ? undefined : extensionFor(option);
-        if (load !== undefined) gv.extensions.set(option, await (await load())(gv, value, { logger: o.logger }));
+        if (load !== undefined) gv.extensions.set(option, await (await load())(gv, value, { logger: o.logger, imports: gv.localCatalog }));
       }
     } catch (e) {
       await gv.close();
       throw e;
     }
-    const seeds = new Seeds(o.seeds, address, o.seedResolvers);
+    const discovered = [...gv.extensions.values()].flatMap((e) => (e.seeds === undefined ? [] : [e.seeds.bind(e)]));
+    const seeds = new Seeds(o.seeds, address, o.seedResolvers, discovered);
     if (seeds.size > 0 && !seeds.onlySelf) {
       try {
-        await gv.join(seeds, o.joinTimeoutMs, o.retryJoin, options.signal);
+        // Seeds found in a store may be stale (a crashed member's entry outlives it by a lease): never fatal.
+        await gv.join(seeds, o.joinTimeoutMs, o.retryJoin || seeds.onlyDiscovered, options.signal);
       } catch (e) {
         o.logger.error(`member ${name} could not join: ${(e as Error).message}`, { name, seeds: o.seeds });
         await gv.close();
@@ -450,10 +457,19 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   private async join(seeds: Seeds, timeoutMs: number, retryJoin: boolean, signal: AbortSignal | undefined): Promise<void> {
     signal?.throwIfAborted();
     let asked: string[] = [];
+    let first = true;
     await new Promise<void>((resolve, reject) => {
       let done = false;
       const ask = (): void => {
         void seeds.resolve().then((list) => {
+          const alone = first && list.length === 0 && seeds.onlyDiscovered;
+          first = false;
+          if (alone && !done) {
+            cleanup();
+            this.log.info(`member ${this.name}: no other member of its pool is known yet; starting a new cluster`, { name: this.name });
+            resolve();
+            return;
+          }
           if (done || list.length === 0 || this.closing !== undefined) return;
           asked = list;
           this.input((now) => this.core.join(now, list));

@@ -1,10 +1,10 @@
 /** The Node runtime: sockets, clock and timers around the pure core, with the registry and health checks. */
 export { Grapevine, JoinError, NameConflictError, WaitTimeoutError } from './grapevine.js';
-export type { CheckHandle, DnsOptions, GrapevineEvents, GrapevineOptions, HttpOptions, Registration, ServiceHandle } from './grapevine.js';
+export type { BridgeCommonOptions, BridgeOptions, CheckHandle, DnsOptions, EtcdBridgeOptions, GrapevineEvents, GrapevineOptions, HttpOptions, Registration, ServiceHandle, ZookeeperBridgeOptions } from './grapevine.js';
 export { provideExtension } from './extensions.js';
 export { packageVersion } from './system.js';
 // Address helpers and the errors the runtime's methods throw, for interfaces that import only this surface.
-export { formatAddress, hostOf, ipFamily } from '../core/address.js';
+export { formatAddress, hostOf, ipFamily, parseAddress } from '../core/address.js';
 export { GrapevineError, InvalidOptionError, InvalidStateError, OversizedError } from '../core/errors.js';
 export type { Extension, ExtensionContext, ExtensionStarter } from './extensions.js';
 export { BindError } from './transport.js';

@@ -37,6 +37,44 @@ export interface HttpOptions {
   blockingQueriesMax?: number;
 }
 
+/** What every bridge (src/bridge) takes besides its store's address. */
+export interface BridgeCommonOptions {
+  /** Write this member's own instances to the store. Default true. */
+  export?: boolean;
+  /** Show the store's other entries in lookups, watches, HTTP and DNS. Default true. */
+  import?: boolean;
+  /** Advertise this member's gossip address under `_members/<pool>/` and join through the others found there. Default true. */
+  seeds?: boolean;
+  /** Write rounds per store: up to 3 at once, then one per this many ms on average, so a flapping check cannot hammer the store. Default 1,000. */
+  writeIntervalMs?: number;
+}
+
+export interface EtcdBridgeOptions extends BridgeCommonOptions {
+  /** "http://127.0.0.1:2379", or several. */
+  endpoints: string | readonly string[];
+  /** Key prefix. Default "services/", so `etcdctl put services/web 10.0.0.1:80` is read as is. */
+  prefix?: string;
+  /** TTL of this member's lease, seconds: how long its entries outlive a crash. Default 10. */
+  ttlS?: number;
+  auth?: { username: string; password: string };
+  /** PEM contents (not paths): the CA, and a client certificate and key if etcd asks for one. */
+  tls?: { ca: string | Uint8Array; cert?: string | Uint8Array; key?: string | Uint8Array };
+}
+
+export interface ZookeeperBridgeOptions extends BridgeCommonOptions {
+  /** "127.0.0.1:2181", or "host:port,host:port" (an optional chroot may follow). */
+  connect: string;
+  /** The znode services live under, as Curator's basePath. Default "/services". */
+  root?: string;
+  /** Session timeout, ms: how long this member's ephemeral znodes outlive a crash. Default 10,000. */
+  sessionTimeoutMs?: number;
+  /** Digest auth: "user:password". */
+  auth?: { digest: string };
+}
+
+/** One bridge: `{ etcd: {...} }` or `{ zookeeper: {...} }`. */
+export type BridgeOptions = { etcd: EtcdBridgeOptions } | { zookeeper: ZookeeperBridgeOptions };
+
 export interface GrapevineOptions {
   /** Unique member name. Default: `<hostname>-<port>`. Reuse it after a restart to rejoin as the same member. */
   name?: string;
@@ -65,6 +103,12 @@ export interface GrapevineOptions {
   meta?: Readonly<Record<string, string>>;
   /** Whether a suspect member's instances stay in lookups, marked `suspect`. Default true. */
   includeSuspect?: boolean;
+  /**
+   * The name of this gossip pool: every member of one cluster gives the same. Bridges write it
+   * beside each exported instance, so pools federated through etcd or ZooKeeper tell their own
+   * instances (never imported back) from another pool's; `pick` prefers its own pool's. Default "default".
+   */
+  pool?: string;
   /** How long start() waits for a seed to answer before rejecting. Default 10 s. */
   joinTimeoutMs?: number;
   /**
@@ -95,6 +139,11 @@ export interface GrapevineOptions {
   dns?: string | DnsOptions;
   /** Add grapevine's metrics to your own prom-client registry (`metrics: { registry }`). Loaded only when given. */
   metrics?: { registry?: object };
+  /**
+   * Bridges to etcd or ZooKeeper: export this member's instances, import the store's others,
+   * find seeds there; pools that cannot reach each other federate through one. Loaded only when given.
+   */
+  bridges?: readonly BridgeOptions[];
 }
 
 export interface ValidOptions {
@@ -107,6 +156,7 @@ export interface ValidOptions {
   keyring: Keyring | undefined;
   meta: Readonly<Record<string, string>> | undefined;
   includeSuspect: boolean;
+  pool: string;
   joinTimeoutMs: number;
   retryJoin: boolean;
   streamTimeoutMs: number;
@@ -116,7 +166,7 @@ export interface ValidOptions {
 
 const KNOWN_OPTIONS = new Set([
   'name', 'bind', 'advertise', 'seeds', 'seedResolvers', 'profile', 'protocol', 'keyring', 'meta', 'joinTimeoutMs', 'retryJoin', 'streamTimeoutMs',
-  'inboundStreamsMax', 'signal', 'includeSuspect', 'logger',
+  'inboundStreamsMax', 'signal', 'includeSuspect', 'logger', 'pool',
 ]);
 
 export function validate(options: GrapevineOptions): ValidOptions {
@@ -151,8 +201,11 @@ export function validate(options: GrapevineOptions): ValidOptions {
   for (const flag of ['includeSuspect', 'retryJoin'] as const) {
     if (options[flag] !== undefined && typeof options[flag] !== 'boolean') throw new InvalidOptionError(flag, 'must be a boolean');
   }
+  if (options.pool !== undefined && (typeof options.pool !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(options.pool))) {
+    throw new InvalidOptionError('pool', 'must be 1 to 64 letters, digits, "_", "." or "-"');
+  }
   return {
-    name: options.name, bind, advertise, seeds, seedResolvers, config, keyring, meta, includeSuspect: options.includeSuspect ?? true,
+    name: options.name, bind, advertise, seeds, seedResolvers, config, keyring, meta, includeSuspect: options.includeSuspect ?? true, pool: options.pool ?? 'default',
     joinTimeoutMs: positive(options.joinTimeoutMs, 'joinTimeoutMs', 10_000),
     retryJoin: options.retryJoin ?? false,
     streamTimeoutMs: positive(options.streamTimeoutMs, 'streamTimeoutMs', 10_000),

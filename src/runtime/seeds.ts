@@ -4,6 +4,7 @@
  *   dns:NAME[:PORT]       every A/AAAA address of NAME, at PORT (default 7946)
  *   dns+srv:NAME          every SRV target of NAME at its port (targets' A/AAAA looked up)
  * A name that does not resolve contributes nothing this time and is asked again next time.
+ * Interfaces may add sources of their own (a bridge lists the members its store knows).
  */
 import { Resolver } from 'node:dns/promises';
 import { formatAddress, parseAddress } from '../core/address.js';
@@ -37,25 +38,33 @@ export class Seeds {
   private readonly seeds: Seed[];
   private readonly resolver: Resolver;
 
-  /** `servers`: DNS servers for seed names ("127.0.0.1:5353"); default the system's. */
-  constructor(given: readonly string[], private readonly self: string, servers?: readonly string[]) {
+  /**
+   * `servers`: DNS servers for seed names ("127.0.0.1:5353"); default the system's.
+   * `discovered`: more sources of seed addresses, asked at every join attempt like names.
+   */
+  constructor(given: readonly string[], private readonly self: string, servers?: readonly string[], private readonly discovered: readonly (() => Promise<string[]>)[] = []) {
     this.seeds = given.map(parseSeed);
     this.resolver = new Resolver({ timeout: LOOKUP_TIMEOUT_MS, tries: 2 });
     if (servers !== undefined && servers.length > 0) this.resolver.setServers([...servers]);
   }
 
   get size(): number {
-    return this.seeds.length;
+    return this.seeds.length + this.discovered.length;
   }
 
   /** Whether the only seed is this member itself (the first member of a cluster may list itself). */
   get onlySelf(): boolean {
-    return this.seeds.every((s) => s.kind === 'addr' && s.addr === this.self);
+    return this.discovered.length === 0 && this.seeds.every((s) => s.kind === 'addr' && s.addr === this.self);
   }
 
-  /** Whether some seeds are names, to look up again now and then. */
+  /** Whether every seed comes from a discovery source: none found then means this member is the first. */
+  get onlyDiscovered(): boolean {
+    return this.seeds.length === 0 && this.discovered.length > 0;
+  }
+
+  /** Whether some seeds are names or discovered, to look up again now and then. */
   get named(): boolean {
-    return this.seeds.some((s) => s.kind !== 'addr');
+    return this.discovered.length > 0 || this.seeds.some((s) => s.kind !== 'addr');
   }
 
   /** Every seed address now, names looked up afresh, without this member's own address. */
@@ -66,7 +75,7 @@ export class Seeds {
       const records = await this.resolver.resolveSrv(s.name).catch(() => []);
       const per = await Promise.all(records.map(async (r) => (await this.addresses(r.name)).map((ip) => formatAddress(ip, r.port))));
       return per.flat();
-    }));
+    }).concat(this.discovered.map((source) => source().catch(() => []))));
     return [...new Set(lists.flat())].filter((a) => a !== this.self);
   }
 
