@@ -6,8 +6,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { Resolver } from 'node:dns/promises';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { AgentProcess } from '../src/cli/processes.js';
 import { type BridgeOptions, Grapevine, type GrapevineOptions } from '../src/index.js';
 import { EtcdServer, hasEtcd, hasZookeeper, ZkRaw, ZookeeperServer } from './stores.js';
 import { until } from './until.js';
@@ -28,6 +30,8 @@ interface Harness {
   remove(space: string, path: string): Promise<void>;
   /** The `node` of an entry that names none. */
   origin(space: string, path: string): string;
+  /** The agent's flags for a bridge under `space`. */
+  flags(space: string): string[];
 }
 
 function etcdHarness(): Harness {
@@ -45,6 +49,7 @@ function etcdHarness(): Harness {
     put: async (space, path, value) => void server.ctl('put', prefix(space) + path, value),
     remove: async (space, path) => void server.ctl('del', prefix(space) + path),
     origin: (space, path) => `etcd:${prefix(space)}${path}`,
+    flags: (space) => ['--etcd', server.url, '--etcd-prefix', prefix(space)],
   };
 }
 
@@ -52,7 +57,7 @@ function zookeeperHarness(): Harness {
   const server = new ZookeeperServer();
   let raw: ZkRaw | undefined;
   const root = (space: string): string => (space === '' ? '/services' : `/${space}`);
-  const client = async (): Promise<ZkRaw> => (raw ??= await ZkRaw.connect(server.connect));
+  const client = async (): Promise<ZkRaw> => (raw ??= await ZkRaw.connect(server.connect, 5_000));
   return {
     kind: 'zookeeper',
     available: hasZookeeper,
@@ -68,10 +73,12 @@ function zookeeperHarness(): Harness {
     },
     restart: (wipe) => server.restart(wipe),
     bridge: (space, extra = {}) => ({ zookeeper: { connect: server.connect, sessionTimeoutMs: 2_000, ...(space === '' ? {} : { root: root(space) }), ...extra } }),
-    entries: async (space) => (await client()).tree(root(space)),
+    // A client that found no server just after a restart is dropped and made again on the next poll.
+    entries: async (space) => (await client().catch(() => undefined))?.tree(root(space)) ?? new Map(),
     put: async (space, path, value) => (await client()).put(`${root(space)}/${path}`, value),
     remove: async (space, path) => (await client()).remove(`${root(space)}/${path}`),
     origin: (space, path) => `zookeeper:${root(space)}/${path}`,
+    flags: (space) => ['--zookeeper', server.connect, '--zookeeper-root', root(space)],
   };
 }
 
@@ -100,7 +107,7 @@ for (const h of [etcdHarness(), zookeeperHarness()]) {
     }, 30_000);
 
     test('exports its own instances, imports other tools\' entries on every member, finds seeds, and leaves nothing behind', async () => {
-      const a = await start({ name: 'a', bridges: [h.bridge('')] });
+      const a = await start({ name: 'a', bridges: [h.bridge('')], http: '127.0.0.1:0', dns: '127.0.0.1:0' });
       // No seeds given: b finds a under _members/default/ in the store.
       const b = await start({ name: 'b', bridges: [h.bridge('')] });
       await until(() => b.members().some((m) => m.name === 'a' && m.state === 'alive'), 10_000);
@@ -117,6 +124,7 @@ for (const h of [etcdHarness(), zookeeperHarness()]) {
       expect((await h.entries('')).get(`_members/default/a`)).toBe(a.address);
 
       // The examples this project grew from, and entries that are not services.
+      const watch = a.watch('service-a', { initial: false });
       await h.put('', 'service-a', '127.0.0.1:8080');
       await h.put('', 'billing/6c3e5a1e', CURATOR);
       await h.put('', '_private/x', '10.0.0.1:1');
@@ -131,6 +139,14 @@ for (const h of [etcdHarness(), zookeeperHarness()]) {
         expect(m.lookup('web').map((i) => i.source)).toEqual(['gossip']);
       }
       await until(() => (a.stats().interfaces['bridges']?.[`${h.kind}.badEntries`] ?? 0) >= 1, 5_000);
+      expect((await watch.next()).value).toMatchObject({ type: 'added', instance: { service: 'service-a', source: h.kind } });
+      await watch.return?.();
+      // The HTTP API lists an imported instance under an external node; DNS answers for it.
+      const health = await (await fetch(`http://${a.listening('http') as string}/v1/health/service/service-a`)).json() as { Node: { Node: string; Meta: Record<string, string> }; Service: { Port: number } }[];
+      expect(health).toMatchObject([{ Node: { Node: h.origin('', 'service-a'), Meta: { 'external-source': h.kind } }, Service: { Port: 8080 } }]);
+      const resolver = new Resolver({ timeout: 2_000, tries: 1 });
+      resolver.setServers([a.listening('dns') as string]);
+      expect((await resolver.resolveSrv('service-a.service.grapevine')).map((r) => r.port)).toEqual([8080]);
 
       // Health changes rewrite the entry; removals, deregistration and close delete.
       await a.register({ name: 'web', port: 8080, tags: ['v1'], meta: { zone: 'z1' }, health: 'critical' });
@@ -172,6 +188,21 @@ for (const h of [etcdHarness(), zookeeperHarness()]) {
       await until(() => us1.lookup('api').length === 1 && eu2.lookup('api').length === 1, 10_000);
       // With its own pool gone, a pick takes the other pool's instance.
       expect(eu2.pick('api')?.pool).toBe('us');
+    }, 60_000);
+
+    test('the agent: --pool and the bridge flags export its --service and import the store\'s', async () => {
+      await h.put('agent', 'legacy', '127.0.0.1:7100');
+      const agent = new AgentProcess({ name: 'agent-1', bind: '127.0.0.1:0', profile: 'local', services: [{ name: 'from-agent', port: 7101 }], flags: ['--pool', 'blue', ...h.flags('agent')] });
+      try {
+        await agent.ready();
+        await until(async () => (await h.entries('agent')).has('from-agent/from-agent@agent-1@blue'), 10_000);
+        let found: Awaited<ReturnType<AgentProcess['lookup']>> = [];
+        await until(async () => (found = await agent.lookup('legacy')).length > 0, 10_000);
+        expect(found[0]).toMatchObject({ node: h.origin('agent', 'legacy'), port: 7100 });
+      } finally {
+        await agent.stop();
+      }
+      await until(async () => !(await h.entries('agent')).has('from-agent/from-agent@agent-1@blue'), 10_000);
     }, 60_000);
 
     test('a crashed member\'s entries go when its lease or session does', async () => {

@@ -54,7 +54,7 @@ describe('grapevine command line', () => {
       expect(r.stderr).toBe('');
     }
     const agentHelp = runs[4]?.stdout ?? '';
-    for (const flag of ['--advertise', '--protocol', '--bind', '--keyring-file', '--log-level', '--log-json']) expect(agentHelp).toContain(flag);
+    for (const flag of ['--advertise', '--protocol', '--bind', '--keyring-file', '--log-level', '--log-json', '--pool', '--etcd', '--etcd-prefix', '--zookeeper', '--zookeeper-root']) expect(agentHelp).toContain(flag);
     expect(runs[3]?.stdout).toBe(agentHelp);
   }, 60_000);
 
@@ -70,6 +70,7 @@ describe('grapevine command line', () => {
     expectUsageError(badService as Run, /^grapevine agent: --service web: expected name:port/);
     expectUsageError(badLevel as Run, /^grapevine agent: --log-level must be one of debug, info, warn, error, silent/);
     expectUsageError(await cli(['members', '--timeout', 'soon']), /^grapevine members: --timeout must be a duration such as 5s or 500ms, got "soon"/);
+    expectUsageError(await cli(['agent', '--etcd-prefix', 'svc/']), /^grapevine agent: --etcd-prefix needs --etcd/);
   }, 60_000);
 
   test('--version prints the package version', async () => {

@@ -135,11 +135,14 @@ type ZkClient = import('node-zookeeper-client').Client;
 export class ZkRaw {
   private constructor(private readonly c: ZkClient) {}
 
-  static async connect(connect: string): Promise<ZkRaw> {
+  static async connect(connect: string, timeoutMs = 10_000): Promise<ZkRaw> {
     const zk = (await import('node-zookeeper-client')).default;
     const c = zk.createClient(connect, { sessionTimeout: 10_000 });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('ZooKeeper: no connection')), 10_000);
+      const timer = setTimeout(() => {
+        c.close();
+        reject(new Error('ZooKeeper: no connection'));
+      }, timeoutMs);
       c.once('connected', () => {
         clearTimeout(timer);
         resolve();

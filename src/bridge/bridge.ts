@@ -46,6 +46,8 @@ export interface BridgeSettings {
 }
 
 const BACKOFF_MIN_MS = 250;
+/** Instances one bridge imports at most: a store holding more cannot grow a member's memory without bound. */
+const IMPORTS_MAX = 100_000;
 /** Write rounds allowed back to back before the interval applies. */
 const WRITE_BURST = 3;
 const BACKOFF_MAX_MS = 10_000;
@@ -56,7 +58,9 @@ export const FIRST_ROUND_MS = 3_000;
 const CLOSE_TIMEOUT_MS = 3_000;
 
 export class Bridge {
-  private readonly counters = { connected: 0, writes: 0, writeErrors: 0, sessions: 0, sessionsLost: 0, lists: 0, badEntries: 0 };
+  private readonly counters = { connected: 0, writes: 0, writeErrors: 0, sessions: 0, sessionsLost: 0, lists: 0, badEntries: 0, overLimit: 0 };
+  /** Keys of the instances this bridge imported and holds in the catalog. */
+  private readonly held = new Set<string>();
   private session = false;
   private syncing = false;
   /** A change came in while a round was running: run another after it. */
@@ -99,7 +103,7 @@ export class Bridge {
 
   /** Counters, and the instances imported now. */
   get stats(): Readonly<Record<string, number>> {
-    return { ...this.counters, imported: this.imports.importedKeys(this.importPrefix).length };
+    return { ...this.counters, imported: this.held.size };
   }
 
   /**
@@ -273,8 +277,8 @@ export class Bridge {
   /** A full listing: every entry applied, imports no longer listed removed. */
   private reset(all: Map<string, Uint8Array>): void {
     this.counters.lists++;
-    for (const key of this.imports.importedKeys(this.importPrefix)) {
-      if (!all.has(key.slice(this.importPrefix.length))) this.imports.setImported(key, undefined, this.store.source);
+    for (const key of [...this.held]) {
+      if (!all.has(key.slice(this.importPrefix.length))) this.apply(key.slice(this.importPrefix.length), undefined);
     }
     for (const [path, value] of all) this.apply(path, value);
   }
@@ -282,7 +286,13 @@ export class Bridge {
   private apply(path: string, value: Uint8Array | undefined): void {
     const key = this.importPrefix + path;
     if (value === undefined) {
+      this.held.delete(key);
       this.imports.setImported(key, undefined, this.store.source);
+      return;
+    }
+    if (!this.held.has(key) && this.held.size >= IMPORTS_MAX) {
+      this.counters.overLimit++;
+      if (this.counters.overLimit === 1) this.log.warn(`${this.store.label}: more than ${IMPORTS_MAX} entries; the rest are not imported`, { store: this.store.label });
       return;
     }
     const parsed = parseEntry(path, value, { store: this.store.source, key: this.store.fullKey(path) }, this.gv.pool);
@@ -290,6 +300,8 @@ export class Bridge {
       this.counters.badEntries++;
       this.log.debug(`${this.store.label}: skipped ${this.store.fullKey(path)}: ${parsed.why}`, { store: this.store.label, key: path });
     }
+    if (parsed.kind === 'instance') this.held.add(key);
+    else this.held.delete(key);
     this.imports.setImported(key, parsed.kind === 'instance' ? parsed.instance : undefined, this.store.source);
   }
 

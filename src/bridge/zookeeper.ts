@@ -290,36 +290,33 @@ class ZookeeperStore implements Store {
     return full.slice(this.o.root.length + 1);
   }
 
-  private async childrenChanged(full: string): Promise<void> {
-    const c = this.client;
-    if (c === undefined || this.handlers === undefined) {
-      this.missed = true;
-      return;
-    }
-    try {
-      if (full === this.o.root) {
-        const services = new Set((await this.children(c, full)).filter((s) => !s.startsWith('_')));
-        const added = [...services].filter((s) => !this.services.has(s));
-        this.services = services;
-        for (const s of added) await this.rescan(c, s);
-        for (const path of [...this.known.keys()]) if (!services.has(path.split('/')[0] as string)) this.update(path, undefined);
-        return;
-      }
-      await this.rescan(c, this.relative(full));
-    } catch (e) {
-      this.handlers?.broken((e as Error).message);
-    }
+  private childrenChanged(full: string): Promise<void> {
+    return this.fired(async (c) => {
+      if (full !== this.o.root) return this.rescan(c, this.relative(full));
+      const services = new Set((await this.children(c, full)).filter((s) => !s.startsWith('_')));
+      const added = [...services].filter((s) => !this.services.has(s));
+      this.services = services;
+      for (const s of added) await this.rescan(c, s);
+      for (const path of [...this.known.keys()]) if (!services.has(path.split('/')[0] as string)) this.update(path, undefined);
+    });
   }
 
-  private async dataChanged(full: string): Promise<void> {
+  private dataChanged(full: string): Promise<void> {
+    return this.fired(async (c) => {
+      const d = await this.data(c, full);
+      this.update(this.relative(full), d !== undefined && d.length > 0 ? d : undefined);
+    });
+  }
+
+  /** Runs a fired watch's follow-up; while the tree is being listed, notes that it must be listed again. */
+  private async fired(work: (c: Client) => Promise<void>): Promise<void> {
     const c = this.client;
     if (c === undefined || this.handlers === undefined) {
       this.missed = true;
       return;
     }
     try {
-      const d = await this.data(c, full);
-      this.update(this.relative(full), d !== undefined && d.length > 0 ? d : undefined);
+      await work(c);
     } catch (e) {
       this.handlers?.broken((e as Error).message);
     }

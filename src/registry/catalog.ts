@@ -40,7 +40,7 @@ export type CatalogOptions = RegistryOptions;
 export type CatalogView = Pick<Catalog, 'pool' | 'lookup' | 'pick' | 'services' | 'nodeInstances' | 'nodeMeta' | 'toMember' | 'watch' | 'onChange' | 'index' | 'serviceIndex' | 'size' | 'badRecords'>;
 
 /** What bridges write into a catalog: instances read from a store, each under its key there. */
-export type ImportSink = Pick<Catalog, 'setImported' | 'importedKeys'>;
+export type ImportSink = Pick<Catalog, 'setImported'>;
 
 export class Catalog {
   private readonly registry: Registry;
@@ -112,11 +112,6 @@ export class Catalog {
    */
   setImported(key: string, entry: ImportedInstance | undefined, source: Exclude<InstanceSource, 'gossip'>): void {
     this.registry.setImported(key, entry, source);
-  }
-
-  /** Keys of imported instances starting with `prefix` (a bridge re-listing its store drops the ones gone). */
-  importedKeys(prefix: string): string[] {
-    return this.registry.importedKeys(prefix);
   }
 
   // ---------------------------------------------------------------- reads

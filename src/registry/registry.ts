@@ -202,13 +202,6 @@ export class Registry {
     this.replace(k, prev, next);
   }
 
-  /** Keys of the instances imported from stores whose keys start with `prefix`. */
-  importedKeys(prefix: string): string[] {
-    const out: string[] = [];
-    for (const k of this.imported.keys()) if (k.startsWith(`\u0001${prefix}`)) out.push(k.slice(1));
-    return out;
-  }
-
   /** Puts `next` where `prev` (same key) was: an update when the service is the same, else a removal and an addition. */
   private replace(key: string, prev: Instance | undefined, next: Instance): void {
     if (prev !== undefined && prev.service !== next.service) this.remove(key, prev);
