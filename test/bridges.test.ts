@@ -280,3 +280,33 @@ for (const h of [etcdHarness(), zookeeperHarness()]) {
     }, 120_000);
   });
 }
+
+describe.skipIf(!hasEtcd())('bridge to etcd with TLS and password auth', () => {
+  const server = new EtcdServer(true);
+  const members: Grapevine[] = [];
+  beforeAll(async () => {
+    await server.start();
+    server.enableAuth('s3cret');
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(members.map((m) => m.close()));
+    await server.stop();
+  });
+
+  test('with the CA and the password it exports; with a wrong password it starts, stays unconnected and writes nothing', async () => {
+    const tls = { ca: server.ca as string };
+    const good = await Grapevine.start({ name: 'good', bind: '127.0.0.1:0', bridges: [{ etcd: { endpoints: server.url, tls, auth: { username: 'root', password: 's3cret' } } }] });
+    members.push(good);
+    await good.register({ name: 'secure', port: 8443 });
+    await until(() => server.entries('services/').has('services/secure/secure@good@default'), 10_000);
+    const bad = await Grapevine.start({ name: 'bad', bind: '127.0.0.1:0', bridges: [{ etcd: { endpoints: server.url, tls, auth: { username: 'root', password: 'wrong' } } }] });
+    members.push(bad);
+    await bad.register({ name: 'intruder', port: 1 });
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(bad.stats().interfaces['bridges']?.['etcd.connected']).toBe(0);
+    expect([...server.entries('services/').keys()].some((k) => k.includes('intruder') || k.includes('@bad@'))).toBe(false);
+    // It still imports nothing it could not read, and its own gossip instance stands.
+    expect(bad.lookup('secure')).toEqual([]);
+    expect(bad.lookup('intruder')).toHaveLength(1);
+  }, 60_000);
+});

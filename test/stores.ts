@@ -4,7 +4,7 @@
  * PID, its data kept across a restart as a real server's would be.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,9 +78,17 @@ abstract class Server {
 export class EtcdServer extends Server {
   protected readonly name = 'etcd';
   private peerPort = 0;
+  /** The CA's PEM when the server speaks TLS (`tls: true`): a CA and a certificate for 127.0.0.1 made with openssl. */
+  ca: string | undefined;
+  /** "user:password" for etcdctl once auth is on. */
+  private user: string | undefined;
+
+  constructor(private readonly tls = false) {
+    super();
+  }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
   protected spawn(): ChildProcess {
@@ -89,17 +97,37 @@ export class EtcdServer extends Server {
       '--listen-client-urls', this.url, '--advertise-client-urls', this.url,
       '--listen-peer-urls', `http://127.0.0.1:${this.peerPort}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${this.peerPort}`,
       '--initial-cluster', `t=http://127.0.0.1:${this.peerPort}`, '--log-level', 'error',
+      ...(this.tls ? ['--cert-file', join(this.dir, 'server.pem'), '--key-file', join(this.dir, 'server.key')] : []),
     ], { stdio: 'ignore' });
+  }
+
+  /** Turns on password auth with a root user. */
+  enableAuth(password: string): void {
+    this.ctl('user', 'add', 'root', `--new-user-password=${password}`);
+    this.ctl('auth', 'enable');
+    this.user = `root:${password}`;
+  }
+
+  private makeCertificates(): void {
+    const openssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: this.dir, stdio: 'ignore', timeout: 20_000 });
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=grapevine-test-ca');
+    openssl('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
+    writeFileSync(join(this.dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+    openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'san.ext');
+    this.ca = readFileSync(join(this.dir, 'ca.pem'), 'utf8');
   }
 
   override async start(): Promise<void> {
     if (this.peerPort === 0) this.peerPort = await freePort();
+    if (this.tls && this.ca === undefined) this.makeCertificates();
     await super.start();
   }
 
   /** etcdctl against this server; its stdout. */
   ctl(...args: string[]): string {
-    return execFileSync(ETCDCTL, ['--endpoints', this.url, ...args], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8', timeout: 10_000 });
+    const extra = [...(this.ca !== undefined ? ['--cacert', join(this.dir, 'ca.pem')] : []), ...(this.user !== undefined ? ['--user', this.user] : [])];
+    return execFileSync(ETCDCTL, ['--endpoints', this.url, ...extra, ...args], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8', timeout: 10_000 });
   }
 
   /** Keys and values under a prefix, by etcdctl. */

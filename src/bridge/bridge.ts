@@ -50,7 +50,7 @@ const BACKOFF_MIN_MS = 250;
 const IMPORTS_MAX = 100_000;
 /** Write rounds allowed back to back before the interval applies. */
 const WRITE_BURST = 3;
-const BACKOFF_MAX_MS = 10_000;
+const BACKOFF_MAX_MS = 5_000;
 /** How long seeds() waits for the store at start before answering with nothing. */
 const FIRST_CONTACT_MS = 3_000;
 /** How long start() waits for this member's first writes. */

@@ -21,6 +21,14 @@ export interface EtcdStoreOptions {
   tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
 }
 
+type HostPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
+/**
+ * A host policy that runs every call (the connection pool only calls `execute`). Async, as
+ * cockatiel's are: the pool reports a failure by executing a function that throws and catching
+ * the promise, so a synchronous throw here would escape into the event loop.
+ */
+const PASS_THROUGH = { execute: async <T>(fn: (context: { signal: AbortSignal; attempt: number }) => T) => fn({ signal: new AbortController().signal, attempt: 0 }) } as unknown as HostPolicy;
+
 /** Unary calls fail after this long; streams (watch, keepalive) are not limited. */
 const CALL_TIMEOUT_MS = 5_000;
 
@@ -36,6 +44,9 @@ export async function etcdStore(o: EtcdStoreOptions): Promise<Store> {
   const { Etcd3 } = await loadEtcd3();
   const options: IOptions = {
     hosts: o.endpoints,
+    // With one endpoint there is no other host to fail over to, and the client's per-host
+    // circuit breaker would only hold calls back for 5 s after etcd is back: pass them through.
+    ...(o.endpoints.length === 1 ? { faultHandling: { host: () => PASS_THROUGH } } : {}),
     dialTimeout: CALL_TIMEOUT_MS,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }),
     ...(o.auth !== undefined ? { auth: o.auth } : {}),
