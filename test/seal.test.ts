@@ -1,14 +1,34 @@
+import nacl from 'tweetnacl';
 import { describe, expect, test } from 'vitest';
 import { Simulation } from '../sim/engine.js';
 import { Membership } from '../src/core/membership.js';
 import { DATAGRAM_CHANNEL, ReplayGuard, ReplayStamp, STREAM_CHANNEL } from '../src/core/replay.js';
 import { Keyring, SEAL_OVERHEAD_BYTES } from '../src/core/seal.js';
 import { seededRng } from '../src/core/rng.js';
-import { encodePacket, MessageType } from '../src/core/wire.js';
+import { encodePacket, MessageType, recordDigest } from '../src/core/wire.js';
 
 const key = (fill: number): Uint8Array => new Uint8Array(32).fill(fill);
 
 describe('keyring', () => {
+  test('the wire is NaCl secretbox: members sealing with tweetnacl (as before 0.1) and with noble read each other; digests are SHA-512', () => {
+    const rng = seededRng(9);
+    const ring = new Keyring([key(7)]);
+    for (const size of [0, 1, 100, 1_400, 70_000]) {
+      const plain = new Uint8Array(size).map((_, i) => (i * 31) & 0xff);
+      const sealed = ring.seal(plain, rng);
+      const nonce = sealed.subarray(3, 27);
+      expect(Array.from(nacl.secretbox.open(sealed.subarray(27), nonce, key(7)) ?? [-1])).toEqual(Array.from(plain));
+      const theirs = new Uint8Array([...sealed.subarray(0, 27), ...nacl.secretbox(plain, nonce, key(7))]);
+      expect(Array.from(theirs)).toEqual(Array.from(sealed));
+      const opened = ring.open(theirs);
+      expect(opened.ok && Array.from(opened.plain)).toEqual(Array.from(plain));
+      const forged = Uint8Array.from(theirs);
+      forged[forged.length - 1] = (forged[forged.length - 1] as number) ^ 1;
+      if (size > 0) expect(ring.open(forged)).toEqual({ ok: false, reason: 'wrong-key' });
+      if (size > 0) expect(Array.from(recordDigest(plain))).toEqual(Array.from(nacl.hash(plain).slice(0, 8)));
+    }
+  });
+
   test('seals with the primary key and opens with any key in the ring', () => {
     const rng = seededRng(1);
     const a = new Keyring([key(1)]);

@@ -12,7 +12,7 @@
  * heard from its newer run for EPOCH_SILENCE_MS. Without the key nobody can stamp, so only key
  * holders create receiver state, and it is bounded (SENDERS_MAX).
  */
-import nacl from 'tweetnacl';
+import { sha512 } from '@noble/hashes/sha2.js';
 
 /** channel (1) + sender (8) + epoch (8) + counter (8). */
 export const REPLAY_STAMP_BYTES = 25;
@@ -32,7 +32,7 @@ export const STREAM_CHANNEL: Channel = 1;
 export type ReplayVerdict = { ok: true; plain: Uint8Array } | { ok: false; reason: 'replay' | 'replay-old-epoch' | 'bad-stamp' };
 
 function senderId(name: string): Uint8Array {
-  return nacl.hash(new TextEncoder().encode(name)).subarray(0, 8);
+  return sha512(new TextEncoder().encode(name)).subarray(0, 8);
 }
 
 /** The sending side: stamps outgoing plaintexts of one member's run. */

@@ -1,19 +1,21 @@
 /**
- * Packet encryption: tweetnacl secretbox (XSalsa20-Poly1305) under a keyring. Packets are sealed
+ * Packet encryption: NaCl secretbox (XSalsa20-Poly1305, @noble/ciphers) under a keyring. Packets are sealed
  * with the primary key and a random 24-byte nonce; any key in the ring opens them, so a cluster
  * can rotate keys live: add the new key everywhere, make it primary everywhere, then remove the
  * old one. A sealed packet is the 3-byte header "GE" + seal version, the nonce, then the box.
  */
-import nacl from 'tweetnacl';
+import { xsalsa20poly1305 } from '@noble/ciphers/salsa.js';
 import { InvalidOptionError } from './errors.js';
 import type { Rng } from './rng.js';
 
 export const KEY_BYTES = 32;
 const NONCE_BYTES = 24;
+/** The Poly1305 tag, before the ciphertext as in NaCl. */
+const TAG_BYTES = 16;
 // 'G', 'E', seal version 2: the plaintext starts with a replay stamp (replay.ts); version 1 members drop these, and theirs are dropped here.
 const SEAL_HEADER = [0x47, 0x45, 2] as const;
 /** Bytes a sealed packet adds to its plaintext. */
-export const SEAL_OVERHEAD_BYTES = SEAL_HEADER.length + NONCE_BYTES + nacl.secretbox.overheadLength;
+export const SEAL_OVERHEAD_BYTES = SEAL_HEADER.length + NONCE_BYTES + TAG_BYTES;
 
 export class Keyring {
   private ring: Uint8Array[] = [];
@@ -60,12 +62,12 @@ export class Keyring {
 
   /** Seals `plain` under the primary key with a nonce drawn from `rng`. */
   seal(plain: Uint8Array, rng: Rng): Uint8Array {
-    const out = new Uint8Array(SEAL_HEADER.length + NONCE_BYTES + plain.length + nacl.secretbox.overheadLength);
+    const out = new Uint8Array(SEAL_HEADER.length + NONCE_BYTES + plain.length + TAG_BYTES);
     out.set(SEAL_HEADER, 0);
     const nonce = out.subarray(SEAL_HEADER.length, SEAL_HEADER.length + NONCE_BYTES);
     const view = new DataView(nonce.buffer, nonce.byteOffset, NONCE_BYTES);
     for (let i = 0; i < NONCE_BYTES; i += 4) view.setUint32(i, rng.nextUint32());
-    out.set(nacl.secretbox(plain, nonce, this.ring[0] as Uint8Array), SEAL_HEADER.length + NONCE_BYTES);
+    out.set(xsalsa20poly1305(this.ring[0] as Uint8Array, nonce).encrypt(plain), SEAL_HEADER.length + NONCE_BYTES);
     return out;
   }
 
@@ -76,8 +78,11 @@ export class Keyring {
     const nonce = sealed.subarray(SEAL_HEADER.length, SEAL_HEADER.length + NONCE_BYTES);
     const box = sealed.subarray(SEAL_HEADER.length + NONCE_BYTES);
     for (const key of this.ring) {
-      const plain = nacl.secretbox.open(box, nonce, key);
-      if (plain !== null) return { ok: true, plain };
+      try {
+        return { ok: true, plain: xsalsa20poly1305(key, nonce).decrypt(box) };
+      } catch {
+        // not this key (or forged): try the next
+      }
     }
     return { ok: false, reason: 'wrong-key' };
   }

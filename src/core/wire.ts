@@ -6,8 +6,9 @@
  * message. Fields are positional, so adding a field means appending it: older decoders ignore
  * trailing elements and skip message types they do not know.
  */
-import { Packr, Unpackr } from 'msgpackr';
-import nacl from 'tweetnacl';
+import { Packr } from 'msgpackr/pack';
+import { Unpackr } from 'msgpackr/unpack';
+import { sha512 } from '@noble/hashes/sha2.js';
 import { scanValue, type ScanErrorReason, type ScanLimits } from './msgpack-scan.js';
 
 /** Message type numbers are part of the protocol. ONLY APPEND TO THIS LIST. */
@@ -294,9 +295,9 @@ export const DIGEST_BYTES = 8;
 
 /** Names a record's content: the first 8 bytes of its SHA-512, enough to tell versions apart (not a MAC). */
 export function recordDigest(record: Uint8Array): Uint8Array {
-  return record.length === 0 ? EMPTY_DIGEST : nacl.hash(record).slice(0, DIGEST_BYTES);
+  return record.length === 0 ? EMPTY_DIGEST : sha512(record).slice(0, DIGEST_BYTES);
 }
-export const EMPTY_DIGEST = nacl.hash(EMPTY_BYTES).slice(0, DIGEST_BYTES);
+export const EMPTY_DIGEST = sha512(EMPTY_BYTES).slice(0, DIGEST_BYTES);
 
 /** Most members carry no record: share the empty record's digest rather than keep one copy per entry. */
 function sharedDigest(d: Uint8Array): Uint8Array {

@@ -4,7 +4,8 @@
  * services], with metadata as flat [key, value, ...] lists (the bounded scanner refuses maps).
  * Records come from peers, so decoding scans every length first and validates every field.
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr } from 'msgpackr/pack';
+import { Unpackr } from 'msgpackr/unpack';
 import { InvalidOptionError, OversizedError } from '../core/errors.js';
 import { scanValue } from '../core/msgpack-scan.js';
 import { isPrintable, utf8Length } from '../core/wire.js';
