@@ -1,0 +1,281 @@
+/**
+ * `npm run bench:chaos` (as root): crash detection under packet loss and stalled processes,
+ * grapevine and HashiCorp serf (when installed) run the same way, one after the other.
+ *
+ * The bench makes a network namespace of its own and runs itself again inside it, so every
+ * member's traffic stays on that namespace's loopback, where iptables drops the chosen share
+ * of UDP and TCP packets (statistic match). There, N members (one process each) form a cluster;
+ * then loss starts, and every `--every-ms` a random member other than the victim is stopped
+ * with SIGSTOP for `--stall-ms` and continued. After `--before-crash-s` the victim is killed
+ * (SIGKILL) under the same faults; stalls and loss go on for `--after-crash-s`.
+ *
+ * Reported per system: crash detection (first suspicion, first and all members declaring it
+ * dead), false deaths of stalled and of never-stalled members, members falsely suspected, and
+ * how long a falsely declared member took to be alive again everywhere. Bounded in time; the
+ * namespace is removed, and every process in it killed, on every exit path.
+ *   npm run bench:chaos -- --n 30 --loss 0.1 --stall-ms 3000 --every-ms 10000
+ *   npm run bench:chaos -- --protocol '{"probeIntervalMs":500,"probeTimeoutMs":250}'
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { everyoneReports, GrapevineCluster, SerfCluster, sleep, type System, waitUntil } from './clusters.js';
+import { fmt, table } from './util.js';
+
+const { values } = parseArgs({
+  options: {
+    n: { type: 'string', default: '30' },
+    loss: { type: 'string', default: '0.1' },
+    'stall-ms': { type: 'string', default: '3000' },
+    'every-ms': { type: 'string', default: '10000' },
+    'before-crash-s': { type: 'string', default: '30' },
+    'after-crash-s': { type: 'string', default: '30' },
+    systems: { type: 'string', default: 'grapevine,serf' },
+    protocol: { type: 'string' },
+    seed: { type: 'string', default: '1' },
+    inside: { type: 'string' },
+  },
+});
+
+const N = Math.max(3, Math.min(200, Number(values.n)));
+const LOSS = Math.max(0, Math.min(0.9, Number(values.loss)));
+const STALL_MS = Math.max(0, Number(values['stall-ms']));
+const EVERY_MS = Math.max(1_000, Number(values['every-ms']));
+const BEFORE_MS = Math.max(5, Number(values['before-crash-s'])) * 1000;
+const AFTER_MS = Math.max(5, Number(values['after-crash-s'])) * 1000;
+const SETTLE_MS = 5_000;
+/** The whole run's bound: each system's phases, joins and teardown, with room to spare. */
+const DEADLINE_MS = values.systems.split(',').length * (BEFORE_MS + AFTER_MS + 240_000);
+
+if (values.inside === undefined) await outside();
+else await inside();
+
+// ---------------------------------------------------------------- outside: the namespace
+
+async function outside(): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    console.error('bench:chaos makes a network namespace and iptables rules: run it as root.');
+    process.exit(2);
+  }
+  for (const [program, install] of [['ip', 'iproute2'], ['iptables', 'iptables']] as const) {
+    try {
+      execFileSync(program, ['-V'], { stdio: 'ignore' });
+    } catch {
+      console.error(`bench:chaos needs ${program}: apt-get install -y ${install}`);
+      process.exit(2);
+    }
+  }
+  const ns = `grapevine-chaos-${process.pid}`;
+  const sh = (...args: string[]): void => void execFileSync(args[0] as string, args.slice(1), { stdio: 'ignore' });
+  let removed = false;
+  const remove = (): void => {
+    if (removed) return;
+    removed = true;
+    try {
+      // Every process in the namespace was started by this bench.
+      const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter((p) => /^\d+$/.test(p));
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+    } catch {
+      // no namespace, or no processes in it
+    }
+    try {
+      sh('ip', 'netns', 'del', ns);
+    } catch {
+      // not created
+    }
+  };
+  process.on('exit', remove);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
+  sh('ip', 'netns', 'add', ns);
+  sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
+  const args = process.argv.slice(2);
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', fileURLToPath(import.meta.url), ...args, '--inside', ns], { stdio: 'inherit' });
+  const timer = setTimeout(() => {
+    console.error(`bench:chaos: over its ${DEADLINE_MS / 1000} s bound; stopping`);
+    child.kill('SIGKILL');
+  }, DEADLINE_MS);
+  const code = await new Promise<number>((resolve) => child.once('exit', (c) => resolve(c ?? 1)));
+  clearTimeout(timer);
+  remove();
+  process.exit(code);
+}
+
+// ---------------------------------------------------------------- inside the namespace
+
+interface Stall { name: string; from: number; to: number }
+
+interface Result {
+  firstSuspectMs: number;
+  firstDeadMs: number;
+  allDeadMs: number;
+  falseDeathsStalled: number;
+  falseDeathsOther: number;
+  membersFalselyDead: number;
+  membersFalselySuspected: number;
+  suspicions: number;
+  healMs: number;
+  stalls: number;
+}
+
+/** A small seeded generator (mulberry32), so runs choose the same stalled members. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+function setLoss(p: number): void {
+  execFileSync('iptables', ['-F', 'INPUT']);
+  if (p <= 0) return;
+  for (const proto of ['udp', 'tcp']) {
+    execFileSync('iptables', ['-A', 'INPUT', '-p', proto, '-m', 'statistic', '--mode', 'random', '--probability', String(p), '-j', 'DROP']);
+  }
+}
+
+/** Sends 2,000 datagrams to itself on the namespace's loopback under the current rules: the share lost. */
+async function measuredLoss(): Promise<number> {
+  const { createSocket } = await import('node:dgram');
+  const socket = createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+  let got = 0;
+  socket.on('message', () => got++);
+  const port = socket.address().port;
+  const sent = 2_000;
+  for (let i = 0; i < sent; i++) {
+    socket.send(Buffer.alloc(32), port, '127.0.0.1');
+    if (i % 100 === 99) await sleep(5);
+  }
+  await sleep(300);
+  socket.close();
+  return 1 - got / sent;
+}
+
+async function run(sys: System, seed: number): Promise<Result> {
+  await sys.start(N);
+  const names = sys.members.map((m) => m.name);
+  await waitUntil(() => names.every((o) => names.every((s) => s === o || sys.observations.some((x) => x.observer === o && x.kind === 'join' && x.subject === s))),
+    `${sys.label}: every member to see all ${N}`);
+  await sleep(SETTLE_MS);
+  const victim = names[N - 1] as string;
+  const stallable = sys.members.filter((m) => m.name !== victim);
+  const random = rng(seed);
+  const stalls: Stall[] = [];
+  const faultsFrom = Date.now();
+  setLoss(LOSS);
+  let stopped = false;
+  const stallLoop = (async () => {
+    while (!stopped) {
+      await sleep(EVERY_MS);
+      if (stopped || STALL_MS === 0) break;
+      const m = stallable[Math.floor(random() * stallable.length)];
+      if (m === undefined || !m.running()) continue;
+      const from = Date.now();
+      m.signal('SIGSTOP');
+      await sleep(STALL_MS);
+      m.signal('SIGCONT');
+      stalls.push({ name: m.name, from, to: Date.now() });
+    }
+  })();
+  let crash: { firstSuspectMs: number; firstDeadMs: number; allDeadMs: number };
+  try {
+    await sleep(BEFORE_MS);
+    const killedAt = Date.now();
+    sys.members.find((m) => m.name === victim)?.signal('SIGKILL');
+    const dead = await everyoneReports(sys, 'dead', victim, killedAt);
+    const suspected = sys.observations.filter((o) => o.kind === 'suspect' && o.subject === victim && o.at >= killedAt).map((o) => o.at - killedAt);
+    crash = { firstSuspectMs: suspected.length > 0 ? Math.min(...suspected) : Number.NaN, firstDeadMs: dead.first, allDeadMs: dead.all };
+    await sleep(Math.max(0, killedAt + AFTER_MS - Date.now()));
+  } finally {
+    stopped = true;
+    await stallLoop;
+    for (const m of stallable) m.signal('SIGCONT');
+    setLoss(0);
+  }
+  // Let refutations land before counting what stayed wrong.
+  await sleep(5_000);
+  const faultsTo = Date.now();
+  const during = sys.observations.filter((o) => o.at >= faultsFrom && o.at <= faultsTo && o.subject !== victim);
+  const stalled = new Set(stalls.map((s) => s.name));
+  const deaths = during.filter((o) => o.kind === 'dead');
+  // Heal: from a falsely dead member's continue to the last observer seeing it alive (or joined) again.
+  const heals = [...new Set(deaths.map((d) => d.subject))].flatMap((subject) => {
+    const resumed = stalls.filter((s) => s.name === subject).map((s) => s.to);
+    const back = during.filter((o) => o.subject === subject && (o.kind === 'alive' || o.kind === 'join')).map((o) => o.at);
+    if (resumed.length === 0 || back.length === 0) return [];
+    return [Math.max(...back) - Math.min(...resumed)];
+  });
+  await sys.stopAll();
+  return {
+    ...crash,
+    falseDeathsStalled: deaths.filter((d) => stalled.has(d.subject)).length,
+    falseDeathsOther: deaths.filter((d) => !stalled.has(d.subject)).length,
+    membersFalselyDead: new Set(deaths.map((d) => d.subject)).size,
+    membersFalselySuspected: new Set(during.filter((o) => o.kind === 'suspect').map((o) => o.subject)).size,
+    suspicions: during.filter((o) => o.kind === 'suspect').length,
+    healMs: heals.length > 0 ? Math.max(...heals) : Number.NaN,
+    stalls: stalls.length,
+  };
+}
+
+async function inside(): Promise<void> {
+  const protocol = values.protocol === undefined ? undefined : JSON.parse(values.protocol) as Record<string, number>;
+  let serf = true;
+  try {
+    execFileSync('serf', ['version'], { stdio: 'ignore' });
+  } catch {
+    serf = false;
+    console.log('serf not installed (apt-get install -y serf): running grapevine alone');
+  }
+  const wanted = values.systems.split(',');
+  const systems: System[] = [
+    ...(wanted.includes('grapevine') ? [new GrapevineCluster('grapevine', protocol)] : []),
+    ...(wanted.includes('serf') && serf ? [new SerfCluster(21_000)] : []),
+  ];
+  setLoss(LOSS);
+  const lost = await measuredLoss();
+  setLoss(0);
+  console.log(`chaos: N=${N}, ${LOSS * 100}% of UDP and TCP packets dropped (measured on UDP: ${fmt(lost * 100, 1)}%), a ${STALL_MS} ms SIGSTOP every ${EVERY_MS} ms, crash after ${BEFORE_MS / 1000} s, ${AFTER_MS / 1000} s more; seed ${values.seed}`);
+  if (protocol !== undefined) console.log(`grapevine protocol overrides: ${JSON.stringify(protocol)}`);
+  const results: Record<string, Result> = {};
+  for (const sys of systems) {
+    try {
+      results[sys.label] = await run(sys, Number(values.seed));
+    } finally {
+      await sys.stopAll();
+      setLoss(0);
+    }
+    await sleep(2_000);
+  }
+  const g = results['grapevine'];
+  const s = results['serf'];
+  const row = (label: string, key: keyof Result, digits: number, scale = 1): (string | number)[] => {
+    const show = (r: Result | undefined): string => (r === undefined || Number.isNaN(r[key]) ? '-' : fmt(r[key] * scale, digits));
+    const ratio = g !== undefined && s !== undefined && s[key] > 0 && !Number.isNaN(g[key]) ? fmt(g[key] / s[key], 2) : '-';
+    return [label, show(g), show(s), ratio];
+  };
+  console.log(table([
+    ['figure', 'grapevine', 'serf', 'grapevine/serf'],
+    row('crash: first suspicion (s)', 'firstSuspectMs', 2, 1e-3),
+    row('crash: first declares dead (s)', 'firstDeadMs', 2, 1e-3),
+    row('crash: all declare dead (s)', 'allDeadMs', 2, 1e-3),
+    row('false deaths of stalled members (declarations)', 'falseDeathsStalled', 0),
+    row('false deaths of never-stalled members (declarations)', 'falseDeathsOther', 0),
+    row('members falsely declared dead', 'membersFalselyDead', 0),
+    row('members falsely suspected', 'membersFalselySuspected', 0),
+    row('suspicions of live members (events)', 'suspicions', 0),
+    row('heal: a false death alive everywhere again (s, worst)', 'healMs', 2, 1e-3),
+    row('stalls applied', 'stalls', 0),
+  ]));
+  console.log(`\n${JSON.stringify({ n: N, loss: LOSS, stallMs: STALL_MS, everyMs: EVERY_MS, protocol, results })}`);
+}
