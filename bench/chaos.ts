@@ -114,6 +114,7 @@ interface Result {
   firstSuspectMs: number;
   firstDeadMs: number;
   allDeadMs: number;
+  allRunningDeadMs: number;
   falseDeathsStalled: number;
   falseDeathsOther: number;
   membersFalselyDead: number;
@@ -171,30 +172,42 @@ async function run(sys: System, seed: number): Promise<Result> {
   const stallable = sys.members.filter((m) => m.name !== victim);
   const random = rng(seed);
   const stalls: Stall[] = [];
+  const current = new Set<Stall>();
   const faultsFrom = Date.now();
   setLoss(LOSS);
   let stopped = false;
   const stallLoop = (async () => {
     while (!stopped) {
-      await sleep(EVERY_MS);
+      await sleep(Math.max(0, EVERY_MS - STALL_MS)); // one stall starts every EVERY_MS
       if (stopped || STALL_MS === 0) break;
       const m = stallable[Math.floor(random() * stallable.length)];
       if (m === undefined || !m.running()) continue;
-      const from = Date.now();
+      const stall = { name: m.name, from: Date.now(), to: Number.POSITIVE_INFINITY };
+      current.add(stall);
       m.signal('SIGSTOP');
       await sleep(STALL_MS);
       m.signal('SIGCONT');
-      stalls.push({ name: m.name, from, to: Date.now() });
+      stall.to = Date.now();
+      current.delete(stall);
+      stalls.push(stall);
     }
   })();
-  let crash: { firstSuspectMs: number; firstDeadMs: number; allDeadMs: number };
+  let crash: { firstSuspectMs: number; firstDeadMs: number; allDeadMs: number; allRunningDeadMs: number };
+  let killedAt = 0;
   try {
     await sleep(BEFORE_MS);
-    const killedAt = Date.now();
+    killedAt = Date.now();
     sys.members.find((m) => m.name === victim)?.signal('SIGKILL');
     const dead = await everyoneReports(sys, 'dead', victim, killedAt);
     const suspected = sys.observations.filter((o) => o.kind === 'suspect' && o.subject === victim && o.at >= killedAt).map((o) => o.at - killedAt);
-    crash = { firstSuspectMs: suspected.length > 0 ? Math.min(...suspected) : Number.NaN, firstDeadMs: dead.first, allDeadMs: dead.all };
+    // Observers stopped meanwhile can only report once they run again: also shown without them.
+    const doneAt = killedAt + dead.all;
+    const stoppedMeanwhile = new Set([...stalls, ...current].filter((x) => x.from < doneAt && x.to > killedAt).map((x) => x.name));
+    const running = sys.observations.filter((o) => o.kind === 'dead' && o.subject === victim && o.at >= killedAt && !stoppedMeanwhile.has(o.observer)).map((o) => o.at - killedAt);
+    crash = {
+      firstSuspectMs: suspected.length > 0 ? Math.min(...suspected) : Number.NaN, firstDeadMs: dead.first, allDeadMs: dead.all,
+      allRunningDeadMs: running.length > 0 ? Math.max(...running) : Number.NaN,
+    };
     await sleep(Math.max(0, killedAt + AFTER_MS - Date.now()));
   } finally {
     stopped = true;
@@ -269,11 +282,12 @@ async function inside(): Promise<void> {
     row('crash: first suspicion (s)', 'firstSuspectMs', 2, 1e-3),
     row('crash: first declares dead (s)', 'firstDeadMs', 2, 1e-3),
     row('crash: all declare dead (s)', 'allDeadMs', 2, 1e-3),
+    row('crash: all not stopped meanwhile declare dead (s)', 'allRunningDeadMs', 2, 1e-3),
     row('false deaths of stalled members (declarations)', 'falseDeathsStalled', 0),
     row('false deaths of never-stalled members (declarations)', 'falseDeathsOther', 0),
     row('members falsely declared dead', 'membersFalselyDead', 0),
     row('members falsely suspected', 'membersFalselySuspected', 0),
-    row('suspicions of live members (events)', 'suspicions', 0),
+    row('suspicion events about live members (grapevine: every member\'s; serf logs only its own)', 'suspicions', 0),
     row('heal: a false death alive everywhere again (s, worst)', 'healMs', 2, 1e-3),
     row('stalls applied', 'stalls', 0),
   ]));

@@ -135,16 +135,18 @@ const partition: Scenario = {
 
 const pauses: Scenario = {
   name: 'pauses',
-  summary: 'after warm-up, --fraction (0.05) of nodes stall for 1-3 s again and again (GC pauses, a blocked event loop)',
+  summary: 'after warm-up, --fraction (0.05) of nodes stall for --stallMinMs to --stallMaxMs (1-3 s) again and again (GC pauses, a blocked event loop)',
   setup(sim, rec, p) {
     boot(sim, rec, p);
     const rng = faultRng(p);
     const end = p.seconds * 1_000;
+    const shortest = numberOption(p, 'stallMinMs', 1_000);
+    const longest = Math.max(shortest, numberOption(p, 'stallMaxMs', 3_000));
     sim.at(warmupMs(p), () => {
       for (const name of pick(rng, sim, Math.max(1, Math.round(p.nodes * numberOption(p, 'fraction', 0.05))))) {
         rec.markFaulty(name);
         const stall = (): void => {
-          const ms = 1_000 + randomInt(rng, 2_001);
+          const ms = shortest + randomInt(rng, longest - shortest + 1);
           sim.pause(name, ms);
           const next = sim.nowMs + ms + 5_000 + randomInt(rng, 10_001);
           if (next < end) sim.at(next, stall);

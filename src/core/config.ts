@@ -12,8 +12,15 @@ export interface Config {
   probeTimeoutMs: number;
   /** Members asked to ping-req a target that missed its direct ack (SWIM's k). */
   indirectChecks: number;
-  /** Suspicion timeout minimum = suspicionMult x max(1, log10(n)) x probeIntervalMs (suspicion.ts). */
+  /** Suspicion timeout minimum = suspicionMult x max(1, log10(n)) x probeIntervalMs (suspicion.ts), unless pauseToleranceMs is set. */
   suspicionMult: number;
+  /**
+   * The longest stall (GC pause, CPU starvation, SIGSTOP) a live member must survive without
+   * being declared dead. When set (> 0), the suspicion minimum is this plus the time a
+   * refutation needs to reach everyone (suspicion.ts), instead of the suspicionMult formula:
+   * detection is then about one probe round plus this. 0: the suspicionMult formula.
+   */
+  pauseToleranceMs: number;
   /** Suspicion timeout maximum = suspicionMaxTimeoutMult x the minimum (Lifeguard). */
   suspicionMaxTimeoutMult: number;
   /** Time between gossip rounds that piggyback queued broadcasts to a few random members. */
@@ -65,6 +72,7 @@ const LAN: Config = {
   probeTimeoutMs: 500, // memberlist LAN: ~99.9th percentile RTT on a LAN, with headroom
   indirectChecks: 3, // memberlist: 3 independent paths rule out a single bad link
   suspicionMult: 4, // memberlist LAN: 8 s at 100 members, 12 s at 1,000 (before confirmations)
+  pauseToleranceMs: 0, // memberlist's formula until the pause-tolerance bounds are measured as the default
   suspicionMaxTimeoutMult: 6, // memberlist: Lifeguard starts at 6x the minimum, shrinks on confirmations
   gossipIntervalMs: 200, // memberlist LAN
   gossipNodes: 3, // memberlist LAN
@@ -139,6 +147,7 @@ const BOUNDS: Record<Exclude<keyof Config, 'lifeguard'>, Bound> = {
   probeTimeoutMs: { min: 1, max: 3_600_000, integer: false },
   indirectChecks: { min: 0, max: 16, integer: true },
   suspicionMult: { min: 1, max: 100, integer: true },
+  pauseToleranceMs: { min: 0, max: 600_000, integer: false },
   suspicionMaxTimeoutMult: { min: 1, max: 100, integer: true },
   gossipIntervalMs: { min: 1, max: 3_600_000, integer: false },
   gossipNodes: { min: 0, max: 64, integer: true },

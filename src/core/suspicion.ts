@@ -4,6 +4,12 @@
  *
  * Bounds (memberlist util.go suspicionTimeout), for a cluster of n live members:
  *   min = suspicionMult x max(1, log10(n)) x probeIntervalMs,   max = suspicionMaxTimeoutMult x min.
+ * With a pause tolerance P (config.pauseToleranceMs > 0) the minimum is instead what a member
+ * stalled for P needs to refute in time: it may be suspected one probe timeout after its stall
+ * began, and once running again its refutation must reach every accuser, which gossip does in
+ * about log_(fan-out + 1)(n) rounds; twice that covers lost packets:
+ *   min = P - probeTimeoutMs + 2 x gossipIntervalMs x ceil(log(n) / log(gossipNodes + 1)) + probeIntervalMs.
+ * The last term is the round in which the refuting member first hears it is suspected.
  * Lifeguard's dynamic timeout (memberlist suspicion.go): a suspicion starts at max and shrinks
  * toward min as other members independently suspect the same member at the same incarnation;
  * with c of k wanted confirmations (k = suspicionMult - 2, or 0 when fewer than k other members
@@ -20,8 +26,14 @@ import { MemberState } from './wire.js';
 
 /** Lifeguard suspicion bounds for a cluster of `members`. */
 export function suspicionTimeoutsMs(config: Config, members: number): { minMs: number; maxMs: number } {
-  const scale = Math.max(1, Math.log10(Math.max(1, members)));
-  const minMs = config.suspicionMult * scale * config.probeIntervalMs;
+  const n = Math.max(2, members);
+  let minMs: number;
+  if (config.pauseToleranceMs > 0) {
+    const rounds = Math.ceil(Math.log(n) / Math.log(Math.max(2, config.gossipNodes + 1)));
+    minMs = Math.max(config.probeIntervalMs, config.pauseToleranceMs - config.probeTimeoutMs + 2 * config.gossipIntervalMs * rounds + config.probeIntervalMs);
+  } else {
+    minMs = config.suspicionMult * Math.max(1, Math.log10(n)) * config.probeIntervalMs;
+  }
   return { minMs, maxMs: config.suspicionMaxTimeoutMult * minMs };
 }
 

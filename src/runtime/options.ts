@@ -97,6 +97,13 @@ export interface GrapevineOptions {
   profile?: ProfileName;
   /** Overrides of individual protocol parameters (see Config). */
   protocol?: Omit<ConfigOptions, 'profile'>;
+  /**
+   * Failure detection in the terms you think in. `pauseToleranceMs`: the longest stall (a GC
+   * pause, CPU starvation, a stopped container) a live member must survive without being
+   * declared dead; suspicion timeouts follow from it and the cluster size, and a crash is then
+   * detected in about one probe round plus this. Same as `protocol.pauseToleranceMs`.
+   */
+  detection?: { pauseToleranceMs?: number };
   /** 32-byte keys; the first seals outgoing packets, any opens incoming ones. Or a Keyring to share. */
   keyring?: readonly Uint8Array[] | Keyring;
   /** Node metadata, part of this member's record (with its services). */
@@ -166,7 +173,7 @@ export interface ValidOptions {
 
 const KNOWN_OPTIONS = new Set([
   'name', 'bind', 'advertise', 'seeds', 'seedResolvers', 'profile', 'protocol', 'keyring', 'meta', 'joinTimeoutMs', 'retryJoin', 'streamTimeoutMs',
-  'inboundStreamsMax', 'signal', 'includeSuspect', 'logger', 'pool',
+  'inboundStreamsMax', 'signal', 'includeSuspect', 'logger', 'pool', 'detection',
 ]);
 
 export function validate(options: GrapevineOptions): ValidOptions {
@@ -189,7 +196,19 @@ export function validate(options: GrapevineOptions): ValidOptions {
   if (seedResolvers !== undefined && (!Array.isArray(seedResolvers) || !seedResolvers.every((r) => typeof r === 'string'))) {
     throw new InvalidOptionError('seedResolvers', 'must be an array of "host:port"');
   }
-  const config = resolveConfig({ ...(options.protocol ?? {}), ...(options.profile !== undefined ? { profile: options.profile } : {}) });
+  const detection = options.detection;
+  if (detection !== undefined && (detection === null || typeof detection !== 'object' || Object.keys(detection).some((k) => k !== 'pauseToleranceMs'))) {
+    throw new InvalidOptionError('detection', 'must be { pauseToleranceMs }');
+  }
+  const pause = detection?.pauseToleranceMs;
+  if (pause !== undefined && (typeof pause !== 'number' || !Number.isFinite(pause) || pause < 0 || pause > 600_000)) {
+    throw new InvalidOptionError('detection.pauseToleranceMs', 'must be a number of ms in 0..600000');
+  }
+  const config = resolveConfig({
+    ...(options.protocol ?? {}),
+    ...(detection?.pauseToleranceMs !== undefined ? { pauseToleranceMs: detection.pauseToleranceMs } : {}),
+    ...(options.profile !== undefined ? { profile: options.profile } : {}),
+  });
   let keyring: Keyring | undefined;
   if (options.keyring instanceof Keyring) keyring = options.keyring;
   else if (options.keyring !== undefined) {
