@@ -20,10 +20,10 @@ describe('config', () => {
     expect(suspicionTimeoutsMs(lan, 100)).toEqual({ minMs: 8_000, maxMs: 48_000 });
     expect(suspicionTimeoutsMs(lan, 1_000)).toEqual({ minMs: 12_000, maxMs: 72_000 });
     expect(suspicionTimeoutsMs(lan, 3)).toEqual({ minMs: 4_000, maxMs: 24_000 }); // log10 floored at 1
-    // With a pause tolerance: the tolerance, less the probe timeout, plus twice the gossip rounds to reach everyone, plus one probe round.
+    // With a pause tolerance (and verification before a death): the tolerance, less the probe timeout, plus one gossip interval, whatever the size.
     const tolerant = resolveConfig({ pauseToleranceMs: 3_000 });
-    expect(suspicionTimeoutsMs(tolerant, 30)).toEqual({ minMs: 3_000 - 500 + 2 * 200 * 3 + 1_000, maxMs: 6 * 4_700 });
-    expect(suspicionTimeoutsMs(tolerant, 100).minMs).toBe(3_000 - 500 + 2 * 200 * 4 + 1_000);
+    expect(suspicionTimeoutsMs(tolerant, 30)).toEqual({ minMs: 3_000 - 500 + 200, maxMs: 6 * 2_700 });
+    expect(suspicionTimeoutsMs(tolerant, 1_000).minMs).toBe(2_700);
     expect(suspicionTimeoutsMs(resolveConfig({ pauseToleranceMs: 1 }), 2).minMs).toBe(1_000); // never below one probe interval
     expect(retransmitLimit(lan, 100)).toBe(12);
     expect(retransmitLimit(lan, 5)).toBe(4);

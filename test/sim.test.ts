@@ -137,6 +137,25 @@ describe('CI scenarios (fixed seeds, asserted bounds)', () => {
     expect(r.metrics.falseDeaths.events, 'seed 103').toBe(0);
   });
 
+  test('pause tolerance 3 s: 30 nodes at 10% loss, a fifth stalled for exactly 3 s again and again; no false death where the default bounds have one, and a crash found sooner (seeds 15, 16, 20)', () => {
+    const network = { latency: { minMs: 1, maxMs: 5 }, lossRate: 0.1 };
+    const stalls = (pauseToleranceMs: number, seed: number) => runScenario(SCENARIOS.pauses!, params(30, 150, seed, {
+      config: { profile: 'lan', pauseToleranceMs }, network, options: { fraction: '0.2', stallMinMs: '3000', stallMaxMs: '3000' },
+    })).metrics;
+    const crash = (pauseToleranceMs: number, seed: number) => runScenario(SCENARIOS.crash!, params(30, 60, seed, { config: { profile: 'lan', pauseToleranceMs }, network, options: { count: '1' } })).metrics.detection.allDead;
+    for (const seed of [15, 16, 20]) {
+      // These seeds were picked because the default bounds (memberlist's formula) lose a stalled member in them.
+      expect(stalls(0, seed).falseDeaths.events, `seed ${seed}: the default must lose one here`).toBeGreaterThan(0);
+      const tolerant = stalls(3_000, seed);
+      expect(tolerant.falseDeaths.events, `seed ${seed}`).toBe(0);
+      expect(tolerant.falseSuspicions.events, `seed ${seed}: the stalls must provoke suspicions`).toBeGreaterThan(0);
+      const fast = crash(3_000, seed);
+      const standard = crash(0, seed);
+      expect(fast.count, `seed ${seed}`).toBe(1);
+      expect(fast.max, `seed ${seed}: ${fast.max} vs ${standard.max} ms`).toBeLessThan(standard.max);
+    }
+  });
+
   test('partition: 60 nodes, a fifth cut off for 40 s, then everyone converges (seed 104)', () => {
     const r = runScenario(SCENARIOS.partition!, params(60, 150, 104, { options: { durationS: '40' } }));
     const last = r.metrics.samples.at(-1);

@@ -16,9 +16,10 @@ export interface Config {
   suspicionMult: number;
   /**
    * The longest stall (GC pause, CPU starvation, SIGSTOP) a live member must survive without
-   * being declared dead. When set (> 0), the suspicion minimum is this plus the time a
-   * refutation needs to reach everyone (suspicion.ts), instead of the suspicionMult formula:
-   * detection is then about one probe round plus this. 0: the suspicionMult formula.
+   * being declared dead. When set (> 0), the suspicion minimum follows from it instead of the
+   * suspicionMult formula, and a suspicion that runs out is first put to the suspect directly,
+   * which answers its accuser if it runs (suspicion.ts): a crash is then detected in about one
+   * probe round plus this. 0: the suspicionMult formula, without that check.
    */
   pauseToleranceMs: number;
   /** Suspicion timeout maximum = suspicionMaxTimeoutMult x the minimum (Lifeguard). */

@@ -76,6 +76,10 @@ export interface MembershipStats {
   suspicionsRefuted: number;
   /** Deaths this member declared when a suspicion ran out. */
   deathsDeclared: number;
+  /** Suspicions that ran out and were put to the suspect directly before a death (pause-tolerance mode). */
+  verifications: number;
+  /** Alive messages sent straight back to a member that accused this one. */
+  accusersAnswered: number;
   /** Times this member refuted a suspicion or death notice about itself. */
   refutations: number;
   /** Push-pull exchanges this member started, and records it pulled over streams. */
@@ -91,7 +95,7 @@ export type TimerKind =
   | { kind: 'push-pull' }
   | { kind: 'rejoin' }
   | { kind: 'merge' }
-  | { kind: 'suspicion'; name: string; deferred: boolean }
+  | { kind: 'suspicion'; name: string; deferred: boolean; verifying?: number }
   | { kind: 'relay'; seq: number }
   | { kind: 'pull'; name: string };
 
@@ -115,6 +119,7 @@ export class Context {
   readonly counters: MembershipStats = {
     packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, streamsOut: 0, dropped: {}, eventsDropped: 0,
     probes: 0, probesFailed: 0, indirectProbes: 0, suspicions: 0, suspicionsRefuted: 0, deathsDeclared: 0, refutations: 0, pushPulls: 0, recordPulls: 0,
+    verifications: 0, accusersAnswered: 0,
   };
   readonly outbox = new Fifo<Transmit>();
   readonly events = new Fifo<MembershipEvent>();

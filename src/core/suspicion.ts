@@ -10,6 +10,14 @@
  * about log_(fan-out + 1)(n) rounds; twice that covers lost packets:
  *   min = P - probeTimeoutMs + 2 x gossipIntervalMs x ceil(log(n) / log(gossipNodes + 1)) + probeIntervalMs.
  * The last term is the round in which the refuting member first hears it is suspected.
+ *
+ * Verification (with a pause tolerance): a suspicion that runs out is not yet a death. The
+ * member asks the suspect directly, twice within one probe timeout, sending it the suspicion
+ * itself; a suspect that runs refutes and answers its accuser directly (transitions.ts), and only
+ * silence is a death. A refutation that gossip failed to bring (its sends are few: each member
+ * forwards it about 8 times) can no longer kill a live member, so the minimum needs no room for
+ * the epidemic: it is the tolerance less the probe timeout (the earliest a stall is suspected)
+ * plus one gossip interval, and a crash costs one probe timeout more.
  * Lifeguard's dynamic timeout (memberlist suspicion.go): a suspicion starts at max and shrinks
  * toward min as other members independently suspect the same member at the same incarnation;
  * with c of k wanted confirmations (k = suspicionMult - 2, or 0 when fewer than k other members
@@ -22,15 +30,17 @@ import type { Config } from './config.js';
 import { STALL_GRACE_MS, type Context, type TimerKind } from './context.js';
 import type { Slot } from './member-table.js';
 import type { Timer } from './timers.js';
-import { MemberState } from './wire.js';
+import { buildPacket, encodeMessage, MemberState, MessageType } from './wire.js';
+
+/** Direct questions to a suspect before it is declared dead (with a pause tolerance). */
+const VERIFY_ATTEMPTS = 2;
 
 /** Lifeguard suspicion bounds for a cluster of `members`. */
 export function suspicionTimeoutsMs(config: Config, members: number): { minMs: number; maxMs: number } {
   const n = Math.max(2, members);
   let minMs: number;
   if (config.pauseToleranceMs > 0) {
-    const rounds = Math.ceil(Math.log(n) / Math.log(Math.max(2, config.gossipNodes + 1)));
-    minMs = Math.max(config.probeIntervalMs, config.pauseToleranceMs - config.probeTimeoutMs + 2 * config.gossipIntervalMs * rounds + config.probeIntervalMs);
+    minMs = Math.max(config.probeIntervalMs, config.pauseToleranceMs - config.probeTimeoutMs + config.gossipIntervalMs);
   } else {
     minMs = config.suspicionMult * Math.max(1, Math.log10(n)) * config.probeIntervalMs;
   }
@@ -118,7 +128,7 @@ export class Suspicions {
    * refutation queued during the stall is read first.
    */
   expired(now: number, timer: Timer<TimerKind>, lateMs: number): Slot {
-    const k = timer.kind as { name: string; deferred: boolean };
+    const k = timer.kind as { name: string; deferred: boolean; verifying?: number };
     const active = this.active.get(k.name);
     const s = this.ctx.table.slotOf(k.name);
     if (active === undefined || active.timer !== timer || s < 0 || this.ctx.stateOf(s) !== MemberState.Suspect) return -1;
@@ -126,7 +136,23 @@ export class Suspicions {
       active.timer = this.ctx.timers.schedule(now + STALL_GRACE_MS, { kind: 'suspicion', name: k.name, deferred: true });
       return -1;
     }
+    const sent = k.verifying ?? 0;
+    if (this.ctx.config.pauseToleranceMs > 0 && sent < VERIFY_ATTEMPTS) {
+      this.verify(s);
+      const step = this.ctx.config.probeTimeoutMs / VERIFY_ATTEMPTS;
+      active.timer = this.ctx.timers.schedule(now + step, { kind: 'suspicion', name: k.name, deferred: true, verifying: sent + 1 });
+      return -1;
+    }
     return s;
+  }
+
+  /** Sends the suspicion itself to the suspect, bare: one that runs refutes and answers this member. */
+  private verify(s: Slot): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const suspect = encodeMessage({ type: MessageType.Suspect, node: t.names[s] as string, incarnation: t.incarnation[s] as number, from: ctx.name });
+    ctx.counters.verifications++;
+    ctx.send({ addr: t.addrs[s] as string, bytes: buildPacket([suspect]), stream: false });
   }
 
   private arm(now: number, name: string, suspicion: Suspicion): void {

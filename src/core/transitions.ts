@@ -17,7 +17,7 @@ import type { ProbeRound } from './probe-round.js';
 import type { RecordPulls } from './record-pull.js';
 import type { Suspicions } from './suspicion.js';
 import type { Upkeep } from './upkeep.js';
-import { type AliveMessage, encodeMessage, MemberState, MessageType, recordDigest } from './wire.js';
+import { type AliveMessage, buildPacket, encodeMessage, MemberState, MessageType, recordDigest } from './wire.js';
 
 /** The fields of an alive message (push-pull entries are applied as one). */
 export type AliveFields = Omit<AliveMessage, 'type'>;
@@ -25,7 +25,14 @@ export type AliveFields = Omit<AliveMessage, 'type'>;
 /** Refutations of another process holding our name before the rule picks one holder (a crashed previous life needs one). */
 const CONFLICT_REFUTATIONS_MAX = 1;
 
+/** Direct answers to one accuser per incarnation: its two verifying questions, and a relayed accusation. */
+const ANSWERS_PER_ACCUSER = 3;
+
 export class Transitions {
+  /** Answers sent per accuser at `answeredIncarnation` (answerAccuser). */
+  private readonly answered = new Map<string, number>();
+  private answeredIncarnation = -1;
+
   constructor(
     private readonly ctx: Context,
     private readonly suspicions: Suspicions,
@@ -112,6 +119,7 @@ export class Transitions {
       if (ctx.leaving) return;
       if (incarnation >= (ctx.table.incarnation[SELF] as number)) this.refute(incarnation);
       else this.reannounce();
+      this.answerAccuser(from);
       return;
     }
     const encoded = (): Uint8Array => encodeMessage({ type: MessageType.Suspect, node, incarnation, from });
@@ -262,6 +270,30 @@ export class Transitions {
     else this.upkeep.tombstone(ctx.table.names[s] as string, now);
     this.round.add(s);
     return s;
+  }
+
+  /**
+   * Sends this member's current alive straight back to a member that accused it (a verifying
+   * accuser, or the first one named in relayed gossip): its suspicion is the one that expires
+   * first, and gossip forwards a refutation only a few times. Bare, so no piggybacked gossip
+   * spends the refutation's own sends on one member; at most ANSWERS_PER_ACCUSER per accuser
+   * and incarnation. Only in pause-tolerance mode, whose accusers verify.
+   */
+  private answerAccuser(accuser: string): void {
+    const ctx = this.ctx;
+    if (ctx.config.pauseToleranceMs <= 0) return;
+    const s = ctx.table.slotOf(accuser);
+    if (s <= SELF || !isLive(ctx.stateOf(s))) return;
+    const incarnation = ctx.table.incarnation[SELF] as number;
+    if (this.answeredIncarnation !== incarnation) {
+      this.answeredIncarnation = incarnation;
+      this.answered.clear();
+    }
+    const count = this.answered.get(accuser) ?? 0;
+    if (count >= ANSWERS_PER_ACCUSER) return;
+    this.answered.set(accuser, count + 1);
+    ctx.counters.accusersAnswered++;
+    ctx.send({ addr: ctx.table.addrs[s] as string, bytes: buildPacket([encodeMessage(ctx.aliveOf(SELF, false))]), stream: false });
   }
 
   private refute(incarnation: number, penalize = true): void {
