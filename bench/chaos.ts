@@ -7,7 +7,8 @@
  * of UDP and TCP packets (statistic match). There, N members (one process each) form a cluster;
  * then loss starts, and every `--every-ms` a random member other than the victim is stopped
  * with SIGSTOP for `--stall-ms` and continued. After `--before-crash-s` the victim is killed
- * (SIGKILL) under the same faults; stalls and loss go on for `--after-crash-s`.
+ * (SIGKILL) under the same faults; stalls and loss go on for `--after-crash-s`. `--crashes K`
+ * kills K members in turn, `--after-crash-s` apart, and reports medians over them.
  *
  * Reported per system: crash detection (first suspicion, first and all members declaring it
  * dead), false deaths of stalled and of never-stalled members, members falsely suspected, and
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     'every-ms': { type: 'string', default: '10000' },
     'before-crash-s': { type: 'string', default: '30' },
     'after-crash-s': { type: 'string', default: '30' },
+    crashes: { type: 'string', default: '1' },
     systems: { type: 'string', default: 'grapevine,serf' },
     protocol: { type: 'string' },
     seed: { type: 'string', default: '1' },
@@ -43,9 +45,11 @@ const STALL_MS = Math.max(0, Number(values['stall-ms']));
 const EVERY_MS = Math.max(1_000, Number(values['every-ms']));
 const BEFORE_MS = Math.max(5, Number(values['before-crash-s'])) * 1000;
 const AFTER_MS = Math.max(5, Number(values['after-crash-s'])) * 1000;
+/** Members killed one after another, each AFTER_MS after the last; figures are medians over them. */
+const CRASHES = Math.max(1, Math.min(10, Number(values.crashes)));
 const SETTLE_MS = 5_000;
 /** The whole run's bound: each system's phases, joins and teardown, with room to spare. */
-const DEADLINE_MS = values.systems.split(',').length * (BEFORE_MS + AFTER_MS + 240_000);
+const DEADLINE_MS = values.systems.split(',').length * (BEFORE_MS + CRASHES * AFTER_MS + 240_000);
 
 if (values.inside === undefined) await outside();
 else await inside();
@@ -168,8 +172,8 @@ async function run(sys: System, seed: number): Promise<Result> {
   await waitUntil(() => names.every((o) => names.every((s) => s === o || sys.observations.some((x) => x.observer === o && x.kind === 'join' && x.subject === s))),
     `${sys.label}: every member to see all ${N}`);
   await sleep(SETTLE_MS);
-  const victim = names[N - 1] as string;
-  const stallable = sys.members.filter((m) => m.name !== victim);
+  const victims = names.slice(N - Math.min(CRASHES, N - 2));
+  const stallable = sys.members.filter((m) => !victims.includes(m.name));
   const random = rng(seed);
   const stalls: Stall[] = [];
   const current = new Set<Stall>();
@@ -192,23 +196,24 @@ async function run(sys: System, seed: number): Promise<Result> {
       stalls.push(stall);
     }
   })();
-  let crash: { firstSuspectMs: number; firstDeadMs: number; allDeadMs: number; allRunningDeadMs: number };
-  let killedAt = 0;
+  const crashes: { firstSuspectMs: number; firstDeadMs: number; allDeadMs: number; allRunningDeadMs: number }[] = [];
   try {
     await sleep(BEFORE_MS);
-    killedAt = Date.now();
-    sys.members.find((m) => m.name === victim)?.signal('SIGKILL');
-    const dead = await everyoneReports(sys, 'dead', victim, killedAt);
-    const suspected = sys.observations.filter((o) => o.kind === 'suspect' && o.subject === victim && o.at >= killedAt).map((o) => o.at - killedAt);
-    // Observers stopped meanwhile can only report once they run again: also shown without them.
-    const doneAt = killedAt + dead.all;
-    const stoppedMeanwhile = new Set([...stalls, ...current].filter((x) => x.from < doneAt && x.to > killedAt).map((x) => x.name));
-    const running = sys.observations.filter((o) => o.kind === 'dead' && o.subject === victim && o.at >= killedAt && !stoppedMeanwhile.has(o.observer)).map((o) => o.at - killedAt);
-    crash = {
-      firstSuspectMs: suspected.length > 0 ? Math.min(...suspected) : Number.NaN, firstDeadMs: dead.first, allDeadMs: dead.all,
-      allRunningDeadMs: running.length > 0 ? Math.max(...running) : Number.NaN,
-    };
-    await sleep(Math.max(0, killedAt + AFTER_MS - Date.now()));
+    for (const victim of victims) {
+      const killedAt = Date.now();
+      sys.members.find((m) => m.name === victim)?.signal('SIGKILL');
+      const dead = await everyoneReports(sys, 'dead', victim, killedAt);
+      const suspected = sys.observations.filter((o) => o.kind === 'suspect' && o.subject === victim && o.at >= killedAt).map((o) => o.at - killedAt);
+      // Observers stopped meanwhile can only report once they run again: also shown without them.
+      const doneAt = killedAt + dead.all;
+      const stoppedMeanwhile = new Set([...stalls, ...current].filter((x) => x.from < doneAt && x.to > killedAt).map((x) => x.name));
+      const running = sys.observations.filter((o) => o.kind === 'dead' && o.subject === victim && o.at >= killedAt && !stoppedMeanwhile.has(o.observer)).map((o) => o.at - killedAt);
+      crashes.push({
+        firstSuspectMs: suspected.length > 0 ? Math.min(...suspected) : Number.NaN, firstDeadMs: dead.first, allDeadMs: dead.all,
+        allRunningDeadMs: running.length > 0 ? Math.max(...running) : Number.NaN,
+      });
+      await sleep(Math.max(0, killedAt + AFTER_MS - Date.now()));
+    }
   } finally {
     stopped = true;
     await stallLoop;
@@ -218,7 +223,7 @@ async function run(sys: System, seed: number): Promise<Result> {
   // Let refutations land before counting what stayed wrong.
   await sleep(5_000);
   const faultsTo = Date.now();
-  const during = sys.observations.filter((o) => o.at >= faultsFrom && o.at <= faultsTo && o.subject !== victim);
+  const during = sys.observations.filter((o) => o.at >= faultsFrom && o.at <= faultsTo && !victims.includes(o.subject));
   const stalled = new Set(stalls.map((s) => s.name));
   const deaths = during.filter((o) => o.kind === 'dead');
   // Heal: from a falsely dead member's continue to the last observer seeing it alive (or joined) again.
@@ -229,8 +234,15 @@ async function run(sys: System, seed: number): Promise<Result> {
     return [Math.max(...back) - Math.min(...resumed)];
   });
   await sys.stopAll();
+  const median = (pick: (c: (typeof crashes)[number]) => number): number => {
+    const xs = crashes.map(pick).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+    return xs.length === 0 ? Number.NaN : xs[Math.floor(xs.length / 2)] as number;
+  };
   return {
-    ...crash,
+    firstSuspectMs: median((c) => c.firstSuspectMs),
+    firstDeadMs: median((c) => c.firstDeadMs),
+    allDeadMs: median((c) => c.allDeadMs),
+    allRunningDeadMs: median((c) => c.allRunningDeadMs),
     falseDeathsStalled: deaths.filter((d) => stalled.has(d.subject)).length,
     falseDeathsOther: deaths.filter((d) => !stalled.has(d.subject)).length,
     membersFalselyDead: new Set(deaths.map((d) => d.subject)).size,
@@ -258,7 +270,7 @@ async function inside(): Promise<void> {
   setLoss(LOSS);
   const lost = await measuredLoss();
   setLoss(0);
-  console.log(`chaos: N=${N}, ${LOSS * 100}% of UDP and TCP packets dropped (measured on UDP: ${fmt(lost * 100, 1)}%), a ${STALL_MS} ms SIGSTOP every ${EVERY_MS} ms, crash after ${BEFORE_MS / 1000} s, ${AFTER_MS / 1000} s more; seed ${values.seed}`);
+  console.log(`chaos: N=${N}, ${LOSS * 100}% of UDP and TCP packets dropped (measured on UDP: ${fmt(lost * 100, 1)}%), a ${STALL_MS} ms SIGSTOP every ${EVERY_MS} ms, ${CRASHES} crash(es) from ${BEFORE_MS / 1000} s, ${AFTER_MS / 1000} s apart (medians); seed ${values.seed}`);
   if (protocol !== undefined) console.log(`grapevine protocol overrides: ${JSON.stringify(protocol)}`);
   const results: Record<string, Result> = {};
   for (const sys of systems) {

@@ -9,11 +9,11 @@
  * proves its address; each source address has a query-rate budget; TCP connections are capped
  * and idle ones closed.
  */
-import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
+import type { Server, Socket } from 'node:net';
 import dnsPacket, { type Answer, type DecodedPacket, type OptAnswer, type Packet } from 'dns-packet';
 import {
-  BindError, type DnsOptions, type Extension, type ExtensionContext, type Grapevine, InvalidOptionError, type Logger,
+  BindError, bindPair, type DnsOptions, type Extension, type ExtensionContext, type Grapevine, InvalidOptionError, type Logger,
 } from '../runtime/index.js';
 import { answer, Names, type Rcode } from './answers.js';
 
@@ -81,30 +81,23 @@ export class DnsServer implements Extension {
   }
 
   async listen(): Promise<void> {
-    const family = this.o.host.includes(':') ? 'udp6' : 'udp4';
-    const udp = createSocket({ type: family });
-    udp.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo));
-    udp.on('error', () => undefined);
+    const six = this.o.host.includes(':');
+    let pair: Awaited<ReturnType<typeof bindPair>>;
     try {
-      await new Promise<void>((resolve, reject) => {
-        udp.once('error', reject);
-        udp.bind(this.o.port, this.o.host, () => resolve());
-      });
-      const port = udp.address().port;
-      const tcp = createServer((s) => this.onConnection(s));
-      tcp.maxConnections = TCP_CONNECTIONS_MAX;
-      await new Promise<void>((resolve, reject) => {
-        tcp.once('error', reject);
-        tcp.listen({ port, host: this.o.host, exclusive: true }, () => resolve());
-      });
-      tcp.on('error', () => undefined);
-      this.udp = udp;
-      this.tcp = tcp;
-      this.address = family === 'udp6' ? `[${this.o.host}]:${port}` : `${this.o.host}:${port}`;
+      pair = await bindPair(this.o.host, this.o.port, six ? 6 : 4);
     } catch (e) {
-      udp.close();
-      throw new BindError(`cannot serve DNS on ${this.o.host}:${this.o.port}: ${(e as Error).message}`, e, 'dns.bind');
+      const cause = (e as { cause?: unknown }).cause ?? e;
+      throw new BindError(`cannot serve DNS on ${this.o.host}:${this.o.port}: ${(cause as Error).message}`, cause, 'dns.bind');
     }
+    const { udp, tcp, port } = pair;
+    udp.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.onDatagram(msg, rinfo));
+    udp.on('error', () => undefined);
+    tcp.on('connection', (s: Socket) => this.onConnection(s));
+    tcp.maxConnections = TCP_CONNECTIONS_MAX;
+    tcp.on('error', () => undefined);
+    this.udp = udp;
+    this.tcp = tcp;
+    this.address = six ? `[${this.o.host}]:${port}` : `${this.o.host}:${port}`;
     this.log.info(`DNS on ${this.address} (UDP and TCP) for .${this.o.domain}`, { dns: this.address, domain: this.o.domain });
   }
 

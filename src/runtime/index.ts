@@ -8,6 +8,7 @@ export { formatAddress, hostOf, ipFamily, parseAddress } from '../core/address.j
 export { GrapevineError, InvalidOptionError, InvalidStateError, OversizedError } from '../core/errors.js';
 export type { Extension, ExtensionContext, ExtensionStarter } from './extensions.js';
 export { BindError } from './transport.js';
+export { bindPair } from './bind.js';
 export { LOG_LEVELS } from './log.js';
 export type { LogFields, Logger, LogLevel } from './log.js';
 export type { TransportStats } from './transport.js';

@@ -10,9 +10,10 @@
  * started, among those past a short grace) is dropped rather than the newcomer refused, so slow
  * or idle clients cannot lock out members, even ones behind the same address.
  */
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { Socket as UdpSocket } from 'node:dgram';
+import { connect, type Server, type Socket } from 'node:net';
 import { GrapevineError } from '../core/errors.js';
+import { bindPair, type PairBindError } from './bind.js';
 import { type Address, formatAddress, parseAddress } from '../core/address.js';
 
 export interface TransportLimits {
@@ -87,7 +88,6 @@ interface Stream {
 /** Parsed destination addresses kept; the table is cleared when it grows past this. */
 const ADDRESS_CACHE_MAX = 10_000;
 /** Tries to find a port free for both UDP and TCP when the caller asked for port 0. */
-const EPHEMERAL_PORT_TRIES = 8;
 
 export class Transport {
   readonly stats: TransportStats = {
@@ -121,40 +121,13 @@ export class Transport {
 
   /** Binds UDP and TCP on `bind` (port 0 picks one free for both); input flows once `attach` names where to. */
   static async open(bind: Address, limits: TransportLimits): Promise<Transport> {
-    const tries = bind.port === 0 ? EPHEMERAL_PORT_TRIES : 1;
-    let lastError: unknown;
-    for (let i = 0; i < tries; i++) {
-      const udp = createSocket({ type: bind.family === 6 ? 'udp6' : 'udp4' });
-      try {
-        await new Promise<void>((resolve, reject) => {
-          udp.once('error', reject);
-          udp.bind(bind.port, bind.host, () => {
-            udp.off('error', reject);
-            resolve();
-          });
-        });
-      } catch (e) {
-        udp.close();
-        throw new BindError(`cannot bind UDP ${formatAddress(bind.host, bind.port)}: ${(e as Error).message}`, e);
-      }
-      const port = udp.address().port;
-      const tcp = createServer();
-      try {
-        await new Promise<void>((resolve, reject) => {
-          tcp.once('error', reject);
-          tcp.listen({ port, host: bind.host, exclusive: true }, () => {
-            tcp.off('error', reject);
-            resolve();
-          });
-        });
-        return new Transport(udp, tcp, { ...bind, port }, limits);
-      } catch (e) {
-        lastError = e;
-        udp.close();
-        tcp.close();
-      }
+    try {
+      const { udp, tcp, port } = await bindPair(bind.host, bind.port, bind.family === 6 ? 6 : 4);
+      return new Transport(udp, tcp, { ...bind, port }, limits);
+    } catch (e) {
+      const { stage, cause } = e as PairBindError;
+      throw new BindError(`cannot bind ${stage === 'udp' ? 'UDP' : 'TCP'} ${formatAddress(bind.host, bind.port)}: ${(cause as Error).message}`, cause);
     }
-    throw new BindError(`cannot bind TCP ${formatAddress(bind.host, bind.port)}: ${(lastError as Error).message}`, lastError);
   }
 
   /** Hands every later datagram and stream to `handlers`. */
