@@ -168,11 +168,11 @@ class ZookeeperStore implements Store {
   /** The connected client, creating one (a new session) when there is none. */
   private connected(): Promise<Client> {
     if (this.closed) return Promise.reject(new Error('closed'));
+    const c = this.client;
+    if (c !== undefined && c.getState() === this.zk.State.SYNC_CONNECTED) return Promise.resolve(c);
     this.connecting ??= this.connect().finally(() => {
       this.connecting = undefined;
     });
-    const c = this.client;
-    if (c !== undefined && c.getState() === this.zk.State.SYNC_CONNECTED) return Promise.resolve(c);
     return this.connecting;
   }
 
