@@ -135,7 +135,9 @@ for (const h of [etcdHarness(), zookeeperHarness()]) {
         expect(m.lookup('billing')[0]).toMatchObject({ id: '6c3e5a1e-1a7b-4cbb-9d25-0f0a4b7c2e11', address: '10.1.2.3', port: 7000, source: h.kind });
         expect(m.services()).not.toContain('_private');
         expect(m.services()).not.toContain('broken');
-        // Its own pool's entries are never imported back: the one `web` is the gossip one.
+        // Its own pool's entries are never imported back: the one `web` is the gossip one. Gossip and
+        // the store race (CI once saw the store win on b), so wait for gossip's copy before comparing.
+        await until(() => m.lookup('web').some((i) => i.source === 'gossip'), 10_000);
         expect(m.lookup('web').map((i) => i.source)).toEqual(['gossip']);
       }
       await until(() => (a.stats().interfaces['bridges']?.[`${h.kind}.badEntries`] ?? 0) >= 1, 5_000);
