@@ -17,10 +17,10 @@
  *   npm run bench:chaos -- --n 30 --loss 0.1 --stall-ms 3000 --every-ms 10000
  *   npm run bench:chaos -- --protocol '{"probeIntervalMs":500,"probeTimeoutMs":250}'
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { everyoneReports, GrapevineCluster, SerfCluster, sleep, type System, waitUntil } from './clusters.js';
+import { enterNamespace, measuredLoss, rng, setLoss } from './netns.js';
 import { fmt, table } from './util.js';
 
 const { values } = parseArgs({
@@ -51,64 +51,8 @@ const SETTLE_MS = 5_000;
 /** The whole run's bound: each system's phases, joins and teardown, with room to spare. */
 const DEADLINE_MS = values.systems.split(',').length * (BEFORE_MS + CRASHES * AFTER_MS + 240_000);
 
-if (values.inside === undefined) await outside();
-else await inside();
-
-// ---------------------------------------------------------------- outside: the namespace
-
-async function outside(): Promise<void> {
-  if (process.getuid?.() !== 0) {
-    console.error('bench:chaos makes a network namespace and iptables rules: run it as root.');
-    process.exit(2);
-  }
-  for (const [program, install] of [['ip', 'iproute2'], ['iptables', 'iptables']] as const) {
-    try {
-      execFileSync(program, ['-V'], { stdio: 'ignore' });
-    } catch {
-      console.error(`bench:chaos needs ${program}: apt-get install -y ${install}`);
-      process.exit(2);
-    }
-  }
-  const ns = `grapevine-chaos-${process.pid}`;
-  const sh = (...args: string[]): void => void execFileSync(args[0] as string, args.slice(1), { stdio: 'ignore' });
-  let removed = false;
-  const remove = (): void => {
-    if (removed) return;
-    removed = true;
-    try {
-      // Every process in the namespace was started by this bench.
-      const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter((p) => /^\d+$/.test(p));
-      for (const pid of pids) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // gone already
-        }
-      }
-    } catch {
-      // no namespace, or no processes in it
-    }
-    try {
-      sh('ip', 'netns', 'del', ns);
-    } catch {
-      // not created
-    }
-  };
-  process.on('exit', remove);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
-  sh('ip', 'netns', 'add', ns);
-  sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
-  const args = process.argv.slice(2);
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', fileURLToPath(import.meta.url), ...args, '--inside', ns], { stdio: 'inherit' });
-  const timer = setTimeout(() => {
-    console.error(`bench:chaos: over its ${DEADLINE_MS / 1000} s bound; stopping`);
-    child.kill('SIGKILL');
-  }, DEADLINE_MS);
-  const code = await new Promise<number>((resolve) => child.once('exit', (c) => resolve(c ?? 1)));
-  clearTimeout(timer);
-  remove();
-  process.exit(code);
-}
+await enterNamespace('bench:chaos', import.meta.url, values.inside, DEADLINE_MS);
+await inside();
 
 // ---------------------------------------------------------------- inside the namespace
 
@@ -126,44 +70,6 @@ interface Result {
   suspicions: number;
   healMs: number;
   stalls: number;
-}
-
-/** A small seeded generator (mulberry32), so runs choose the same stalled members. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
-function setLoss(p: number): void {
-  execFileSync('iptables', ['-F', 'INPUT']);
-  if (p <= 0) return;
-  for (const proto of ['udp', 'tcp']) {
-    execFileSync('iptables', ['-A', 'INPUT', '-p', proto, '-m', 'statistic', '--mode', 'random', '--probability', String(p), '-j', 'DROP']);
-  }
-}
-
-/** Sends 2,000 datagrams to itself on the namespace's loopback under the current rules: the share lost. */
-async function measuredLoss(): Promise<number> {
-  const { createSocket } = await import('node:dgram');
-  const socket = createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
-  let got = 0;
-  socket.on('message', () => got++);
-  const port = socket.address().port;
-  const sent = 2_000;
-  for (let i = 0; i < sent; i++) {
-    socket.send(Buffer.alloc(32), port, '127.0.0.1');
-    if (i % 100 === 99) await sleep(5);
-  }
-  await sleep(300);
-  socket.close();
-  return 1 - got / sent;
 }
 
 async function run(sys: System, seed: number): Promise<Result> {

@@ -16,12 +16,15 @@ describe('config', () => {
   });
 
   test('formulas match memberlist at the reference sizes', () => {
+    const memberlist = resolveConfig({ pauseToleranceMs: 0 });
+    expect(suspicionTimeoutsMs(memberlist, 100)).toEqual({ minMs: 8_000, maxMs: 48_000 });
+    expect(suspicionTimeoutsMs(memberlist, 1_000)).toEqual({ minMs: 12_000, maxMs: 72_000 });
+    expect(suspicionTimeoutsMs(memberlist, 3)).toEqual({ minMs: 4_000, maxMs: 24_000 }); // log10 floored at 1
+    expect(suspicionTimeoutsMs(resolveConfig({ profile: 'wan' }), 100).minMs).toBe(60_000); // WAN keeps memberlist's formula
+    // LAN's default pause tolerance, 3 s (with verification before a death): the tolerance, less the probe timeout, plus one gossip interval, whatever the size.
     const lan = resolveConfig();
-    expect(suspicionTimeoutsMs(lan, 100)).toEqual({ minMs: 8_000, maxMs: 48_000 });
-    expect(suspicionTimeoutsMs(lan, 1_000)).toEqual({ minMs: 12_000, maxMs: 72_000 });
-    expect(suspicionTimeoutsMs(lan, 3)).toEqual({ minMs: 4_000, maxMs: 24_000 }); // log10 floored at 1
-    // With a pause tolerance (and verification before a death): the tolerance, less the probe timeout, plus one gossip interval, whatever the size.
     const tolerant = resolveConfig({ pauseToleranceMs: 3_000 });
+    expect(tolerant).toEqual(lan);
     expect(suspicionTimeoutsMs(tolerant, 30)).toEqual({ minMs: 3_000 - 500 + 200, maxMs: 6 * 2_700 });
     expect(suspicionTimeoutsMs(tolerant, 1_000).minMs).toBe(2_700);
     expect(suspicionTimeoutsMs(resolveConfig({ pauseToleranceMs: 1 }), 2).minMs).toBe(1_000); // never below one probe interval

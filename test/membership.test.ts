@@ -125,14 +125,14 @@ describe('membership core, stepped by hand', () => {
   });
 
   test('Lifeguard: independent confirmations shrink the suspicion timeout toward the minimum (seed 16)', () => {
-    const h = new Simulation({ seed: 16 });
+    const h = new Simulation({ seed: 16, config: { profile: 'lan', pauseToleranceMs: 0 } });
     h.startCluster(8);
     h.runFor(5_000);
     h.crash('n7');
     expect(h.runUntilTrue(() => everyoneSees(h, 'n7', 'dead'), 60_000)).toBe(true);
     const firstSuspect = Math.min(...h.liveNodes().map((n) => n.events.find((e) => e.event.type === 'suspect')?.atMs ?? Infinity));
     const firstDead = Math.min(...h.liveNodes().map((n) => n.events.find((e) => e.event.type === 'dead')?.atMs ?? Infinity));
-    // 8 members: min 4 s, max 24 s; with k = 2 confirmations from the other 6 it falls to the minimum.
+    // memberlist's bounds at 8 members: min 4 s, max 24 s; with k = 2 confirmations from the other 6 it falls to the minimum.
     expect(firstDead - firstSuspect).toBeGreaterThanOrEqual(4_000);
     expect(firstDead - firstSuspect).toBeLessThan(8_000);
   });

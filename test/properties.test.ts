@@ -10,8 +10,8 @@ import { converged, InvariantChecker } from '../sim/invariants.js';
 import { Membership } from '../src/core/membership.js';
 import { bytesEqual, type Identity, identityNewer, livenessNewer } from '../src/core/members.js';
 import { seededRng } from '../src/core/rng.js';
-import { encodePacket, MemberState, MessageType, type Message, withRecord } from '../src/core/wire.js';
-import { normalize } from './arbitraries.js';
+import { decodePacket, encodePacket, MemberState, MessageType, type Message, withRecord } from '../src/core/wire.js';
+import { LIMITS, normalize } from './arbitraries.js';
 
 /**
  * The core merges each member's facts by keeping the newer of two, with `livenessNewer` for
@@ -151,8 +151,8 @@ describe('core properties', () => {
 });
 
 describe('stall grace, called directly', () => {
-  function suspectedPair(): Membership {
-    const core = new Membership({ name: 'a', addr: 'a', rng: seededRng(3), nowMs: 0, config: { pushPullIntervalMs: 0 } });
+  function suspectedPair(pauseToleranceMs = 0): Membership {
+    const core = new Membership({ name: 'a', addr: 'a', rng: seededRng(3), nowMs: 0, config: { pushPullIntervalMs: 0, pauseToleranceMs } });
     core.handleDatagram(0, 'b', encodePacket([{ type: MessageType.Alive, node: 'b', incarnation: 0, addr: 'b', ...withRecord() }]));
     core.handleDatagram(0, 'c', encodePacket([{ type: MessageType.Suspect, node: 'b', incarnation: 0, from: 'c' }]));
     expect(core.member('b')?.state).toBe('suspect');
@@ -161,8 +161,37 @@ describe('stall grace, called directly', () => {
 
   test('a suspicion that expires on time declares death', () => {
     const core = suspectedPair();
-    core.handleTimeout(4_000); // 2 live members: the 4 s minimum, no confirmations wanted
+    core.handleTimeout(4_000); // memberlist's bounds, 2 live members: the 4 s minimum, no confirmations wanted
     expect(core.member('b')?.state).toBe('dead');
+  });
+
+  test('with a pause tolerance (the LAN default), an expired suspicion is first put to the suspect, twice; only silence is a death', () => {
+    const suspectsTo = (core: Membership): number => {
+      let n = 0;
+      for (let t = core.pollTransmit(); t !== undefined; t = core.pollTransmit()) {
+        const d = t.addr === 'b' && !t.stream ? decodePacket(t.bytes, LIMITS) : undefined;
+        // Bare: a probe of a suspect carries the suspicion too (the buddy system), beside its ping.
+        if (d?.ok === true && d.messages.length === 1 && d.messages.every((m) => m.type === MessageType.Suspect && m.node === 'b' && m.from === 'a')) n++;
+      }
+      return n;
+    };
+    const silent = suspectedPair(3_000);
+    suspectsTo(silent);
+    silent.handleTimeout(2_700); // 3 s - 500 ms probe timeout + 200 ms gossip interval
+    expect(silent.member('b')?.state).toBe('suspect');
+    expect(suspectsTo(silent)).toBe(1);
+    silent.handleTimeout(2_950);
+    expect(suspectsTo(silent)).toBe(1);
+    expect(silent.member('b')?.state).toBe('suspect');
+    silent.handleTimeout(3_200);
+    expect(silent.member('b')?.state).toBe('dead');
+    expect(silent.stats.verifications).toBe(2);
+
+    const answering = suspectedPair(3_000);
+    answering.handleTimeout(2_700);
+    answering.handleDatagram(2_710, 'b', encodePacket([{ type: MessageType.Alive, node: 'b', incarnation: 1, addr: 'b', ...withRecord() }]));
+    answering.handleTimeout(3_200);
+    expect(answering.member('b')?.state).toBe('alive');
   });
 
   test('a suspicion found expired long after its deadline waits for queued input first', () => {

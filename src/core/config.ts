@@ -12,7 +12,7 @@ export interface Config {
   probeTimeoutMs: number;
   /** Members asked to ping-req a target that missed its direct ack (SWIM's k). */
   indirectChecks: number;
-  /** Suspicion timeout minimum = suspicionMult x max(1, log10(n)) x probeIntervalMs (suspicion.ts), unless pauseToleranceMs is set. */
+  /** Suspicion timeout minimum = suspicionMult x max(1, log10(n)) x probeIntervalMs (suspicion.ts), when pauseToleranceMs is 0. */
   suspicionMult: number;
   /**
    * The longest stall (GC pause, CPU starvation, SIGSTOP) a live member must survive without
@@ -72,8 +72,8 @@ const LAN: Config = {
   probeIntervalMs: 1_000, // memberlist LAN: a failure is noticed in ~1.58 probe periods (SWIM)
   probeTimeoutMs: 500, // memberlist LAN: ~99.9th percentile RTT on a LAN, with headroom
   indirectChecks: 3, // memberlist: 3 independent paths rule out a single bad link
-  suspicionMult: 4, // memberlist LAN: 8 s at 100 members, 12 s at 1,000 (before confirmations)
-  pauseToleranceMs: 0, // memberlist's formula until the pause-tolerance bounds are measured as the default
+  suspicionMult: 4, // memberlist LAN: 8 s at 100 members, 12 s at 1,000 (before confirmations); used when pauseToleranceMs is 0
+  pauseToleranceMs: 3_000, // ours: survives 3 s stalls under 10% loss (bench/chaos.ts), detects in about one probe round more
   suspicionMaxTimeoutMult: 6, // memberlist: Lifeguard starts at 6x the minimum, shrinks on confirmations
   gossipIntervalMs: 200, // memberlist LAN
   gossipNodes: 3, // memberlist LAN
@@ -101,6 +101,7 @@ export const PROFILES: Readonly<Record<ProfileName, Readonly<Config>>> = {
     probeIntervalMs: 5_000, // memberlist WAN: higher, more variable latency
     probeTimeoutMs: 3_000, // memberlist WAN
     suspicionMult: 6, // memberlist WAN: more patience before declaring a remote node dead
+    pauseToleranceMs: 0, // memberlist's WAN formula: nothing here measures stalls across a WAN
     gossipIntervalMs: 500, // memberlist WAN
     gossipNodes: 4, // memberlist WAN
     pushPullIntervalMs: 60_000, // memberlist WAN

@@ -4,20 +4,15 @@
  *
  * Bounds (memberlist util.go suspicionTimeout), for a cluster of n live members:
  *   min = suspicionMult x max(1, log10(n)) x probeIntervalMs,   max = suspicionMaxTimeoutMult x min.
- * With a pause tolerance P (config.pauseToleranceMs > 0) the minimum is instead what a member
- * stalled for P needs to refute in time: it may be suspected one probe timeout after its stall
- * began, and once running again its refutation must reach every accuser, which gossip does in
- * about log_(fan-out + 1)(n) rounds; twice that covers lost packets:
- *   min = P - probeTimeoutMs + 2 x gossipIntervalMs x ceil(log(n) / log(gossipNodes + 1)) + probeIntervalMs.
- * The last term is the round in which the refuting member first hears it is suspected.
- *
- * Verification (with a pause tolerance): a suspicion that runs out is not yet a death. The
- * member asks the suspect directly, twice within one probe timeout, sending it the suspicion
- * itself; a suspect that runs refutes and answers its accuser directly (transitions.ts), and only
- * silence is a death. A refutation that gossip failed to bring (its sends are few: each member
- * forwards it about 8 times) can no longer kill a live member, so the minimum needs no room for
- * the epidemic: it is the tolerance less the probe timeout (the earliest a stall is suspected)
- * plus one gossip interval, and a crash costs one probe timeout more.
+ * With a pause tolerance P (config.pauseToleranceMs > 0, the LAN default) the minimum is instead
+ *   min = max(probeIntervalMs, P - probeTimeoutMs + gossipIntervalMs),
+ * what a member stalled for P needs: it may be suspected one probe timeout after its stall began,
+ * and once running it hears of the suspicion within a gossip round. Verification makes that
+ * enough: a suspicion that runs out is not yet a death. The member asks the suspect directly,
+ * twice within one probe timeout, sending it the suspicion itself; a suspect that runs refutes
+ * and answers its accuser directly (transitions.ts), and only silence is a death. A refutation
+ * that gossip failed to bring (each member forwards it about 8 times) can then no longer kill a
+ * live member, so the minimum needs no room for the epidemic; a crash costs one probe timeout more.
  * Lifeguard's dynamic timeout (memberlist suspicion.go): a suspicion starts at max and shrinks
  * toward min as other members independently suspect the same member at the same incarnation;
  * with c of k wanted confirmations (k = suspicionMult - 2, or 0 when fewer than k other members
