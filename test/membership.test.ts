@@ -137,6 +137,24 @@ describe('membership core, stepped by hand', () => {
     expect(firstDead - firstSuspect).toBeLessThan(8_000);
   });
 
+  test('pause tolerance (LAN default): a few members that hear of a suspicion probe the suspect next, so confirmations bring a crash to the minimum timeout (seeds 21-30)', () => {
+    for (let seed = 21; seed <= 30; seed++) {
+      const h = new Simulation({ seed });
+      h.startCluster(30);
+      h.runFor(5_000);
+      h.crash('n29');
+      expect(h.runUntilTrue(() => everyoneSees(h, 'n29', 'dead'), 30_000), `seed ${seed}`).toBe(true);
+      const probers = h.liveNodes().reduce((a, n) => a + n.core.stats.confirmingProbes, 0);
+      // About 6 of the 28 others are expected to; never everyone.
+      expect(probers, `seed ${seed}`).toBeGreaterThan(0);
+      expect(probers, `seed ${seed}`).toBeLessThan(20);
+      const firstSuspect = Math.min(...h.liveNodes().map((n) => n.events.find((e) => e.event.type === 'suspect')?.atMs ?? Infinity));
+      const firstDead = Math.min(...h.liveNodes().map((n) => n.events.find((e) => e.event.type === 'dead')?.atMs ?? Infinity));
+      // Minimum 2.7 s, then two questions within the 500 ms probe timeout; without confirmations it would be 16.2 s.
+      expect(firstDead - firstSuspect, `seed ${seed}`).toBeLessThan(2_700 + 500 + 1_000);
+    }
+  });
+
   test('Lifeguard off: plain SWIM uses the fixed minimum timeout', () => {
     const h = new Simulation({ seed: 17, config: { profile: 'lan', lifeguard: false } });
     h.startCluster(8);

@@ -147,6 +147,25 @@ describe('Lifeguard suspicion and awareness', () => {
 });
 
 describe('probe round', () => {
+  test('prefer(s) makes s the next probe, and every slot is still probed in each round', () => {
+    for (let seed = 1; seed <= 50; seed++) {
+      const round = new ProbeRound(seededRng(seed));
+      const taken = [round.next(9, () => true), round.next(9, () => true), round.next(9, () => true)];
+      const early = taken[1] as number; // already probed in this round
+      const late = [1, 2, 3, 4, 5, 6, 7, 8].find((x) => !taken.includes(x)) as number;
+      round.prefer(late);
+      taken.push(round.next(9, () => true));
+      expect(taken.at(-1), `seed ${seed}`).toBe(late);
+      round.prefer(early);
+      taken.push(round.next(9, () => true));
+      expect(taken.at(-1), `seed ${seed}`).toBe(early);
+      for (let i = 0; i < 4; i++) taken.push(round.next(9, () => true));
+      // This round: the 8 slots, with `early` twice; nothing lost by the swaps.
+      expect([...new Set(taken)].sort(), `seed ${seed}: ${taken.join(',')}`).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(taken.filter((x) => x === early).length, `seed ${seed}`).toBe(2);
+    }
+  });
+
   test('removing the last slot leaves earlier removal marks alone: nothing hands out a slot past the table', () => {
     for (let seed = 1; seed <= 20; seed++) {
       const round = new ProbeRound(seededRng(seed));

@@ -18,8 +18,9 @@ export interface Config {
    * The longest stall (GC pause, CPU starvation, SIGSTOP) a live member must survive without
    * being declared dead. When set (> 0), the suspicion minimum follows from it instead of the
    * suspicionMult formula, and a suspicion that runs out is first put to the suspect directly,
-   * which answers its accuser if it runs (suspicion.ts): a crash is then detected in about one
-   * probe round plus this. 0: the suspicionMult formula, without that check.
+   * which answers its accuser if it runs (suspicion.ts), and a few members that hear of a
+   * suspicion probe the suspect next (transitions.ts): a crash is then detected in about one
+   * probe round plus this. 0: memberlist's detector (the suspicionMult formula, neither of those).
    */
   pauseToleranceMs: number;
   /** Suspicion timeout maximum = suspicionMaxTimeoutMult x the minimum (Lifeguard). */

@@ -80,6 +80,8 @@ export interface MembershipStats {
   verifications: number;
   /** Alive messages sent straight back to a member that accused this one. */
   accusersAnswered: number;
+  /** Members put first in the probe round on hearing someone else suspect them (to confirm or refute sooner). */
+  confirmingProbes: number;
   /** Times this member refuted a suspicion or death notice about itself. */
   refutations: number;
   /** Push-pull exchanges this member started, and records it pulled over streams. */
@@ -119,7 +121,7 @@ export class Context {
   readonly counters: MembershipStats = {
     packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, streamsOut: 0, dropped: {}, eventsDropped: 0,
     probes: 0, probesFailed: 0, indirectProbes: 0, suspicions: 0, suspicionsRefuted: 0, deathsDeclared: 0, refutations: 0, pushPulls: 0, recordPulls: 0,
-    verifications: 0, accusersAnswered: 0,
+    verifications: 0, accusersAnswered: 0, confirmingProbes: 0,
   };
   readonly outbox = new Fifo<Transmit>();
   readonly events = new Fifo<MembershipEvent>();

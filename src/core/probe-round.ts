@@ -43,6 +43,21 @@ export class ProbeRound {
     }
   }
 
+  /**
+   * Probes `s` next. Still in this round: it swaps places with the next one; already probed in
+   * it: it is probed once more. Every member is still probed at least once per round.
+   */
+  prefer(s: Slot): void {
+    const order = this.order;
+    const j = order.indexOf(s, this.index);
+    if (j < 0) {
+      order.splice(this.index, 0, s);
+      return;
+    }
+    order[j] = order[this.index] as Slot;
+    order[this.index] = s;
+  }
+
   /** The member at `removed` is gone and the one at `moved` (if not -1) now sits in its slot. */
   removed(removed: Slot, moved: Slot): void {
     const order = this.order;

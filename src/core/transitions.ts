@@ -17,6 +17,7 @@ import type { ProbeRound } from './probe-round.js';
 import type { RecordPulls } from './record-pull.js';
 import type { Suspicions } from './suspicion.js';
 import type { Upkeep } from './upkeep.js';
+import { randomFloat } from './rng.js';
 import { type AliveMessage, buildPacket, encodeMessage, MemberState, MessageType, recordDigest } from './wire.js';
 
 /** The fields of an alive message (push-pull entries are applied as one). */
@@ -27,6 +28,8 @@ const CONFLICT_REFUTATIONS_MAX = 1;
 
 /** Direct answers to one accuser per incarnation: its two verifying questions, and a relayed accusation. */
 const ANSWERS_PER_ACCUSER = 3;
+/** Members expected to probe a suspect out of turn on hearing of the suspicion (2 confirmations wanted on LAN, with room for loss). */
+const CONFIRMING_PROBERS = 6;
 
 export class Transitions {
   /** Answers sent per accuser at `answeredIncarnation` (answerAccuser). */
@@ -142,6 +145,15 @@ export class Transitions {
     this.setState(now, s, incarnation, MemberState.Suspect);
     ctx.counters.suspicions++;
     this.suspicions.start(now, node, from);
+    // Lifeguard shrinks the timeout only as independent accusers confirm, and they come by
+    // chance (a crashed member is probed about once a second cluster-wide). A few members that
+    // hear of it probe it next instead, so a crash is confirmed within about one probe interval
+    // and a live member gets their pings (carrying the suspicion) to refute with. Pause-tolerance
+    // mode only: with pauseToleranceMs 0 the detector stays memberlist's.
+    if (from !== ctx.name && ctx.config.lifeguard && ctx.config.pauseToleranceMs > 0 && randomFloat(ctx.rng) * Math.max(1, ctx.liveCount - 2) < CONFIRMING_PROBERS) {
+      this.round.prefer(s);
+      ctx.counters.confirmingProbes++;
+    }
     ctx.broadcasts.enqueue(node, encoded());
     ctx.emitMember('suspect', s);
   }

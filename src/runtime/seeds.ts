@@ -6,7 +6,7 @@
  * A name that does not resolve contributes nothing this time and is asked again next time.
  * Interfaces may add sources of their own (a bridge lists the members its store knows).
  */
-import { Resolver } from 'node:dns/promises';
+import type { Resolver } from 'node:dns/promises';
 import { formatAddress, parseAddress } from '../core/address.js';
 import { InvalidOptionError } from '../core/errors.js';
 
@@ -36,16 +36,24 @@ export function parseSeed(text: string): Seed {
 
 export class Seeds {
   private readonly seeds: Seed[];
-  private readonly resolver: Resolver;
+  /** Made at the first name to look up: a member with address seeds never loads the DNS module. */
+  private resolver: Promise<Resolver> | undefined;
 
   /**
    * `servers`: DNS servers for seed names ("127.0.0.1:5353"); default the system's.
    * `discovered`: more sources of seed addresses, asked at every join attempt like names.
    */
-  constructor(given: readonly string[], private readonly self: string, servers?: readonly string[], private readonly discovered: readonly (() => Promise<string[]>)[] = []) {
+  constructor(given: readonly string[], private readonly self: string, private readonly servers?: readonly string[], private readonly discovered: readonly (() => Promise<string[]>)[] = []) {
     this.seeds = given.map(parseSeed);
-    this.resolver = new Resolver({ timeout: LOOKUP_TIMEOUT_MS, tries: 2 });
-    if (servers !== undefined && servers.length > 0) this.resolver.setServers([...servers]);
+  }
+
+  private dns(): Promise<Resolver> {
+    this.resolver ??= import('node:dns/promises').then(({ Resolver }) => {
+      const r = new Resolver({ timeout: LOOKUP_TIMEOUT_MS, tries: 2 });
+      if (this.servers !== undefined && this.servers.length > 0) r.setServers([...this.servers]);
+      return r;
+    });
+    return this.resolver;
   }
 
   get size(): number {
@@ -72,7 +80,7 @@ export class Seeds {
     const lists = await Promise.all(this.seeds.map(async (s) => {
       if (s.kind === 'addr') return [s.addr];
       if (s.kind === 'dns') return (await this.addresses(s.name)).map((ip) => formatAddress(ip, s.port));
-      const records = await this.resolver.resolveSrv(s.name).catch(() => []);
+      const records = await (await this.dns()).resolveSrv(s.name).catch(() => []);
       const per = await Promise.all(records.map(async (r) => (await this.addresses(r.name)).map((ip) => formatAddress(ip, r.port))));
       return per.flat();
     }).concat(this.discovered.map((source) => source().catch(() => []))));
@@ -81,7 +89,8 @@ export class Seeds {
 
   private async addresses(name: string): Promise<string[]> {
     if (/^[\d.]+$/.test(name) || name.includes(':')) return [name];
-    const [v4, v6] = await Promise.all([this.resolver.resolve4(name).catch(() => []), this.resolver.resolve6(name).catch(() => [])]);
+    const resolver = await this.dns();
+    const [v4, v6] = await Promise.all([resolver.resolve4(name).catch(() => []), resolver.resolve6(name).catch(() => [])]);
     return [...v4, ...v6];
   }
 }
