@@ -4,7 +4,8 @@
  * medians are set side by side with their ratio.
  *
  * Per cluster size and loss rate (real: iptables statistic drops of UDP and TCP on the loopback
- * of a namespace the bench makes, bench/netns.ts; simulator: the same share of datagrams lost):
+ * of a namespace the bench makes, bench/netns.ts; simulator: the same share of datagrams lost,
+ * and stream frames delayed by TCP's retransmission timeouts for their lost segments):
  * - join: from a member's join to the last member seeing it (real: of those already running, as
  *   real members start over seconds where the simulator's start within one);
  * - idle: bytes sent per member per second, once settled;

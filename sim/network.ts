@@ -10,7 +10,7 @@ export type Latency = number | { minMs: number; maxMs: number } | { medianMs: nu
 export interface NetworkOptions {
   /** One-way delay of datagrams. Default 1 ms. */
   latency?: Latency;
-  /** Probability a datagram is lost. */
+  /** Probability a datagram is lost; stream frames pay for it in TCP's retransmission delays. */
   lossRate?: number;
   /** Probability a datagram is delivered twice. */
   duplicateRate?: number;
@@ -86,13 +86,30 @@ export class Network {
     const o = this.options;
     if (frame.kind !== 'datagram') {
       if (o.streamFailureRate > 0 && randomFloat(this.rng) < o.streamFailureRate) return [];
-      return [this.latency(frame) + o.streamExtraMs];
+      return [this.latency(frame) + o.streamExtraMs + this.tcpLossDelay(frame.kind === 'stream')];
     }
     if (frame.bytes.length > o.mtuBytes) return [];
     if (o.lossRate > 0 && randomFloat(this.rng) < o.lossRate) return [];
     const delay = (): number => this.latency(frame) + (o.reorderRate > 0 && randomFloat(this.rng) < o.reorderRate ? o.reorderDelayMs : 0);
     const first = delay();
     return o.duplicateRate > 0 && randomFloat(this.rng) < o.duplicateRate ? [first, delay()] : [first];
+  }
+
+  /**
+   * What the loss rate costs a stream frame, as TCP pays it: a lost SYN or SYN-ACK is sent again
+   * after Linux's 1 s initial retransmission timeout, a lost data segment after its 200 ms
+   * minimum, each doubling on every further loss. Real loss makes a stream ping miss a probe's
+   * window this way, which the simulator missed while streams were loss-free (bench/fidelity.ts).
+   */
+  private tcpLossDelay(connects: boolean): number {
+    const p = this.options.lossRate;
+    if (p <= 0) return 0;
+    const retransmits = (firstMs: number): number => {
+      let delay = 0;
+      for (let rto = firstMs, tries = 0; tries < 6 && randomFloat(this.rng) < p; rto *= 2, tries++) delay += rto;
+      return delay;
+    };
+    return connects ? retransmits(1_000) + retransmits(1_000) + retransmits(200) : retransmits(200);
   }
 
   private latency(frame: Frame): number {

@@ -137,13 +137,13 @@ describe('CI scenarios (fixed seeds, asserted bounds)', () => {
     expect(r.metrics.falseDeaths.events, 'seed 103').toBe(0);
   });
 
-  test('pause tolerance 3 s: 30 nodes at 10% loss, a fifth stalled for exactly 3 s again and again; no false death where the memberlist bounds have one, and a crash found sooner (seeds 15, 16, 20)', () => {
+  test('pause tolerance 3 s: 30 nodes at 10% loss, a fifth stalled for exactly 3 s again and again; no false death where the memberlist bounds have one, and a crash found sooner (seeds 2, 6, 9)', () => {
     const network = { latency: { minMs: 1, maxMs: 5 }, lossRate: 0.1 };
     const stalls = (pauseToleranceMs: number, seed: number) => runScenario(SCENARIOS.pauses!, params(30, 150, seed, {
       config: { profile: 'lan', pauseToleranceMs }, network, options: { fraction: '0.2', stallMinMs: '3000', stallMaxMs: '3000' },
     })).metrics;
     const crash = (pauseToleranceMs: number, seed: number) => runScenario(SCENARIOS.crash!, params(30, 60, seed, { config: { profile: 'lan', pauseToleranceMs }, network, options: { count: '1' } })).metrics.detection.allDead;
-    for (const seed of [15, 16, 20]) {
+    for (const seed of [2, 6, 9]) {
       // These seeds were picked because memberlist's bounds (pauseToleranceMs 0) lose a stalled member in them.
       expect(stalls(0, seed).falseDeaths.events, `seed ${seed}: memberlist's bounds must lose one here`).toBeGreaterThan(0);
       const tolerant = stalls(3_000, seed);
