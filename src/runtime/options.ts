@@ -100,8 +100,9 @@ export interface GrapevineOptions {
   /**
    * Failure detection in the terms you think in. `pauseToleranceMs`: the longest stall (a GC
    * pause, CPU starvation, a stopped container) a live member must survive without being
-   * declared dead; suspicion timeouts follow from it and the cluster size, and a crash is then
-   * detected in about one probe round plus this. Same as `protocol.pauseToleranceMs`.
+   * declared dead (default 3000 on the lan and local profiles; 0 on wan: memberlist's detector).
+   * Suspicion timeouts follow from it, and a crash is then detected in about one probe round
+   * plus this. Same as `protocol.pauseToleranceMs`.
    */
   detection?: { pauseToleranceMs?: number };
   /** 32-byte keys; the first seals outgoing packets, any opens incoming ones. Or a Keyring to share. */
