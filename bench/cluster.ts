@@ -1,7 +1,7 @@
 /**
  * `npm run bench:cluster`: grapevine against HashiCorp serf on 127.0.0.1, same runs, same
  * measurements, at N = 10, 30, 60, 100 (override with --sizes 10,30). One process per member for
- * both. Both use the LAN profile (probe 1 s, suspicion multiplier 4). Events are time-stamped as
+ * both. Both use the LAN profile (probe 1 s; serf's suspicion multiplier 4, grapevine's pause tolerance 3 s). Events are time-stamped as
  * this process reads them: grapevine agents' JSON lines, serf's log lines (memberlist logs
  * "Suspect X has failed", serf logs EventMemberJoin/Failed/Leave as memberlist reports them).
  * Bandwidth comes from the loopback interface and UDP/TCP counters in /proc (only one system
@@ -217,9 +217,10 @@ async function main(): Promise<void> {
     ]));
     all.push({ n, ...results });
   }
-  console.log('\n"grapevine" and "serf" run the same LAN parameters (probe 1 s, timeout 500 ms, suspicion multiplier 4).');
-  console.log('"grapevine 500 ms" halves the probe interval and timeout, spending the bandwidth its smaller packets save;');
-  console.log('its suspicion timeout scales with the probe interval, as memberlist\'s formula does.');
+  console.log('\n"grapevine" and "serf" probe alike (LAN: every 1 s, timeout 500 ms); serf\'s suspicion timeout follows memberlist\'s');
+  console.log('formula (multiplier 4), grapevine\'s its 3 s pause tolerance (README, "Protocol parameters").');
+  console.log('"grapevine 500 ms" halves the probe interval and timeout, spending the bandwidth its smaller packets save,');
+  console.log('with the same pause tolerance.');
   console.log(`\n${JSON.stringify({ baseline, results: all })}`);
 }
 
