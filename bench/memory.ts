@@ -1,8 +1,9 @@
 /**
  * `npm run bench:memory`: RSS and heap of a bare node process, of one that loads an empty
  * application module (what any app file costs), of one that imports the built package, and of
- * one running a member (without and with a keyring), each in a fresh process 2 s after start
- * and after a GC, medians of 3 interleaved rounds. Uses dist/ (the script builds it first).
+ * one running a member (without and with a keyring; and from tsc's one-file-per-module output
+ * rather than the bundle the package exports), each in a fresh process 2 s after start and after
+ * a GC, medians of 3 interleaved rounds. Uses dist/ (the script builds it first).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,9 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { fmt, median, table } from './util.js';
 
-const entry = pathToFileURL(join(import.meta.dirname, '..', 'dist', 'src', 'index.js')).href;
+// What `import 'grapevine-registry'` loads (package.json exports): the bundle; and tsc's output, one file per module.
+const entry = pathToFileURL(join(import.meta.dirname, '..', 'dist', 'bundle', 'src', 'index.js')).href;
+const modules = pathToFileURL(join(import.meta.dirname, '..', 'dist', 'src', 'index.js')).href;
 // An application is itself a module file: loading the first one costs Node ~1.7 MB of its own.
 const appFile = join(mkdtempSync(join(tmpdir(), 'grapevine-memory-')), 'app.mjs');
 writeFileSync(appFile, 'export const app = 1;\n');
@@ -20,8 +23,8 @@ const mode = ${JSON.stringify(mode)};
 let gv;
 if (mode !== 'bare') await import(${JSON.stringify(pathToFileURL(appFile).href)});
 if (mode !== 'bare' && mode !== 'bare app') {
-  const { Grapevine } = await import(${JSON.stringify(entry)});
-  if (mode === 'member') gv = await Grapevine.start({ bind: '127.0.0.1:0' });
+  const { Grapevine } = await import(${JSON.stringify(mode.includes('modules') ? modules : entry)});
+  if (mode.startsWith('member') && !mode.includes('keyring')) gv = await Grapevine.start({ bind: '127.0.0.1:0' });
   if (mode === 'member, keyring') gv = await Grapevine.start({ bind: '127.0.0.1:0', keyring: [new Uint8Array(32).fill(7)] });
 }
 await new Promise((r) => setTimeout(r, 2000));
@@ -31,7 +34,7 @@ console.log(JSON.stringify({ rss: m.rss, heap: m.heapUsed }));
 await gv?.close();
 `;
 
-const MODES = ['bare', 'bare app', 'import', 'member', 'member, keyring'];
+const MODES = ['bare', 'bare app', 'import', 'member', 'member, keyring', 'member, unbundled modules'];
 const ROUNDS = 3;
 const samples = new Map<string, { rss: number; heap: number }[]>();
 // Interleaved rounds, medians: RSS wobbles by a few hundred kB from run to run.
