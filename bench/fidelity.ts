@@ -6,8 +6,8 @@
  * Per cluster size and loss rate (real: iptables statistic drops of UDP and TCP on the loopback
  * of a namespace the bench makes, bench/netns.ts; simulator: the same share of datagrams lost,
  * and stream frames delayed by TCP's retransmission timeouts for their lost segments):
- * - join: from a member's join to the last member seeing it (real: of those already running, as
- *   real members start over seconds where the simulator's start within one);
+ * - join: from a member's first sight of the cluster to the last member that started before it
+ *   seeing it (real members start over seconds where the simulator's start within one);
  * - idle: bytes sent per member per second, once settled;
  * - crash: a random member other than the first is killed; first suspicion, first and all
  *   members declaring it dead (real: `--crashes` kills per cluster, `--gap-s` apart);
@@ -17,7 +17,7 @@
  *   npm run bench:fidelity -- --sizes 30,100 --losses 0,0.1 --seeds 12 --trials 2 --crashes 3
  */
 import { parseArgs } from 'node:util';
-import { runScenario, SCENARIOS, type RunMetrics } from '../sim/index.js';
+import { Recorder, SCENARIOS, Simulation } from '../sim/index.js';
 import { everyoneReports, GrapevineCluster, sleep, waitUntil } from './clusters.js';
 import { enterNamespace, measuredLoss, rng, setLoss } from './netns.js';
 import { fmt, median, table } from './util.js';
@@ -52,18 +52,43 @@ await enterNamespace('bench:fidelity', import.meta.url, values.inside, DEADLINE_
 interface Samples { joinMs: number[]; idleBytes: number[]; firstSuspectMs: number[]; firstDeadMs: number[]; allDeadMs: number[]; suspicionsPerMemberMin: number[] }
 const empty = (): Samples => ({ joinMs: [], idleBytes: [], firstSuspectMs: [], firstDeadMs: [], allDeadMs: [], suspicionsPerMemberMin: [] });
 
+/**
+ * Per join, as real() measures it: from the joiner's first sight of anyone (or anyone's of it) to
+ * the last member that started earlier seeing it. `startOf` and `seen` come from the events.
+ */
+function joinTimes(names: string[], startOf: (s: string) => number, seen: (observer: string, subject: string) => number | undefined): number[] {
+  const out: number[] = [];
+  for (const s of names.slice(1)) {
+    const earlier = names.filter((o) => o !== s && startOf(o) < startOf(s));
+    const times = earlier.map((o) => seen(o, s));
+    if (earlier.length > 0 && times.every((t) => t !== undefined)) out.push(Math.max(...(times as number[])) - startOf(s));
+  }
+  return out;
+}
+
 function simulate(n: number, loss: number): Samples {
   const out = empty();
   const warmupS = 20 + Math.ceil(n / 100);
   const seconds = warmupS + 40;
   for (let seed = 1; seed <= SEEDS; seed++) {
-    const m: RunMetrics = runScenario(SCENARIOS.crash!, {
-      nodes: n, seconds, seed, config: { profile: 'lan', ...PROTOCOL }, network: { lossRate: loss }, options: { count: '1' },
-    }).metrics;
-    // The simulator keeps joins as a distribution: one median per run.
-    out.joinMs.push(m.joins.p50);
-    const idle = m.samples.filter((s) => s.tMs > (warmupS - IDLE_MS / 1000) * 1000 && s.tMs <= warmupS * 1000);
-    out.idleBytes.push(idle.reduce((a, s) => a + s.bytesPerNodePerS, 0) / Math.max(1, idle.length));
+    const params = { nodes: n, seconds, seed, config: { profile: 'lan' as const, ...PROTOCOL }, network: { lossRate: loss }, options: { count: '1' } };
+    const sim = new Simulation({ seed, config: params.config, network: params.network });
+    const rec = new Recorder(sim);
+    SCENARIOS.crash!.setup(sim, rec, params);
+    sim.runUntil(seconds * 1_000);
+    const m = rec.finish();
+    const nodes = [...sim.nodes.values()];
+    const joinedAt = new Map<string, number>(); // "observer>subject" -> first 'joined'
+    for (const node of nodes) {
+      for (const { atMs, event } of node.events) {
+        if (event.type === 'joined' && 'member' in event && !joinedAt.has(`${node.name}>${event.member.name}`)) joinedAt.set(`${node.name}>${event.member.name}`, atMs);
+      }
+    }
+    const names = nodes.map((x) => x.name);
+    const starts = new Map(names.map((x) => [x, Math.min(...[...joinedAt].filter(([k]) => k.startsWith(`${x}>`) || k.endsWith(`>${x}`)).map(([, t]) => t))]));
+    out.joinMs.push(...joinTimes(names, (x) => starts.get(x) as number, (o, x) => joinedAt.get(`${o}>${x}`)));
+    const idle = m.samples.filter((x) => x.tMs > (warmupS - IDLE_MS / 1000) * 1000 && x.tMs <= warmupS * 1000);
+    out.idleBytes.push(idle.reduce((a, x) => a + x.bytesPerNodePerS, 0) / Math.max(1, idle.length));
     for (const c of m.crashes) {
       if (c.firstSuspectMs !== undefined) out.firstSuspectMs.push(c.firstSuspectMs);
       if (c.firstDeadMs !== undefined) out.firstDeadMs.push(c.firstDeadMs);
@@ -86,12 +111,8 @@ async function real(n: number, loss: number, trial: number): Promise<Samples> {
     const joined = (o: string, s: string): number | undefined => sys.observations.find((x) => x.observer === o && x.kind === 'join' && x.subject === s)?.at;
     await waitUntil(() => names.every((o) => names.every((s) => s === o || joined(o, s) !== undefined)), `every member to see all ${n}`);
     // A member's join starts when it first hears of anyone (the seed's answer) or is first heard of.
-    const startOf = new Map(names.map((s) => [s, Math.min(...sys.observations.filter((x) => x.kind === 'join' && (x.observer === s || x.subject === s)).map((x) => x.at))]));
-    for (const s of names.slice(1)) {
-      const start = startOf.get(s) as number;
-      const earlier = names.filter((o) => o !== s && (startOf.get(o) as number) < start);
-      if (earlier.length > 0) out.joinMs.push(Math.max(...earlier.map((o) => joined(o, s) as number)) - start);
-    }
+    const startOf = new Map(names.map((x) => [x, Math.min(...sys.observations.filter((o) => o.kind === 'join' && (o.observer === x || o.subject === x)).map((o) => o.at))]));
+    out.joinMs.push(...joinTimes(names, (x) => startOf.get(x) as number, joined));
     await sleep(SETTLE_MS);
     const before = await sys.stats();
     const idleFrom = Date.now();
