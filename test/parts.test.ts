@@ -166,6 +166,19 @@ describe('probe round', () => {
     }
   });
 
+  test('a flood of prefer() for already probed slots adds at most 64 probes to a round (hostile suspicions cannot grow it)', () => {
+    const round = new ProbeRound(seededRng(7));
+    const first = round.next(9, () => true);
+    const taken: number[] = [];
+    // A suspicion of `first` before every probe: 64 extra probes of it, then the 7 slots not yet probed.
+    for (let i = 0; i < 64 + 7; i++) {
+      round.prefer(first);
+      taken.push(round.next(9, () => true));
+    }
+    expect(taken.filter((x) => x === first).length).toBe(64);
+    expect([...new Set(taken)].length).toBe(8);
+  });
+
   test('removing the last slot leaves earlier removal marks alone: nothing hands out a slot past the table', () => {
     for (let seed = 1; seed <= 20; seed++) {
       const round = new ProbeRound(seededRng(seed));

@@ -7,10 +7,15 @@
 import type { Slot } from './member-table.js';
 import { type Rng, randomInt, shuffle } from './rng.js';
 
+/** Extra probes prefer() may add to one round: a flood of suspicions must not stretch it without bound. */
+const EXTRAS_MAX = 64;
+
 export class ProbeRound {
   /** Slots in shuffled order; -1 marks a member removed mid-round. */
   private order: Slot[] = [];
   private index = 0;
+  /** Slots prefer() inserted into this round. */
+  private extras = 0;
 
   constructor(private readonly rng: Rng) {}
 
@@ -22,6 +27,7 @@ export class ProbeRound {
         for (let s = 1; s < tableSize; s++) order[s - 1] = s;
         this.order = shuffle(this.rng, order);
         this.index = 0;
+        this.extras = 0;
         rounds++;
         if (this.order.length === 0) return -1;
       }
@@ -45,12 +51,15 @@ export class ProbeRound {
 
   /**
    * Probes `s` next. Still in this round: it swaps places with the next one; already probed in
-   * it: it is probed once more. Every member is still probed at least once per round.
+   * it: it is probed once more, up to EXTRAS_MAX times a round. Every member is still probed at
+   * least once per round.
    */
   prefer(s: Slot): void {
     const order = this.order;
     const j = order.indexOf(s, this.index);
     if (j < 0) {
+      if (this.extras >= EXTRAS_MAX) return;
+      this.extras++;
       order.splice(this.index, 0, s);
       return;
     }
