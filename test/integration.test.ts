@@ -136,6 +136,8 @@ describe('Grapevine.start in this process', () => {
     await expect(Grapevine.start({ bind: '127.0.0.1:0', colour: 'red' } as never)).rejects.toMatchObject({ option: 'colour' });
     await expect(Grapevine.start({ bind: '127.0.0.1:0', detection: { pauseToleranceMs: -1 } })).rejects.toMatchObject({ option: 'detection.pauseToleranceMs' });
     await expect(Grapevine.start({ bind: '127.0.0.1:0', detection: { pauseMs: 3 } as never })).rejects.toMatchObject({ option: 'detection' });
+    await expect(Grapevine.start({ bind: '127.0.0.1:0', seedResolvers: ['dns.example:53'] })).rejects.toMatchObject({ option: 'seedResolvers' });
+    await expect(Grapevine.start({ bind: '127.0.0.1:0', seedResolvers: ['nonsense'] })).rejects.toMatchObject({ option: 'seedResolvers' });
   });
 
   test('a port in use is a BindError; port 0 is reported; close is idempotent', async () => {

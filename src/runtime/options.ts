@@ -1,6 +1,6 @@
 /** The options of `Grapevine.start()`, and their validation: every option is checked, and a bad one is an InvalidOptionError naming it. */
 import { networkInterfaces } from 'node:os';
-import { type Address, parseAddress } from '../core/address.js';
+import { type Address, ipFamily, parseAddress } from '../core/address.js';
 import { type Config, type ConfigOptions, type ProfileName, resolveConfig } from '../core/config.js';
 import { InvalidOptionError } from '../core/errors.js';
 import { Keyring } from '../core/seal.js';
@@ -196,6 +196,10 @@ export function validate(options: GrapevineOptions): ValidOptions {
   const seedResolvers = options.seedResolvers === undefined ? undefined : [...options.seedResolvers];
   if (seedResolvers !== undefined && (!Array.isArray(seedResolvers) || !seedResolvers.every((r) => typeof r === 'string'))) {
     throw new InvalidOptionError('seedResolvers', 'must be an array of "host:port"');
+  }
+  // Checked here: the resolver is made only at the first name to look up, long after start().
+  for (const r of seedResolvers ?? []) {
+    if (ipFamily(r) === 0 && parseAddress(r, 'seedResolvers').family === 0) throw new InvalidOptionError('seedResolvers', `${JSON.stringify(r)} must be an IP address with an optional port, not a host name`);
   }
   const detection = options.detection;
   if (detection !== undefined && (detection === null || typeof detection !== 'object' || Object.keys(detection).some((k) => k !== 'pauseToleranceMs'))) {
