@@ -91,6 +91,44 @@ describe('fetch through the grapevine dispatcher', () => {
     expect(results.slice(-20).every((r) => r === 'three')).toBe(true);
   }, 90_000);
 
+  test('a refused connection is always tried elsewhere; retries of requests that reached an instance keep to the budget', async () => {
+    const closedPort = async (): Promise<number> => {
+      const w = await web('gone');
+      stop(w);
+      await new Promise((r) => w.server.once('close', r));
+      return w.port;
+    };
+    const ok = await web('ok');
+    await b.register({ name: 'refusing', id: 'r1', port: await closedPort() });
+    await b.register({ name: 'refusing', id: 'r2', port: await closedPort() });
+    await b.register({ name: 'refusing', id: 'ok', port: ok.port });
+    // Every request reaches one of these, which drops the connection before answering.
+    let reached = 0;
+    for (const id of ['x1', 'x2', 'x3']) {
+      const w = await web(id);
+      w.server.removeAllListeners('request');
+      w.server.on('request', (req) => {
+        reached++;
+        req.socket.destroy();
+      });
+      await b.register({ name: 'resetting', id, port: w.port });
+    }
+    await until(() => a.lookup('refusing').length === 3 && a.lookup('resetting').length === 3);
+    const dispatcher = createDispatcher(a);
+    const requests = 200;
+    const answers: string[] = [];
+    for (let i = 0; i < requests; i++) answers.push(await (await fetch('http://refusing/', { dispatcher } as RequestInit)).text());
+    // Half the requests go to a refusing instance first (one of the two may be ejected), far past a budget of 10 + 0.2 a request.
+    expect(answers.filter((x) => x === 'ok')).toHaveLength(requests);
+    let failed = 0;
+    for (let i = 0; i < requests; i++) await fetch('http://resetting/', { dispatcher } as RequestInit).catch(() => void failed++);
+    expect(failed).toBe(requests);
+    // Without the budget every request would reach all three (600); with it, one each plus 10 + 0.2 per request made.
+    expect(reached).toBeGreaterThanOrEqual(requests);
+    expect(reached).toBeLessThanOrEqual(requests + 10 + 0.2 * (2 * requests));
+    await dispatcher.close();
+  });
+
   test('an instance gone from the catalog gets no new connection, even if something still listens there', async () => {
     const zombie = await web('zombie');
     const live = await web('live');

@@ -15,7 +15,8 @@
  * usable. Passive outlier detection: consecutive 5xx answers or connection errors eject an
  * instance for a growing time, never more than `maxEjectedShare` of them. A request that got no
  * response is retried on another instance when it is idempotent or never reached one (connection
- * refused), within a retry budget; an aborted request is not retried.
+ * refused); retries of requests that reached an instance spend a budget; an aborted request
+ * is not retried.
  */
 import { Agent, Dispatcher, Pool } from 'undici';
 import type { Instance } from '../registry/index.js';
@@ -34,7 +35,7 @@ export interface DispatcherOptions {
   domain?: string;
   /** Other instances to try after a failed attempt. Default 2. */
   retries?: number;
-  /** Retries allowed per request made, over time (with a floor of 10 to start). Default 0.2. */
+  /** Retries of requests that reached an instance, per request made (10 to start). Default 0.2. */
   retryBudget?: number;
   /** Consecutive 5xx or connection errors that eject an instance. Default 5. */
   consecutiveErrors?: number;
@@ -422,7 +423,8 @@ class Call {
     const notSent = NOT_SENT.has((error as { code?: string }).code ?? '');
     const method = String(this.options.method).toUpperCase();
     if (!replayable || !(notSent || IDEMPOTENT.has(method) || this.options.idempotent === true)) return false;
-    return this.d.retryAllowed();
+    // The budget guards instances from retry storms; a request that reached none added no load.
+    return notSent || this.d.retryAllowed();
   }
 
   /** Ends the call with `error`, starting it first for a handler that has not seen a start. */
