@@ -46,7 +46,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe(`the packed ${pkg.name} tarball`, () => {
   test('ships the build, types, README and LICENSE, and no source maps', () => {
-    for (const f of ['LICENSE', 'README.md', 'package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/bundle/src/index.js', 'dist/bundle/src/core/index.js', 'dist/src/core/index.js', 'dist/sim/index.js', 'dist/src/cli/main.js']) {
+    for (const f of ['LICENSE', 'README.md', 'package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/bundle/src/index.js', 'dist/bundle/src/core/index.js', 'dist/src/core/index.js', 'dist/sim/index.js', 'dist/src/cli/main.js', 'dist/bundle/src/cli/main.js']) {
       expect(files).toContain(f);
     }
     expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);

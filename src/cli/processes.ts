@@ -4,6 +4,7 @@
  * signalled, by their own PID.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -11,9 +12,13 @@ import { KEYRING_ENV } from './keys.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
-const MAIN = join(HERE, FROM_SOURCE ? 'main.ts' : 'main.js');
-/** The package root (from src/cli, or dist/src/cli when compiled): where `tsx` resolves from. */
-const ROOT = FROM_SOURCE ? join(HERE, '..', '..') : join(HERE, '..', '..', '..');
+/** The package root, the nearest folder with a package.json (the build may bundle this file anywhere in dist/): where `tsx` resolves from. */
+const ROOT = ((): string => {
+  for (let d = HERE; dirname(d) !== d; d = dirname(d)) if (existsSync(join(d, 'package.json'))) return d;
+  return HERE;
+})();
+/** The bundled CLI, the package's bin: one file to load rather than one per module. */
+const BUNDLED = join(ROOT, 'dist', 'bundle', 'src', 'cli', 'main.js');
 
 export interface AgentLine {
   /** When the agent printed it (its clock). */
@@ -53,7 +58,7 @@ export interface AgentOptions {
   dnsDomain?: string;
   /** Registrations, as for `grapevine agent --service` (JSON objects). */
   services?: Record<string, unknown>[];
-  /** Run the compiled CLI from dist/ (after `npm run build`) instead of the TypeScript sources. */
+  /** Run the bundled CLI from dist/ (after `npm run build`) instead of the TypeScript sources. */
   compiled?: boolean;
   /** More agent flags, as given ("--etcd", "http://127.0.0.1:2379"). */
   flags?: string[];
@@ -76,8 +81,7 @@ export class AgentProcess {
     if (options.dnsDomain !== undefined) flags.push('--dns-domain', options.dnsDomain);
     for (const s of options.services ?? []) flags.push('--service', JSON.stringify(s));
     flags.push(...options.flags ?? []);
-    const execArgs = options.compiled === true ? [join(ROOT, 'dist', 'src', 'cli', 'main.js'), ...flags]
-      : FROM_SOURCE ? ['--import', 'tsx', MAIN, ...flags] : [MAIN, ...flags];
+    const execArgs = FROM_SOURCE && options.compiled !== true ? ['--import', 'tsx', join(HERE, 'main.ts'), ...flags] : [BUNDLED, ...flags];
     const env = { ...process.env };
     delete env[KEYRING_ENV];
     if (options.keyHex !== undefined) env[KEYRING_ENV] = options.keyHex;
