@@ -25,6 +25,8 @@ type Zk = typeof import('node-zookeeper-client');
 
 /** How long a session may take to establish before openSession rejects. */
 const CONNECT_TIMEOUT_MS = 5_000;
+/** A request not answered within this fails (and its round is retried with backoff). */
+const CALL_TIMEOUT_MS = 5_000;
 
 async function loadZk(): Promise<Zk> {
   try {
@@ -343,9 +345,20 @@ class ZookeeperStore implements Store {
     this.handlers?.change(path, value);
   }
 
+  /**
+   * One request, failed after CALL_TIMEOUT_MS: the client parks requests made while it is
+   * disconnected and never answers them if it is closed before it reconnects, which would
+   * leave a write round (and every later one) waiting for good.
+   */
   private call<T>(fn: (cb: (error: unknown, result: T) => void) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      fn((error, result) => (error ? reject(error) : resolve(result)));
+      const timer = setTimeout(() => reject(new Error(`no answer within ${CALL_TIMEOUT_MS} ms`)), CALL_TIMEOUT_MS);
+      timer.unref();
+      fn((error, result) => {
+        clearTimeout(timer);
+        if (error) reject(error);
+        else resolve(result);
+      });
     });
   }
 }
