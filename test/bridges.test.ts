@@ -168,6 +168,13 @@ for (const h of [etcdHarness(), zookeeperHarness()]) {
       expect(left).toEqual(['_private/x', 'billing/6c3e5a1e', 'broken/1']);
     }, 60_000);
 
+    test('members started at the same moment with no seed anywhere find each other through the store', async () => {
+      // Neither may see the other's seed entry at its first look: then each starts a cluster, and
+      // the store is asked again every rejoinIntervalMs (10 s with the local profile).
+      const [x, y, z] = await Promise.all(['x', 'y', 'z'].map((name) => start({ name, bridges: [h.bridge('together')] })));
+      await until(() => [x, y, z].every((m) => m.members().filter((o) => o.state === 'alive').length === 3), 30_000);
+    }, 60_000);
+
     test('federation: two pools that share no gossip see each other\'s services, each pick staying in its own pool', async () => {
       const eu = { pool: 'eu', keyring: [randomBytes(32)], bridges: [h.bridge('fed')] };
       const us = { pool: 'us', keyring: [randomBytes(32)], bridges: [h.bridge('fed')] };
