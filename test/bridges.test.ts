@@ -171,8 +171,8 @@ for (const h of [etcdHarness(), zookeeperHarness()]) {
     test('members started at the same moment with no seed anywhere find each other through the store', async () => {
       // Neither may see the other's seed entry at its first look: then each starts a cluster, and
       // the store is asked again every rejoinIntervalMs (10 s with the local profile).
-      const [x, y, z] = await Promise.all(['x', 'y', 'z'].map((name) => start({ name, bridges: [h.bridge('together')] })));
-      await until(() => [x, y, z].every((m) => m.members().filter((o) => o.state === 'alive').length === 3), 30_000);
+      const trio = await Promise.all(['x', 'y', 'z'].map((name) => start({ name, bridges: [h.bridge('together')] })));
+      await until(() => trio.every((m) => m.members().filter((o) => o.state === 'alive').length === 3), 30_000);
     }, 60_000);
 
     test('federation: two pools that share no gossip see each other\'s services, each pick staying in its own pool', async () => {
