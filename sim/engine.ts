@@ -26,6 +26,8 @@ export interface SimulationOptions {
 
 export interface NodeOptions {
   config?: ConfigOptions;
+  /** The address this life listens on (default: the name). A restart may move a member to a new one. */
+  addr?: string;
   record?: Uint8Array;
   incarnation?: number;
   keyring?: Keyring;
@@ -41,7 +43,8 @@ export interface NodeCounters {
 
 export interface SimNode {
   readonly name: string;
-  readonly addr: string;
+  /** Where this life listens; frames are routed by address, so partitions and drop rules see addresses. */
+  addr: string;
   core: Membership;
   up: boolean;
   /** Virtual time until which the node is stalled: it neither receives nor runs timers. */
@@ -68,6 +71,8 @@ type SimEvent =
   | { kind: 'action'; run: () => void };
 
 export type EventListener = (node: SimNode, event: MembershipEvent, atMs: number) => void;
+/** A process started (a new core: a new life of its name) or stopped; `core` is that life's. */
+export type LifecycleListener = (node: SimNode, change: 'started' | 'stopped', core: Membership) => void;
 
 export class Simulation {
   nowMs = 0;
@@ -84,6 +89,9 @@ export class Simulation {
   private readonly config: ConfigOptions;
   private readonly keepEvents: boolean;
   private readonly listeners = new Set<EventListener>();
+  private readonly lifecycleListeners = new Set<LifecycleListener>();
+  /** Running lives by address (frames are delivered by address). */
+  private readonly byAddr = new Map<string, SimNode>();
 
   constructor(options: SimulationOptions) {
     this.seed = options.seed;
@@ -98,15 +106,22 @@ export class Simulation {
 
   // ---------------------------------------------------------------- building a cluster
 
-  /** Adds a running node whose address is its name (or replaces a crashed one: a restart). */
+  /**
+   * Adds a running node, by default at the address of its name (or replaces a crashed one: a
+   * restart, a new life of the name, at a new address if `options.addr` says so).
+   */
   addNode(name: string, options: NodeOptions = {}): SimNode {
     const existing = this.nodes.get(name);
+    if (existing?.up === true) this.crash(name);
+    const addr = options.addr ?? name;
     const node: SimNode = existing ?? {
-      name, addr: name, core: undefined as unknown as Membership, up: true, pausedUntilMs: 0, slowMs: 0, backlog: [], events: [],
+      name, addr, core: undefined as unknown as Membership, up: true, pausedUntilMs: 0, slowMs: 0, backlog: [], events: [],
       counters: { packetsOut: 0, bytesOut: 0, packetsIn: 0, bytesIn: 0, streamsOut: 0 }, wake: undefined,
     };
+    node.addr = addr;
+    this.byAddr.set(addr, node);
     node.core = new Membership({
-      name, addr: name, rng: seededRng(this.nodeSeeds.nextUint32()), nowMs: this.nowMs,
+      name, addr, rng: seededRng(this.nodeSeeds.nextUint32()), nowMs: this.nowMs,
       config: options.config ?? this.config,
       ...(options.record !== undefined ? { record: options.record } : {}),
       ...(options.incarnation !== undefined ? { incarnation: options.incarnation } : {}),
@@ -117,6 +132,7 @@ export class Simulation {
     node.pausedUntilMs = 0;
     node.backlog = [];
     this.nodes.set(name, node);
+    for (const listener of this.lifecycleListeners) listener(node, 'started', node.core);
     this.drain(node);
     return node;
   }
@@ -171,6 +187,12 @@ export class Simulation {
     return () => void this.listeners.delete(listener);
   }
 
+  /** Calls `listener` whenever a process starts or stops (crash, or a restart replacing it). */
+  onLifecycle(listener: LifecycleListener): () => void {
+    this.lifecycleListeners.add(listener);
+    return () => void this.lifecycleListeners.delete(listener);
+  }
+
   // ---------------------------------------------------------------- faults and commands
 
   join(name: string, seeds: string[]): void {
@@ -188,10 +210,13 @@ export class Simulation {
   /** Stops a node silently: no leave, nothing more sent or received. */
   crash(name: string): void {
     const n = this.node(name);
-    if (n.up) this.upCount--;
+    if (!n.up) return;
+    this.upCount--;
     n.up = false;
     if (n.wake !== undefined) n.wake.cancelled = true;
     n.wake = undefined;
+    if (this.byAddr.get(n.addr) === n) this.byAddr.delete(n.addr);
+    for (const listener of this.lifecycleListeners) listener(n, 'stopped', n.core);
   }
 
   /** Replaces a crashed node with a fresh process of the same name (incarnation starts over). */
@@ -325,7 +350,7 @@ export class Simulation {
   }
 
   private deliver(frame: Frame, slowed: boolean): void {
-    const n = this.nodes.get(frame.to);
+    const n = this.byAddr.get(frame.to);
     if (n === undefined || !n.up) return;
     if (n.pausedUntilMs > this.nowMs) {
       n.backlog.push(frame);

@@ -230,9 +230,8 @@ export class Dissemination {
   }
 
   /**
-   * Merges up to MERGE_CHUNK entries of a peer's full table (memberlist mergeState). A remote
-   * "dead" becomes a local suspicion: we give the member a chance to refute rather than
-   * trusting one peer's verdict. Members new to us are gossiped on only from a request, whose
+   * Merges up to MERGE_CHUNK entries of a peer's full table (memberlist mergeState; mergeEntry
+   * has the rules). Members new to us are gossiped on only from a request, whose
    * sender is usually a joiner announcing itself; a reply is a whole table sent to a joiner,
    * and re-gossiping it would flood the cluster with news everyone else already has.
    */
@@ -257,17 +256,41 @@ export class Dissemination {
         ctx.giveUpName(r.addr, 'refused');
         continue;
       }
-      this.transitions.onAlive(now, from, {
-        node: r.name, incarnation: r.aliveIncarnation, addr: r.addr, record: r.record, version: r.version, digest: r.digest, recordBytes: r.recordBytes,
-      }, !m.reply);
-      if (r.state === MemberState.Suspect || r.state === MemberState.Dead) {
-        this.transitions.onSuspect(now, r.name, r.incarnation, ctx.name, true);
-      } else if (r.state === MemberState.Left) {
-        this.transitions.onDeadOrLeft(now, r.name, r.incarnation, MemberState.Left, true);
-      }
+      this.mergeEntry(now, from, r, !m.reply);
     }
     merge.next = end;
     if (badAddresses > 0) ctx.drop(from, 'bad-address', `${badAddresses} push-pull entries`);
+  }
+
+  /**
+   * One entry of a peer's table. Only an entry that shows its member alive may create a live
+   * entry here: a table also holds the members its owner saw die, and merging those as alive
+   * first made every joiner list the dead as suspect, serve them, and declare them dead again.
+   * Dead and left entries are liveness only (no identity, no record pull): a member held alive
+   * here is suspected, so a stale table cannot kill it unheard (memberlist mergeState); any other
+   * takes the verdict, and one unknown here becomes a hidden tombstone that keeps stale alives of
+   * that life out until reaped, listed nowhere and sent to nobody. A suspect entry for a member
+   * unknown here is passed over, as memberlist does: its refutation or death will come by gossip.
+   */
+  private mergeEntry(now: number, from: string, r: PushPullEntry, spreadNew: boolean): void {
+    const ctx = this.ctx;
+    const t = this.transitions;
+    const alive = (): void => t.onAlive(now, from, {
+      node: r.name, incarnation: r.aliveIncarnation, addr: r.addr, record: r.record, version: r.version, digest: r.digest, recordBytes: r.recordBytes,
+    }, spreadNew);
+    const s = ctx.table.slotOf(r.name);
+    const self = r.name === ctx.name;
+    switch (r.state) {
+      case MemberState.Alive: return alive();
+      case MemberState.Suspect:
+        if (s < 0) return;
+        alive();
+        return t.onSuspect(now, r.name, r.incarnation, ctx.name, true);
+      case MemberState.Dead:
+        if (!self && s >= 0 && ctx.isVisible(s) && ctx.stateOf(s) === MemberState.Alive) return t.onSuspect(now, r.name, r.incarnation, ctx.name, true);
+        return t.onDeadOrLeft(now, r.name, r.incarnation, MemberState.Dead, false);
+      case MemberState.Left: return t.onDeadOrLeft(now, r.name, r.incarnation, MemberState.Left, false);
+    }
   }
 
   /** This member's table as a push-pull packet, from the kept encoding while the table is unchanged. */

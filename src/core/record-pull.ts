@@ -47,8 +47,11 @@ export class RecordPulls {
       pull.timer.cancelled = true;
       this.inFlight.delete(name);
     }
-    ctx.broadcasts.enqueue(name, encodeMessage(ctx.aliveOf(s, false)));
-    ctx.emitMember('updated', s);
+    // Passed on and reported only while the member lives: an alive creates a live entry wherever it is unknown.
+    if (isLive(ctx.stateOf(s))) {
+      ctx.broadcasts.enqueue(name, encodeMessage(ctx.aliveOf(s, false)));
+      ctx.emitMember('updated', s);
+    }
     this.pump(now);
   }
 

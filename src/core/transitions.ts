@@ -76,6 +76,10 @@ export class Transitions {
       return;
     }
     const aliveInc = t.aliveIncarnation[s] as number;
+    const state = ctx.stateOf(s);
+    // Only a higher incarnation brings a dead or left member back: a new life that starts below
+    // its tombstone is told, so it refutes past it.
+    if (!isLive(state) && !livenessNewer(t.incarnation[s] as number, state, m.incarnation, MemberState.Alive)) this.tellVerdict(now, s, m);
     // Most alive messages repeat what we know (gossip echoes, push-pull): leave those early.
     if (m.incarnation < aliveInc) return;
     const held = t.records[s] as HeldRecord;
@@ -97,7 +101,7 @@ export class Transitions {
     if (!contentKnown && !this.checkDigest(from, m, carried)) return;
     const wasVisible = ctx.isVisible(s);
     const addrChanged = t.addrs[s] !== m.addr;
-    const before = ctx.stateOf(s);
+    const before = state;
     // Liveness first: a pull is only started for a live member.
     if (livenessNewer(t.incarnation[s] as number, before, m.incarnation, MemberState.Alive)) {
       if (before === MemberState.Suspect) ctx.counters.suspicionsRefuted++;
@@ -105,14 +109,16 @@ export class Transitions {
     }
     this.setIdentity(now, s, from, m, carried || contentKnown);
     const after = t.records[s] as HeldRecord;
-    // A record still being pulled is passed on once it arrives, so whoever hears of it can pull it from us.
-    if ((spreadNew || wasVisible) && !after.pending) ctx.broadcasts.enqueue(m.node, encodeMessage(ctx.aliveOf(s, false)));
+    // A record still being pulled is passed on once it arrives, so whoever hears of it can pull it
+    // from us. A dead member's newer identity is kept but never spread: an alive is what creates
+    // a live entry at a member that does not know it.
+    if (isLive(ctx.stateOf(s)) && (spreadNew || wasVisible) && !after.pending) ctx.broadcasts.enqueue(m.node, encodeMessage(ctx.aliveOf(s, false)));
     if (!wasVisible) {
       if (isLive(ctx.stateOf(s))) ctx.emitMember('joined', s);
     } else if (before !== ctx.stateOf(s)) {
       ctx.emitMember(before === MemberState.Suspect ? 'alive' : 'joined', s);
-    } else if (addrChanged || after.bytes !== held.bytes) {
-      ctx.emitMember('updated', s);
+    } else if (isLive(before) && (addrChanged || after.bytes !== held.bytes)) {
+      ctx.emitMember('updated', s); // a dead member's newer identity is news to nobody
     }
   }
 
@@ -240,6 +246,22 @@ export class Transitions {
       }
       this.bumpIncarnation(m.incarnation);
     }
+  }
+
+  /**
+   * Sends our dead or left verdict on the member at `s` to the address an older-incarnation alive
+   * names for it, unless that alive only echoes the identity we hold. A restart that begins
+   * below its tombstone here (this node kept the tombstone longer than the seed it joined by)
+   * would otherwise stay dead here until the tombstone is reaped. Bare and rate-limited, as any
+   * answer to an address that is not a known live member.
+   */
+  private tellVerdict(now: number, s: Slot, m: AliveFields): void {
+    const t = this.ctx.table;
+    const echo = m.incarnation === t.aliveIncarnation[s] && m.version === t.version[s] && m.addr === t.addrs[s]
+      && bytesEqual(m.digest, (t.records[s] as HeldRecord).digest);
+    if (echo) return;
+    const type = this.ctx.stateOf(s) === MemberState.Left ? MessageType.Left : MessageType.Dead;
+    this.ctx.sendAnswer(now, m.addr, false, [encodeMessage({ type, node: m.node, incarnation: t.incarnation[s] as number })]);
   }
 
   /** False (dropped and counted) if a carried record does not match its digest. */

@@ -1,0 +1,134 @@
+/**
+ * Correct under churn (issue 23): a member that joins never brings back the dead. Each case runs
+ * on the simulator with the invariant checker (sim/invariants.ts) watching every event; the
+ * seeds are fixed and named in every failure.
+ */
+import { describe, expect, test } from 'vitest';
+import type { MembershipEvent } from '../src/core/context.js';
+import { InvariantChecker } from '../sim/invariants.js';
+import { SimulatedCluster } from '../sim/cluster.js';
+
+function cluster(seed: number, names: string[], reapMs: Record<string, number> = {}): { c: SimulatedCluster; invariants: InvariantChecker } {
+  const c = new SimulatedCluster({ seed });
+  const invariants = new InvariantChecker(c);
+  for (const name of names) {
+    const tombstoneReapMs = reapMs[name];
+    c.addNode(name, tombstoneReapMs === undefined ? {} : { config: { profile: 'lan', tombstoneReapMs } });
+    if (name !== names[0]) c.join(name, [names[0] as string]);
+  }
+  c.runFor(10_000);
+  return { c, invariants };
+}
+
+/** Events `observer` reported about `subject`, as "type@incarnation". */
+function about(c: SimulatedCluster, observer: string, subject: string): string[] {
+  return c.node(observer).events
+    .filter((e): e is { atMs: number; event: Extract<MembershipEvent, { member: unknown }> } => 'member' in e.event && e.event.member.name === subject)
+    .map((e) => `${e.event.type}@${e.event.member.incarnation}`);
+}
+
+const everyoneHolds = (c: SimulatedCluster, subject: string, state: string): boolean =>
+  c.liveNodes().every((n) => n.name === subject || c.view(n.name).member(subject)?.state === state);
+
+describe('a member that joins after a death', () => {
+  test('never lists the dead member, serves its instance or reports it; nor does a member restarted three minutes later (seed 231)', () => {
+    const { c, invariants } = cluster(231, ['n0', 'n1', 'n2', 'n3']);
+    c.register('n3', { name: 'solo', port: 9000 });
+    c.runFor(2_000);
+    expect(c.view('n1').lookup('solo'), 'seed 231').toHaveLength(1);
+    c.crash('n3');
+    expect(c.runUntilTrue(() => everyoneHolds(c, 'n3', 'dead'), 30_000), 'seed 231').toBe(true);
+    c.runFor(20_000); // the death's own gossip has died down: only push-pull still carries it
+    const served: string[] = [];
+    c.onService((node, change) => {
+      if (change.instance.service === 'solo' && change.type !== 'removed') served.push(`${node} ${change.type} at ${c.nowMs} ms`);
+    });
+    c.addNode('late');
+    c.view('late'); // its registry follows its events from the start
+    c.join('late', ['n0']);
+    c.runFor(30_000);
+    expect(about(c, 'late', 'n3'), 'seed 231').toEqual([]);
+    expect(c.view('late').member('n3'), 'seed 231: a hidden tombstone, listed nowhere').toBeUndefined();
+    expect(c.view('late').lookup('solo'), 'seed 231').toEqual([]);
+
+    c.runFor(130_000); // three minutes after the crash
+    c.crash('n1');
+    const before = about(c, 'n1', 'n3').length; // the node's event list spans its lives
+    c.restart('n1');
+    c.view('n1');
+    c.join('n1', ['n0']);
+    c.runFor(30_000);
+    expect(about(c, 'n1', 'n3').slice(before), 'seed 231: the restarted n1').toEqual([]);
+    expect(served, 'seed 231').toEqual([]);
+    expect(invariants.ok, invariants.report('seed 231')).toBe(true);
+  });
+
+  test('a tombstone reaped at one member and not yet at another brings no joined-then-left (seed 232)', () => {
+    // n1 reaps after 60 s, the others after the LAN default of 300 s: push-pulls from them carry
+    // n3's leave to n1 for four minutes after n1 forgot it.
+    const { c, invariants } = cluster(232, ['n0', 'n1', 'n2', 'n3', 'n4'], { n1: 60_000 });
+    c.leave('n3');
+    c.runFor(2_000);
+    c.crash('n3');
+    expect(everyoneHolds(c, 'n3', 'left'), 'seed 232').toBe(true);
+    c.runFor(120_000);
+    expect(c.view('n1').member('n3'), 'seed 232: n1 reaped it').toBeUndefined();
+    expect(c.view('n0').member('n3')?.state, 'seed 232: n0 still holds it').toBe('left');
+    c.runFor(180_000);
+    expect(about(c, 'n1', 'n3'), 'seed 232').toEqual(['joined@0', 'left@0']);
+    expect(invariants.ok, invariants.report('seed 232')).toBe(true);
+  });
+});
+
+describe('a member restarted under its name', () => {
+  for (const [label, addr, seed] of [['at its address', undefined, 233], ['at a new address', 'n2-moved', 234]] as const) {
+    test(`${label}: back once everywhere, at a higher incarnation, with one joined per observer (seed ${seed})`, () => {
+      const { c, invariants } = cluster(seed, ['n0', 'n1', 'n2', 'n3', 'n4', 'n5']);
+      c.crash('n2');
+      expect(c.runUntilTrue(() => everyoneHolds(c, 'n2', 'dead'), 30_000), `seed ${seed}`).toBe(true);
+      const deadAt = c.view('n0').member('n2')?.incarnation ?? -1;
+      c.restart('n2', addr === undefined ? {} : { addr });
+      c.join('n2', ['n0']);
+      expect(c.runUntilTrue(() => everyoneHolds(c, 'n2', 'alive'), 10_000), `seed ${seed}`).toBe(true);
+      c.runFor(60_000);
+      for (const observer of ['n0', 'n1', 'n3', 'n4', 'n5']) {
+        const after = about(c, observer, 'n2').slice(about(c, observer, 'n2').lastIndexOf(`dead@${deadAt}`) + 1);
+        expect(after, `seed ${seed}: ${observer}`).toEqual([`joined@${deadAt + 1}`]);
+        expect(c.view(observer).member('n2')?.addr, `seed ${seed}`).toBe(addr ?? 'n2');
+      }
+      expect(invariants.ok, invariants.report(`seed ${seed}`)).toBe(true);
+    });
+  }
+
+  test('below a tombstone one member kept longer than the seed it joined by: that member tells it, and it refutes past it (seed 235)', () => {
+    // n1 keeps tombstones ten minutes, the others the local profile's two.
+    const c = new SimulatedCluster({ seed: 235, config: { profile: 'local' } });
+    const invariants = new InvariantChecker(c);
+    for (const name of ['n0', 'n1', 'n2', 'n3']) {
+      c.addNode(name, name === 'n1' ? { config: { profile: 'local', tombstoneReapMs: 600_000 } } : {});
+      if (name !== 'n0') c.join(name, ['n0']);
+    }
+    c.runFor(10_000);
+    c.crash('n2');
+    expect(c.runUntilTrue(() => everyoneHolds(c, 'n2', 'dead'), 30_000), 'seed 235').toBe(true);
+    c.runFor(150_000);
+    expect(c.view('n0').member('n2'), 'seed 235: reaped at n0').toBeUndefined();
+    expect(c.view('n1').member('n2')?.state, 'seed 235: still a tombstone at n1').toBe('dead');
+    c.restart('n2');
+    c.join('n2', ['n0']);
+    expect(c.runUntilTrue(() => everyoneHolds(c, 'n2', 'alive'), 5_000), `seed 235: n1 holds ${c.view('n1').member('n2')?.state}`).toBe(true);
+    expect(invariants.ok, invariants.report('seed 235')).toBe(true);
+  });
+});
+
+test('a partition heals after each side declared the other dead, with no resurrection and one joined per return (seed 236)', () => {
+  const names = Array.from({ length: 10 }, (_, i) => `n${i}`);
+  const { c, invariants } = cluster(236, names);
+  const cut = ['n7', 'n8', 'n9'];
+  const heal = c.partition(cut, names.filter((n) => !cut.includes(n)));
+  expect(c.runUntilTrue(() => c.view('n0').member('n8')?.state === 'dead' && c.view('n8').member('n0')?.state === 'dead', 60_000), 'seed 236').toBe(true);
+  c.runFor(20_000);
+  heal();
+  expect(c.runUntilTrue(() => c.converged(), 120_000), 'seed 236').toBe(true);
+  expect(invariants.ok, invariants.report('seed 236')).toBe(true);
+});
