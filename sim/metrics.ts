@@ -4,6 +4,7 @@
  * that were healthy the whole time, and the traffic each node sent.
  */
 import type { MembershipEvent } from '../src/core/membership.js';
+import type { ChurnFigures, ChurnRecorder } from './churn.js';
 import type { Simulation, SimNode } from './engine.js';
 
 export interface Distribution { count: number; p50: number; p99: number; max: number; mean: number }
@@ -41,6 +42,8 @@ export interface RunMetrics {
   traffic: { messagesPerNodePerS: { mean: number; max: number }; bytesPerNodePerS: { mean: number; max: number } };
   memory: { heapBytesPerMember: number | undefined; members: number };
   samples: Sample[];
+  /** Churn scenarios only (sim/churn.ts). */
+  churn?: ChurnFigures;
 }
 
 interface Spread { sinceMs: number; seen: Set<string> | undefined; doneMs: number | undefined }
@@ -61,6 +64,8 @@ export class Recorder {
   private readonly bornMs = new Map<string, number>();
   readonly samples: Sample[] = [];
   private lastTotals = { messages: 0, bytes: 0, tMs: 0 };
+  /** Set by churn scenarios: what churn does to the registry. */
+  churn: ChurnRecorder | undefined;
 
   constructor(private readonly sim: Simulation, sampleEveryMs = 1_000) {
     sim.onEvent((node, event, atMs) => this.onEvent(node, event, atMs));
@@ -205,6 +210,7 @@ export class Recorder {
       },
       memory: { heapBytesPerMember: heapBytes === undefined || members === 0 ? undefined : heapBytes / members, members },
       samples: this.samples,
+      ...(this.churn === undefined ? {} : { churn: this.churn.finish() }),
     };
   }
 }

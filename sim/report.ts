@@ -3,6 +3,7 @@
  * a summary table and SVG charts drawn here, no scripts, so it opens offline anywhere.
  */
 import type { RunResult } from './run.js';
+import type { ChurnFigures } from './churn.js';
 import type { Distribution } from './metrics.js';
 
 const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea'];
@@ -129,6 +130,22 @@ export function summaryRows(r: RunResult): [string, string][] {
     ['messages per node per s (mean / max)', `${m.traffic.messagesPerNodePerS.mean.toFixed(2)} / ${m.traffic.messagesPerNodePerS.max.toFixed(2)}`],
     ['bytes per node per s (mean / max)', `${m.traffic.bytesPerNodePerS.mean.toFixed(0)} / ${m.traffic.bytesPerNodePerS.max.toFixed(0)}`],
     ['memory per member entry', m.memory.heapBytesPerMember === undefined ? 'n/a (run with --expose-gc)' : `${m.memory.heapBytesPerMember.toFixed(0)} bytes (${fmt(m.memory.members)} entries)`],
+    ...churnRows(m.churn),
+  ];
+}
+
+function churnRows(c: ChurnFigures | undefined): [string, string][] {
+  if (c === undefined) return [];
+  const violations = Object.entries(c.invariantViolations).map(([k, v]) => `${k} ${v}`).join(', ');
+  return [
+    ['churn: changes after warm-up', String(c.changes)],
+    ['churn: dead instances served (goal 0)', String(c.deadInstancesServed)],
+    ['churn: lookup gaps (count / total / max)', `${c.lookupGaps.count} / ${fmt(c.lookupGaps.totalMs)} / ${fmt(c.lookupGaps.maxMs)} ms`],
+    ['churn: new life visible everywhere (p50 / p99 / max)', `${dist(c.visibleEverywhere)}${c.notVisible > 0 ? `, ${c.notVisible} not yet` : ''}`],
+    ['churn: member events per change per observer', c.eventsPerChange.toFixed(2)],
+    ['churn: all see all after the last start', c.allSeeAllMs === undefined ? 'not reached' : `${fmt(c.allSeeAllMs)} ms`],
+    ['churn: distinct cluster sizes reported', String(c.distinctClusterSizes)],
+    ['churn: invariant violations', violations === '' ? 'none' : `${violations}: ${c.firstViolations.join('; ')}`],
   ];
 }
 

@@ -1,48 +1,17 @@
 /**
  * Scenarios as code. Each one schedules its faults on a fresh simulation; the runner then runs it
- * to the end and the recorder measures. Every scenario starts the same way: N nodes join through
- * one seed node and are given a warm-up to converge before any fault.
+ * to the end and the recorder measures. The fault scenarios here start the same way: N nodes join
+ * through one seed node and are given a warm-up to converge before any fault. The churn scenarios
+ * (churn.ts) join through three seeds and measure what churn does to the registry.
  */
-import type { ConfigOptions } from '../../src/core/config.js';
-import { randomInt, seededRng, type Rng } from '../../src/core/rng.js';
+import { randomInt, type Rng } from '../../src/core/rng.js';
 import type { Simulation } from '../engine.js';
 import type { Recorder } from '../metrics.js';
-import type { NetworkOptions } from '../network.js';
+import { CHURN_SCENARIOS } from './churn.js';
+import { faultRng, numberOption, type Scenario, type ScenarioParams, warmupMs } from './params.js';
 
-export interface ScenarioParams {
-  nodes: number;
-  /** Virtual seconds to run in all. */
-  seconds: number;
-  seed: number;
-  config: ConfigOptions;
-  network: NetworkOptions;
-  /** Scenario-specific knobs (e.g. count, fraction, durationS), as given on the command line. */
-  options: Record<string, string>;
-}
-
-export interface Scenario {
-  name: string;
-  summary: string;
-  setup(sim: Simulation, rec: Recorder, p: ScenarioParams): void;
-}
-
-/** Time before the first fault: long enough for the join to converge at this size. */
-export function warmupMs(p: ScenarioParams): number {
-  return numberOption(p, 'warmupS', 20 + Math.ceil(p.nodes / 100)) * 1_000;
-}
-
-export function numberOption(p: ScenarioParams, key: string, fallback: number): number {
-  const v = p.options[key];
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`--${key} must be a number, got ${v}`);
-  return n;
-}
-
-/** The fault schedule's own random stream, derived from the seed. */
-export function faultRng(p: ScenarioParams): Rng {
-  return seededRng((p.seed ^ 0x5eed_fa17) >>> 0);
-}
+export { faultRng, numberOption, warmupMs } from './params.js';
+export type { Scenario, ScenarioParams } from './params.js';
 
 /**
  * Starts n0 and lets the others join through it over the first second; tracks every join. With
@@ -223,5 +192,5 @@ const restart: Scenario = {
 };
 
 export const SCENARIOS: Readonly<Record<string, Scenario>> = Object.fromEntries(
-  [join, crash, leave, loss, partition, pauses, slow, churn, restart].map((s) => [s.name, s]),
+  [join, crash, leave, loss, partition, pauses, slow, churn, restart, ...CHURN_SCENARIOS].map((s) => [s.name, s]),
 );
