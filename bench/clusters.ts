@@ -111,12 +111,12 @@ export class SerfCluster implements System {
     const args = ['agent', `-node=${name}`, `-bind=127.0.0.1:${this.basePort + i}`, `-rpc-addr=127.0.0.1:${this.basePort + 10_000 + i}`, '-log-level=info'];
     if (join !== undefined) args.push(`-join=${join}`);
     const child = spawn('serf', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.children.push(child);
+    this.children[i] = child;
     const exited = new Promise((resolve) => child.once('exit', resolve));
-    this.members.push({
+    this.members[i] = {
       name, pid: child.pid ?? -1, running: () => child.exitCode === null && child.signalCode === null,
       signal: (s) => { if (child.exitCode === null && child.signalCode === null) process.kill(child.pid ?? -1, s); }, exited,
-    });
+    };
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const at = Date.now();
       if (/agent: joined: \d+ nodes/.test(line) || (join === undefined && /EventMemberJoin: s0 /.test(line))) this.joined.set(name, at);
@@ -126,6 +126,15 @@ export class SerfCluster implements System {
       }
     });
     createInterface({ input: child.stderr! }).on('line', (line) => process.stderr.write(`[${name}] ${line}\n`));
+  }
+
+  /** Stops member `i` with SIGINT (serf's graceful leave) and starts it again `downMs` later, same name and address. */
+  async restart(i: number, downMs: number): Promise<void> {
+    const m = this.members[i];
+    m?.signal('SIGINT');
+    await m?.exited;
+    await sleep(downMs);
+    this.spawn(i, `127.0.0.1:${this.basePort + (i === 0 ? 1 : 0)}`);
   }
 
   private async waitJoined(names: string[]): Promise<void> {

@@ -8,6 +8,9 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { MembershipEvent } from '../src/core/context.js';
 import { SimulatedCluster } from '../sim/cluster.js';
+import { Membership } from '../src/core/membership.js';
+import { seededRng } from '../src/core/rng.js';
+import { encodePacket, MessageType, withRecord } from '../src/core/wire.js';
 import { InvariantChecker } from '../sim/invariants.js';
 import { replayCommand } from '../sim/report.js';
 import { runScenario } from '../sim/run.js';
@@ -125,6 +128,27 @@ describe('a member restarted under its name', () => {
     expect(c.runUntilTrue(() => everyoneHolds(c, 'n2', 'alive'), 5_000), `seed 235: n1 holds ${c.view('n1').member('n2')?.state}`).toBe(true);
     expect(invariants.ok, invariants.report('seed 235')).toBe(true);
   });
+});
+
+test('a member pinged by one it holds left push-pulls with it at once, and again only a push-pull period later', () => {
+  const core = new Membership({ name: 'a', addr: 'a', rng: seededRng(1), nowMs: 0, config: { pushPullIntervalMs: 30_000 } });
+  core.handleDatagram(0, 'b', encodePacket([{ type: MessageType.Alive, node: 'b', incarnation: 0, addr: 'b', ...withRecord() }]));
+  core.handleDatagram(0, 'b', encodePacket([{ type: MessageType.Left, node: 'b', incarnation: 0 }]));
+  const streamsTo = (addr: string): number => {
+    let n = 0;
+    for (let t = core.pollTransmit(); t !== undefined; t = core.pollTransmit()) if (t.addr === addr && t.stream) n++;
+    return n;
+  };
+  streamsTo('b');
+  const ping = encodePacket([{ type: MessageType.Ping, seq: 1, target: 'a', source: 'b' }]);
+  core.handleDatagram(1_000, 'b', ping); // b runs again (a new life whose alive we missed)
+  expect(streamsTo('b')).toBe(1);
+  core.handleDatagram(2_000, 'b', ping);
+  expect(streamsTo('b')).toBe(0);
+  core.handleDatagram(31_000, 'b', ping);
+  expect(streamsTo('b')).toBe(1);
+  core.handleDatagram(32_000, 'c', encodePacket([{ type: MessageType.Ping, seq: 2, target: 'a', source: 'b' }])); // not from b's address
+  expect(streamsTo('b') + streamsTo('c')).toBe(0);
 });
 
 test('a partition heals after each side declared the other dead, with no resurrection and one joined per return (seed 236)', () => {

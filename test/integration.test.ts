@@ -77,6 +77,14 @@ describe('a real cluster on loopback', () => {
     await until(() => stateEverywhere('m9', 'dead', others('m9')), 30_000, 'everyone to declare m9 dead');
   }, 40_000);
 
+  test('a member that joins after the death never lists the dead member nor reports it (issue 23)', async () => {
+    const late = start('late');
+    await late.ready();
+    await new Promise((r) => setTimeout(r, 3_000)); // past the join-time push-pulls that brought it back before
+    expect((await late.members()).filter((m) => m.name === 'm9')).toEqual([]);
+    expect(late.lines.filter((l) => l.member === 'm9').map((l) => l.event)).toEqual([]);
+  }, 20_000);
+
   test('a restarted member rejoins under the same name with a higher incarnation', async () => {
     const old = (await (agents.get('m0') as AgentProcess).members()).find((m) => m.name === 'm9');
     await start('m9').ready();

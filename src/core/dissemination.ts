@@ -41,6 +41,8 @@ interface PendingMerge {
   changesBefore: number;
 }
 
+/** Departed members whose last push-pull with us is remembered; the oldest is forgotten beyond this. */
+const DEPARTED_SYNCS_MAX = 1_024;
 /** A graceful leave is sent directly to this many live members, besides being gossiped. */
 const LEAVE_DIRECT_MAX = 64;
 /** The first push-pull after a join comes this many gossip intervals later (1 s on LAN). */
@@ -69,6 +71,8 @@ export class Dissemination {
   /** The member list as last encoded, and the table revision it shows. */
   private encoded: { revision: number; members: Uint8Array } | undefined;
   private encodeTokens = STATE_ENCODES_PER_SECOND;
+  /** When we last push-pulled with a departed member that pinged us, by name (onPingFromDeparted). */
+  private readonly departedSyncs = new Map<string, number>();
   private encodeTokensAtMs = 0;
 
   constructor(
@@ -117,6 +121,27 @@ export class Dissemination {
       for (const seed of missing) ctx.sendStream(seed, request, 'state');
     }
     this.scheduleRejoin(now);
+  }
+
+  /**
+   * A member we hold dead or left pinged us from its address, so it runs: a new life, or one we
+   * wrongly declared over, whose alive we missed. The verdict on our ack makes it refute, but
+   * a refutation only it gossips reaches any one member with a few percent chance at a few
+   * hundred members, and push-pull may take minutes. So we push-pull with it now, at most
+   * once per push-pull period per member: its reply carries its current alive.
+   */
+  onPingFromDeparted(now: number, from: string, source: string | undefined): void {
+    const ctx = this.ctx;
+    const s = source === undefined ? -1 : ctx.table.slotOf(source);
+    if (s <= SELF || ctx.table.addrs[s] !== from || isLive(ctx.stateOf(s)) || ctx.leaving) return;
+    const name = source as string;
+    const last = this.departedSyncs.get(name);
+    if (last !== undefined && now - last < ctx.config.pushPullIntervalMs) return;
+    this.departedSyncs.delete(name);
+    if (this.departedSyncs.size >= DEPARTED_SYNCS_MAX) this.departedSyncs.delete(this.departedSyncs.keys().next().value as string);
+    this.departedSyncs.set(name, now);
+    ctx.sendStream(from, this.statePacket(now, false, false), 'state');
+    ctx.counters.pushPulls++;
   }
 
   /** Tells up to LEAVE_DIRECT_MAX members at once that this member left, then gossips it as usual. */

@@ -351,7 +351,9 @@ export class Membership {
   private dispatch(now: number, from: string, m: Message, viaStream: boolean): void {
     const t = this.transitions;
     switch (m.type) {
-      case MessageType.Ping: return this.prober.onPing(now, from, m);
+      case MessageType.Ping:
+        this.prober.onPing(now, from, m);
+        return this.dissemination.onPingFromDeparted(now, from, m.source);
       case MessageType.PingReq: return this.prober.onPingReq(now, from, m);
       case MessageType.Ack: return this.prober.onAck(now, m.seq);
       case MessageType.Nack: return this.prober.onNack(m.seq);
