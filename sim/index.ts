@@ -17,7 +17,7 @@
  * ```
  */
 export { Simulation } from './engine.js';
-export type { NodeCounters, NodeOptions, SimNode, SimulationOptions, TracedFrame } from './engine.js';
+export type { EventListener, LifecycleListener, NodeCounters, NodeOptions, SimNode, SimulationOptions, TracedFrame } from './engine.js';
 export { Network } from './network.js';
 export type { DropRule, Frame, Latency, NetworkOptions } from './network.js';
 export { Recorder, distribution } from './metrics.js';
@@ -25,6 +25,10 @@ export type { CrashFigures, Distribution, RunMetrics, Sample } from './metrics.j
 export { runScenario } from './run.js';
 export type { RunResult } from './run.js';
 export { SCENARIOS } from './scenarios/index.js';
+export { ChurnRecorder } from './churn.js';
+export type { ChurnFigures } from './churn.js';
+export { converged, InvariantChecker } from './invariants.js';
+export type { InvariantName, Violation } from './invariants.js';
 export type { Scenario, ScenarioParams } from './scenarios/index.js';
 export { SimulatedCluster, simulate } from './cluster.js';
 export type { NodeView, SimulateOptions } from './cluster.js';

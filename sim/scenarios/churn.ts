@@ -45,9 +45,7 @@ const rollingRestart: Scenario = {
   name: 'rolling-restart',
   summary: 'after warm-up, every member in turn (--batch at once, default N/30; seeds in batches apart unless --seedsTogether) goes down for --downS (5) and comes back under its name; --graceful (true) leaves first, --newAddress (false) moves it; --settleS (5) between batches',
   setup(sim, rec, p) {
-    const churn = start(sim, rec, p, 1_000);
-    const warmup = warmupMs(p);
-    churn.measureFrom(warmup);
+    const { churn, warmup } = booted(sim, rec, p);
     const batch = Math.max(1, numberOption(p, 'batch', Math.ceil(p.nodes / 30)));
     const downMs = numberOption(p, 'downS', 5) * 1_000;
     const roundMs = downMs + numberOption(p, 'settleS', 5) * 1_000;
@@ -80,18 +78,31 @@ function restartOrder(nodes: number, batch: number, seedsTogether = false): stri
   return rest;
 }
 
+/** The members started over the first second, measured from the end of the warm-up. */
+function booted(sim: Simulation, rec: Recorder, p: ScenarioParams): { churn: ChurnRecorder; warmup: number; rng: Rng } {
+  const churn = start(sim, rec, p, 1_000);
+  const warmup = warmupMs(p);
+  churn.measureFrom(warmup);
+  return { churn, warmup, rng: faultRng(p) };
+}
+
+/** Runs `action` at `fromMs` and then every `everyMs` until the run ends. */
+function repeat(sim: Simulation, p: ScenarioParams, fromMs: number, everyMs: number, action: () => void): void {
+  const end = p.seconds * 1_000;
+  const tick = (): void => {
+    action();
+    if (sim.nowMs + everyMs < end) sim.at(sim.nowMs + everyMs, tick);
+  };
+  sim.at(fromMs, tick);
+}
+
 const autoscale: Scenario = {
   name: 'autoscale',
   summary: 'after warm-up, every --everyS (1) a new member joins or a random one leaves gracefully, the size kept within N/2 .. 3N/2',
   setup(sim, rec, p) {
-    const churn = start(sim, rec, p, 1_000);
-    const warmup = warmupMs(p);
-    churn.measureFrom(warmup);
-    const rng = faultRng(p);
-    const everyMs = numberOption(p, 'everyS', 1) * 1_000;
-    const end = p.seconds * 1_000;
+    const { churn, warmup, rng } = booted(sim, rec, p);
     let added = 0;
-    const tick = (): void => {
+    repeat(sim, p, warmup, numberOption(p, 'everyS', 1) * 1_000, () => {
       const size = sim.upCount;
       const grow = size <= p.nodes / 2 || (size < (3 * p.nodes) / 2 && randomInt(rng, 2) === 0);
       const candidates = nonSeeds(sim);
@@ -101,9 +112,7 @@ const autoscale: Scenario = {
       } else {
         churn.stop(candidates[randomInt(rng, candidates.length)] as string, true);
       }
-      if (sim.nowMs + everyMs < end) sim.at(sim.nowMs + everyMs, tick);
-    };
-    sim.at(warmup, tick);
+    });
   },
 };
 
@@ -111,26 +120,18 @@ const crashReplace: Scenario = {
   name: 'crash-replace',
   summary: 'after warm-up, every --everyS (10) a random member crashes and a new one under a new name takes its service --replaceS (5) later',
   setup(sim, rec, p) {
-    const churn = start(sim, rec, p, 1_000);
-    const warmup = warmupMs(p);
-    churn.measureFrom(warmup);
-    const rng = faultRng(p);
-    const everyMs = numberOption(p, 'everyS', 10) * 1_000;
+    const { churn, warmup, rng } = booted(sim, rec, p);
     const replaceMs = numberOption(p, 'replaceS', 5) * 1_000;
-    const end = p.seconds * 1_000;
     let replaced = 0;
-    const tick = (): void => {
+    repeat(sim, p, warmup, numberOption(p, 'everyS', 10) * 1_000, () => {
       const candidates = nonSeeds(sim);
-      if (candidates.length > 0) {
-        const victim = candidates[randomInt(rng, candidates.length)] as string;
-        const service = churn.serviceOf(victim);
-        churn.stop(victim, false);
-        const name = `r${replaced++}`;
-        sim.at(sim.nowMs + replaceMs, () => churn.start(name, SEEDS, { service, change: false }));
-      }
-      if (sim.nowMs + everyMs < end) sim.at(sim.nowMs + everyMs, tick);
-    };
-    sim.at(warmup, tick);
+      if (candidates.length === 0) return;
+      const victim = candidates[randomInt(rng, candidates.length)] as string;
+      const service = churn.serviceOf(victim);
+      churn.stop(victim, false);
+      const name = `r${replaced++}`;
+      sim.at(sim.nowMs + replaceMs, () => churn.start(name, SEEDS, { service, change: false }));
+    });
   },
 };
 
