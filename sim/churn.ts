@@ -92,7 +92,8 @@ export class ChurnRecorder {
 
   /**
    * Starts a life of `name` (a new member, or a restart of a stopped one) hosting `service`
-   * (default: the service the name hosted before, or its own name), joining through `seeds`.
+   * (default: the service the name hosted before, or its own name), joining through `seeds`
+   * (names, joined at their current addresses).
    * `change`: whether this start is a change of its own (false for the second half of a restart).
    */
   start(name: string, seeds: readonly string[], options: { service?: string; addr?: string; change?: boolean } = {}): void {
@@ -100,7 +101,8 @@ export class ChurnRecorder {
     const serial = ++this.serial;
     const record = Uint8Array.of(serial >>> 24, (serial >>> 16) & 0xff, (serial >>> 8) & 0xff, serial & 0xff);
     this.sim.addNode(name, options.addr === undefined ? { record } : { record, addr: options.addr });
-    const others = seeds.filter((seed) => seed !== name);
+    // Seeds by name, resolved to where they listen now, as a DNS seed list would be.
+    const others = seeds.filter((seed) => seed !== name).map((seed) => this.sim.nodes.get(seed)?.addr ?? seed);
     if (others.length > 0) this.sim.join(name, others);
     if (options.change !== false) this.countChange();
   }

@@ -109,6 +109,40 @@ describe('a member restarted under its name', () => {
     });
   }
 
+  test('at a new address before its previous life was declared dead: the old address is silent, so it refutes past it and joins (seed 237)', () => {
+    const { c, invariants } = cluster(237, ['n0', 'n1', 'n2', 'n3', 'n4']);
+    c.crash('n3');
+    c.runFor(500); // nobody has even suspected it yet
+    expect(c.view('n0').member('n3')?.state, 'seed 237').toBe('alive');
+    const before = c.node('n3').events.length; // the node's event list spans its lives
+    c.restart('n3', { addr: 'n3-moved' });
+    c.join('n3', ['n0']);
+    const events = () => c.node('n3').events.slice(before).map((e) => e.event);
+    expect(c.runUntilTrue(() => events().some((e) => e.type === 'synced' && e.join), 5_000), 'seed 237: the join completes').toBe(true);
+    expect(c.runUntilTrue(() => c.liveNodes().every((n) => n.name === 'n3' || c.view(n.name).member('n3')?.addr === 'n3-moved'), 5_000), 'seed 237').toBe(true);
+    expect(c.runUntilTrue(() => everyoneHolds(c, 'n3', 'alive'), 5_000), 'seed 237').toBe(true);
+    const outcomes = events().flatMap((e) => (e.type === 'conflict' ? [e.outcome] : []));
+    expect(outcomes, 'seed 237: the check heard nothing, the name was taken back').toEqual(['refuted']);
+    c.runFor(30_000);
+    expect(c.converged(), 'seed 237').toBe(true);
+    expect(invariants.ok, invariants.report('seed 237')).toBe(true);
+  });
+
+  test('a second live process under a taken name at another address is still refused: the holder answers the check (seed 238)', () => {
+    const { c } = cluster(238, ['n0', 'n1', 'n2']);
+    c.addNode('impostor', { addr: 'elsewhere' });
+    const second = c.node('impostor');
+    // A second process named n2: the Simulation keys nodes by name, so build its core by hand.
+    const clash = new Membership({ name: 'n2', addr: 'elsewhere', rng: seededRng(238), nowMs: c.nowMs });
+    second.core = clash;
+    c.join('impostor', ['n0']);
+    c.runFor(5_000);
+    const conflicts = second.events.filter((e) => e.event.type === 'conflict').map((e) => (e.event as { outcome: string }).outcome);
+    expect(conflicts, 'seed 238').toEqual(['refused']);
+    expect(second.events.some((e) => e.event.type === 'synced' && e.event.join), 'seed 238: no join completes').toBe(false);
+    expect(c.view('n0').member('n2')?.addr, 'seed 238: the holder keeps it').toBe('n2');
+  });
+
   test('below a tombstone one member kept longer than the seed it joined by: that member tells it, and it refutes past it (seed 235)', () => {
     // n1 keeps tombstones ten minutes, the others the local profile's two.
     const c = new SimulatedCluster({ seed: 235, config: { profile: 'local' } });

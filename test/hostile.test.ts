@@ -130,6 +130,21 @@ describe('name conflicts (issue 11: both were accepted and lookups flipped betwe
     }
   });
 
+  test('a member restarted at a new address before its previous life was declared dead joins: the old address is silent (issue 23)', async () => {
+    const a = await Grapevine.start({ name: 'a', bind: '127.0.0.1:0', profile: 'local' });
+    const old = await Grapevine.start({ name: 'b', bind: '127.0.0.1:0', profile: 'local', seeds: [a.address] });
+    await old.close(); // a crash: nobody is told
+    const b = await Grapevine.start({ name: 'b', bind: '127.0.0.1:0', profile: 'local', seeds: [a.address] });
+    try {
+      expect(a.member('b')?.state).not.toBe('dead'); // the restart came before any verdict
+      const deadline = Date.now() + 5_000;
+      while (a.member('b')?.addr !== b.address && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(a.member('b')).toMatchObject({ addr: b.address, state: 'alive' });
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   test('with a keyring, two clusters that each have a "b" merge: the lower address keeps the name everywhere, the other is told and goes silent', async () => {
     const a = await Grapevine.start({ name: 'a', bind: '127.0.0.1:0', profile: 'local', protocol: { pushPullIntervalMs: 2_000 }, keyring: [KEY] });
     const b1 = await Grapevine.start({ name: 'b', bind: '127.0.0.1:0', profile: 'local', protocol: { pushPullIntervalMs: 2_000 }, keyring: [KEY], seeds: [a.address] });

@@ -99,7 +99,8 @@ export type TimerKind =
   | { kind: 'merge' }
   | { kind: 'suspicion'; name: string; deferred: boolean; verifying?: number }
   | { kind: 'relay'; seq: number }
-  | { kind: 'pull'; name: string };
+  | { kind: 'pull'; name: string }
+  | { kind: 'name-check' };
 
 /** Answers per second to one address that is not a known member, and the burst allowed. */
 const ANSWERS_PER_SECOND = 10;

@@ -7,9 +7,10 @@
  * heal without operator action. A graceful leave is sent directly to many members and gossiped.
  */
 import { pushPullIntervalMs } from './config.js';
-import type { Context, TimerKind } from './context.js';
+import type { Context, MembershipEvent, TimerKind } from './context.js';
 import { type HeldRecord, SELF } from './member-table.js';
 import { isLive } from './members.js';
+import type { NameClaim } from './name-claim.js';
 import { randomInt } from './rng.js';
 import type { Timer } from './timers.js';
 import type { Transitions } from './transitions.js';
@@ -78,6 +79,7 @@ export class Dissemination {
   constructor(
     private readonly ctx: Context,
     private readonly transitions: Transitions,
+    private readonly claim: NameClaim,
   ) {}
 
   /** Arms the first gossip round and push-pull at random offsets, so members' rounds spread apart. */
@@ -244,10 +246,16 @@ export class Dissemination {
   private merged(now: number, merge: PendingMerge): Uint8Array | undefined {
     const ctx = this.ctx;
     const m = merge.m;
-    ctx.emit({ type: 'synced', from: merge.from, join: m.join && m.reply, members: m.members.length });
-    if (m.join && m.reply) {
-      ctx.joining = false;
+    const synced: MembershipEvent = { type: 'synced', from: merge.from, join: m.join && m.reply, members: m.members.length };
+    if (m.join && m.reply && this.claim.pending) {
+      this.claim.hold(synced); // the join ends when the holder of our name answers or not
       this.joined = true;
+    } else {
+      ctx.emit(synced);
+      if (m.join && m.reply) {
+        ctx.joining = false;
+        this.joined = true;
+      }
     }
     if (!m.reply) return this.statePacket(now, m.join, true);
     if (this.joinSyncMs > 0) this.noteJoinSync(now, ctx.tableChanges !== merge.changesBefore);
@@ -277,8 +285,8 @@ export class Dissemination {
       // the holder: our reply then shows the joiner its name taken, and it stays out.
       if (i === 0 && m.join && !m.reply && this.heldElsewhere(r.name, r.addr)) continue;
       if (ctx.joining && r.name === ctx.name && r.addr !== ctx.table.addrs[SELF] && isLive(r.state)) {
-        // Our name is alive at another address: we do not join under it.
-        ctx.giveUpName(r.addr, 'refused');
+        // Our name is alive at another address: we join under it only if nobody answers there.
+        this.claim.contest(now, r.addr, Math.max(r.incarnation, r.aliveIncarnation));
         continue;
       }
       this.mergeEntry(now, from, r, !m.reply);

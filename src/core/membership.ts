@@ -30,6 +30,7 @@ import { Dissemination } from './dissemination.js';
 import { InvalidOptionError, InvalidStateError, OversizedError } from './errors.js';
 import { heldRecord, SELF } from './member-table.js';
 import type { MemberInfo } from './members.js';
+import { NameClaim } from './name-claim.js';
 import { Prober } from './probe.js';
 import { ProbeRound } from './probe-round.js';
 import { RecordPulls } from './record-pull.js';
@@ -98,6 +99,7 @@ export class Membership {
   private readonly pulls: RecordPulls;
   private readonly upkeep: Upkeep;
   private readonly suspicions: Suspicions;
+  private readonly claim: NameClaim;
   private readonly datagramLimits: WireLimits;
   private readonly streamLimits: WireLimits;
 
@@ -125,7 +127,8 @@ export class Membership {
     this.upkeep = new Upkeep(ctx, round, this.pulls);
     this.transitions = new Transitions(ctx, this.suspicions, this.pulls, round, this.upkeep);
     this.prober = new Prober(ctx, round, this.transitions);
-    this.dissemination = new Dissemination(ctx, this.transitions);
+    this.claim = new NameClaim(ctx, this.transitions);
+    this.dissemination = new Dissemination(ctx, this.transitions, this.claim);
     this.datagramLimits = {
       nameBytesMax: config.nameBytesMax, addrBytesMax: ADDR_BYTES_MAX, carriedRecordBytesMax: config.recordInlineBytesMax,
       recordBytesMax: config.recordBytesMax, membersMax: 0, messagesMax: DATAGRAM_MESSAGES_MAX,
@@ -233,6 +236,7 @@ export class Membership {
         }
         case 'relay': this.prober.onRelayTimeout(nowMs, t.seq); break;
         case 'pull': this.pulls.timedOut(nowMs, timer); break;
+        case 'name-check': this.claim.onTimeout(nowMs); break;
       }
     }
   }
@@ -355,7 +359,7 @@ export class Membership {
         this.prober.onPing(now, from, m);
         return this.dissemination.onPingFromDeparted(now, from, m.source);
       case MessageType.PingReq: return this.prober.onPingReq(now, from, m);
-      case MessageType.Ack: return this.prober.onAck(now, m.seq);
+      case MessageType.Ack: return void (this.claim.onAck(m.seq) || this.prober.onAck(now, m.seq));
       case MessageType.Nack: return this.prober.onNack(m.seq);
       case MessageType.Alive: return void (t.plausible(from, m.node, m.incarnation) && t.onAlive(now, from, m, true));
       case MessageType.Suspect: return void (t.plausible(from, m.node, m.incarnation) && t.onSuspect(now, m.node, m.incarnation, m.from, true));

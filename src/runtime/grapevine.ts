@@ -90,7 +90,7 @@ export class JoinError extends GrapevineError {
   }
 }
 
-/** start() found this member's name alive at another address. `option` is "name". */
+/** start() found this member's name alive at another address, and a process there answers to it. `option` is "name". */
 export class NameConflictError extends GrapevineError {
   readonly option = 'name';
   constructor(name: string, otherAddr: string) {
@@ -182,7 +182,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /**
    * Binds the sockets, starts gossiping and, when seeds are given, joins through them. Rejects
    * with InvalidOptionError (naming the option), BindError (address in use), JoinError (no seed
-   * answered within joinTimeoutMs), NameConflictError (the name is alive at another address) or
+   * answered within joinTimeoutMs), NameConflictError (a process answers to the name at another address) or
    * the signal's reason if aborted.
    */
   static async start(options: GrapevineOptions = {}): Promise<Grapevine> {
