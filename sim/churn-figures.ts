@@ -1,14 +1,14 @@
 /**
  * `npm run sim:churn`: the churn scenarios (sim/scenarios/churn.ts) at each size and loss rate,
- * one table row a run, for notes. `--sizes 30,300,1000 --loss 0,0.05 --scenarios mass-join,...
- * --seed 1`. Each row names the command that replays it alone. Exits 1 if any run broke an
+ * one table row a run, for notes; the rolling restart also as crashes with new addresses.
+ * `--sizes 30,300,1000 --loss 0,0.05 --scenarios mass-join,... --seed 1`. Each row names the command that replays it alone. Exits 1 if any run broke an
  * invariant, served a dead instance or had a lookup gap.
  */
 import { parseArgs } from 'node:util';
 import { replayCommand } from './report.js';
 import { runScenario } from './run.js';
 import { CHURN_SCENARIOS, churnSeconds } from './scenarios/churn.js';
-import type { ScenarioParams } from './scenarios/params.js';
+import type { Scenario, ScenarioParams } from './scenarios/params.js';
 
 const { values } = parseArgs({
   options: {
@@ -22,6 +22,11 @@ const seed = Number(values.seed);
 const sizes = (values.sizes ?? '').split(',').map(Number);
 const losses = (values.loss ?? '').split(',').map(Number);
 const chosen = (values.scenarios ?? '').split(',');
+/** Each scenario with its defaults, and the rolling restart also as crashes with new addresses (a rescheduled pod). */
+const VARIANTS: { name: string; label: string; options: Record<string, string> }[] = CHURN_SCENARIOS.flatMap((s) => [
+  { name: s.name, label: s.name, options: {} as Record<string, string> },
+  ...(s.name === 'rolling-restart' ? [{ name: s.name, label: 'rolling-restart --graceful false --newAddress true', options: { graceful: 'false', newAddress: 'true' } }] : []),
+]);
 
 const ms = (v: number): string => (Number.isNaN(v) ? '-' : v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`);
 
@@ -30,15 +35,16 @@ console.log('| scenario | N | loss | changes | dead served | lookup gaps (n / to
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 let failed = false;
 const replays: string[] = [];
-for (const scenario of CHURN_SCENARIOS.filter((s) => chosen.includes(s.name))) {
+for (const variant of VARIANTS.filter((v) => chosen.includes(v.name) || chosen.includes(v.label))) {
+  const scenario = CHURN_SCENARIOS.find((s) => s.name === variant.name) as Scenario;
   for (const nodes of sizes) {
     for (const lossRate of losses) {
-      const base: Omit<ScenarioParams, 'seconds'> = { nodes, seed, config: { profile: 'lan' }, network: { latency: { minMs: 1, maxMs: 5 }, lossRate }, options: {} };
+      const base: Omit<ScenarioParams, 'seconds'> = { nodes, seed, config: { profile: 'lan' }, network: { latency: { minMs: 1, maxMs: 5 }, lossRate }, options: variant.options };
       const params: ScenarioParams = { ...base, seconds: churnSeconds(scenario.name, base) };
       const progress = nodes >= 1_000
-        ? (virtualMs: number, wallMs: number): void => void process.stderr.write(`  ${scenario.name} N=${nodes} loss ${lossRate}: ${(virtualMs / 1000).toFixed(0)} of ${params.seconds} s virtual after ${(wallMs / 1000).toFixed(0)} s\n`)
+        ? (virtualMs: number, wallMs: number): void => void process.stderr.write(`  ${variant.label} N=${nodes} loss ${lossRate}: ${(virtualMs / 1000).toFixed(0)} of ${params.seconds} s virtual after ${(wallMs / 1000).toFixed(0)} s\n`)
         : undefined;
-      const r = runScenario(scenario, params, scenario.name, progress);
+      const r = runScenario(scenario, params, variant.label, progress);
       const c = r.metrics.churn;
       if (c === undefined) throw new Error(`${scenario.name} recorded no churn figures`);
       const violations = Object.entries(c.invariantViolations).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
@@ -47,7 +53,7 @@ for (const scenario of CHURN_SCENARIOS.filter((s) => chosen.includes(s.name))) {
         replays.push(`${replayCommand(r)}\n  ${c.firstViolations.join('\n  ')}`);
       }
       const v = c.visibleEverywhere;
-      console.log(`| ${scenario.name} | ${nodes} | ${lossRate * 100}% | ${c.changes} | ${c.deadInstancesServed} | ${c.lookupGaps.count} / ${ms(c.lookupGaps.totalMs)} / ${ms(c.lookupGaps.maxMs)} | `
+      console.log(`| ${variant.label} | ${nodes} | ${lossRate * 100}% | ${c.changes} | ${c.deadInstancesServed} | ${c.lookupGaps.count} / ${ms(c.lookupGaps.totalMs)} / ${ms(c.lookupGaps.maxMs)} | `
         + `${ms(v.p50)} / ${ms(v.p99)} / ${ms(v.max)}${c.notVisible > 0 ? ` (${c.notVisible} not yet)` : ''} | ${c.eventsPerChange.toFixed(2)} | `
         + `${c.allSeeAllMs === undefined ? 'not reached' : ms(c.allSeeAllMs)} | ${c.distinctClusterSizes} | ${violations} | ${(r.wallMs / 1000).toFixed(0)} s |`);
     }
