@@ -19,7 +19,7 @@ function recordOf(node: number): ServiceRecord[] {
     const svc = (node * PER_NODE + k) % SERVICES;
     return {
       id: `i-${node}-${k}`, name: `svc-${svc}`, address: '', port: 8_000 + k, tags: k % 2 === 0 ? ['v1', 'eu'] : ['v2'],
-      meta: { build: String(node % 3) }, weight: 1, health: node % 7 === 0 ? 'critical' : 'passing',
+      meta: { build: String(node % 3) }, weight: 1, health: node % 7 === 0 ? 'critical' : 'passing', checks: [], taggedAddresses: {}, warningWeight: 1,
     };
   });
 }

@@ -5,12 +5,12 @@
 import { fc, test as prop } from '@fast-check/vitest';
 import { describe, expect, test } from 'vitest';
 import { curatorEntry, exportedEntry, instancePath, parseEntry } from '../src/bridge/index.js';
-import { encodeRecord, Grapevine, type Instance, seededRng } from '../src/index.js';
+import { encodeRecord, Grapevine, type ImportedInstance, type Instance, seededRng } from '../src/index.js';
 import { Registry } from '../src/registry/registry.js';
 
 const ETCD = { store: 'etcd' as const, key: 'services/x' };
 
-function only(parsed: ReturnType<typeof parseEntry>): Omit<Instance, 'url' | 'hostPort' | 'suspect' | 'source'> {
+function only(parsed: ReturnType<typeof parseEntry>): ImportedInstance {
   if (parsed.kind !== 'instance') throw new Error(`expected an instance, got ${JSON.stringify(parsed)}`);
   return parsed.instance;
 }
@@ -99,5 +99,5 @@ describe('the bridges option', () => {
 
 /** A record with one instance of `service` (id "w@1": ids may hold the path separator). */
 function encodeOne(service = 'web'): Uint8Array {
-  return encodeRecord({ meta: {}, services: [{ id: 'w@1', name: service, address: '', port: 80, tags: ['a'], meta: { k: 'v' }, weight: 2, health: 'warning' }] });
+  return encodeRecord({ meta: {}, services: [{ id: 'w@1', name: service, address: '', port: 80, tags: ['a'], meta: { k: 'v' }, weight: 2, health: 'warning', checks: [], taggedAddresses: {}, warningWeight: 1 }] });
 }

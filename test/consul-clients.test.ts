@@ -80,4 +80,52 @@ print(json.dumps({"index": int(index), "services": services, "ids": [e["Service"
     expect(out.services.search).toEqual(['py']);
     expect(out).toMatchObject({ ids: ['search-1'], nodes: ['b'] });
   });
+
+  test.skipIf(!hasPythonConsul)('python3-consul: registration with a check (lowercase fields), TTL, a standalone check, maintenance, errors it can read', async () => {
+    const script = `
+import json, sys, consul
+c = consul.Consul(host=sys.argv[1], port=int(sys.argv[2]))
+out = {}
+out["registered"] = c.agent.service.register("ledger", service_id="ledger-1", port=7100, tags=["py"], check=consul.Check.ttl("30s"))
+out["passed"] = c.agent.check.ttl_pass("service:ledger-1", notes="ready")
+out["added"] = c.agent.check.register("ledger disk", check=consul.Check.ttl("30s"), check_id="ledger-disk", service_id="ledger-1")
+c.agent.check.ttl_pass("ledger-disk")
+out["checks"] = sorted(c.agent.checks().keys())
+out["maint"] = c.agent.service.maintenance("ledger-1", "true", reason="reindex")
+index, entries = c.health.service("ledger", passing=True)
+out["passing_in_maintenance"] = len(entries)
+c.agent.service.maintenance("ledger-1", "false")
+index, entries = c.health.service("ledger", passing=True)
+out["passing"] = [[ch["CheckID"], ch["Status"], ch["Output"]] for e in entries for ch in e["Checks"]]
+try:
+    c.kv.get("missing")
+    out["kv"] = "answered"
+except consul.ConsulException as e:
+    out["kv"] = str(e)
+try:
+    c.agent.service.register("bad", port="not a number")
+    out["bad"] = "accepted"
+except consul.ConsulException as e:
+    out["bad"] = str(e)
+print(json.dumps(out))
+`;
+    const { stdout } = await promisify(execFile)(PYTHON, ['-c', script, host, String(port)], { timeout: 20_000 });
+    const out = JSON.parse(stdout) as Record<string, unknown>;
+    expect(out).toMatchObject({ registered: true, passed: true, added: true, maint: true, passing_in_maintenance: 0 });
+    expect(out.checks).toEqual(['ledger-disk', 'service:ledger-1']);
+    expect(out.passing).toEqual(expect.arrayContaining([['service:ledger-1', 'passing', 'ready'], ['ledger-disk', 'passing', '']]));
+    // What it cannot have yet is an error it raises, not a silent "no such key".
+    expect(out.kv).toContain('not served');
+    expect(out.bad).toContain('Port: must be an integer');
+    // The check registered with lowercase fields travels: another member answers it.
+    await until(() => b.lookup('ledger')[0]?.checks.map((c) => c.id).sort().join() === 'ledger-disk,service:ledger-1');
+    // Its deregistrations (GET, as Consul took them before 1.0).
+    const gone = `
+import json, sys, consul
+c = consul.Consul(host=sys.argv[1], port=int(sys.argv[2]))
+print(json.dumps([c.agent.check.deregister("ledger-disk"), c.agent.service.deregister("ledger-1")]))
+`;
+    expect(JSON.parse((await promisify(execFile)(PYTHON, ['-c', gone, host, String(port)], { timeout: 20_000 })).stdout)).toEqual([true, true]);
+    await until(() => b.lookup('ledger').length === 0);
+  });
 });

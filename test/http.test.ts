@@ -193,4 +193,30 @@ describe('Consul-compatible HTTP API', () => {
       await capped.close();
     }
   });
+
+  test('?filter= narrows catalog, health and agent answers with Consul\'s expressions; a bad one is a 400 naming what is wrong', async () => {
+    await b.register({ name: 'flt', id: 'flt-1', port: 1, tags: ['blue'], meta: { version: '1' } });
+    await b.register({ name: 'flt', id: 'flt-2', port: 2, tags: ['green'], meta: { version: '2' } });
+    await a.register({ name: 'flt', id: 'flt-3', port: 3, meta: { version: '1' }, health: 'critical' });
+    await until(() => a.lookup('flt').length === 3);
+    const ids = async (path: string): Promise<string[]> => {
+      const r = await call('GET', path);
+      expect(r.status, r.text).toBe(200);
+      return (r.json as Record<string, unknown>[]).map((e) => String(e.CheckID ?? e.ServiceID ?? (e.Service as { ID: string } | undefined)?.ID)).sort();
+    };
+    const q = encodeURIComponent;
+    expect(await ids(`/v1/catalog/service/flt?filter=${q('ServiceMeta.version == "1"')}`)).toEqual(['flt-1', 'flt-3']);
+    expect(await ids(`/v1/catalog/service/flt?filter=${q('"blue" in ServiceTags or ServicePort == 2')}`)).toEqual(['flt-1', 'flt-2']);
+    expect(await ids(`/v1/health/service/flt?filter=${q('Service.Meta.version == "1" and Node.Node == "b"')}`)).toEqual(['flt-1']);
+    expect(await ids(`/v1/health/service/flt?filter=${q('Checks.Status == critical')}`)).toEqual(['flt-3']);
+    expect(await ids(`/v1/health/checks/flt?filter=${q('Status != passing')}`)).toEqual(['service:flt-3']);
+    const agent = await call('GET', `/v1/agent/services?filter=${q('Service == flt and Meta.version matches "^1$"')}`);
+    expect(Object.keys(agent.json as object)).toEqual(['flt-3']);
+    for (const bad of ['ServiceMeta.version ==', 'NoSuchField == 1', 'ServiceName matches "(?<=a)b"']) {
+      const r = await call('GET', `/v1/catalog/service/flt?filter=${q(bad)}`);
+      expect(r.status, bad).toBe(400);
+      expect(r.text, bad).toContain('Failed to create boolean expression evaluator');
+      expect(r.index, bad).toMatch(/^\d+$/);
+    }
+  });
 });

@@ -18,7 +18,7 @@ import { simulate } from '../sim/index.js';
 import { InvariantChecker } from '../sim/invariants.js';
 
 function service(id: string, name: string, extra: Partial<ServiceRecord> = {}): ServiceRecord {
-  return { id, name, address: '', port: 80, tags: [], meta: {}, weight: 1, health: 'passing', ...extra };
+  return { id, name, address: '', port: 80, tags: [], meta: {}, weight: 1, health: 'passing', checks: [], taggedAddresses: {}, warningWeight: 1, ...extra };
 }
 
 function member(name: string, services: ServiceRecord[], state: MemberInfo['state'] = 'alive', addr = `10.0.0.${name.length}:7946`): MemberInfo {
@@ -27,9 +27,9 @@ function member(name: string, services: ServiceRecord[], state: MemberInfo['stat
 
 describe('record codec', () => {
   test('round trip, and hostile records are refused with a reason', () => {
-    const record = { meta: { zone: 'a' }, services: [service('b1', 'billing', { tags: ['v2'], meta: { k: 'v' }, health: 'warning' })] };
+    const record = { meta: { zone: 'a' }, services: [service('b1', 'billing', { tags: ['v2'], meta: { k: 'v' }, health: 'warning' })], checks: [] };
     expect(decodeRecord(encodeRecord(record))).toEqual(record);
-    expect(decodeRecord(new Uint8Array(0))).toEqual({ meta: {}, services: [] });
+    expect(decodeRecord(new Uint8Array(0))).toEqual({ meta: {}, services: [], checks: [] });
     expect(decodeRecord(Uint8Array.from([0x81, 0xa1, 0x61, 0x01]))).toMatch(/unsupported-type/); // a map
     expect(decodeRecord(Uint8Array.from([0x93, 0x01, 0x90]))).toMatch(/truncated/);
     const twice = encodeRecord({ meta: {}, services: [service('x', 'a'), service('x', 'b')] });

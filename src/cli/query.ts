@@ -5,7 +5,7 @@
  * An empty answer says so on stderr and exits 1.
  */
 import { parseArgs } from 'node:util';
-import { parseDuration } from '../http/consul.js';
+import { parseDuration } from '../http/decode.js';
 import { HELP, parse, UsageError } from './args.js';
 import { readSecret } from './keys.js';
 

@@ -5,7 +5,7 @@
  * change that moves its own index: a change to one service does not wake readers of another.
  */
 import { InvalidOptionError } from '../runtime/index.js';
-import { parseDuration } from './consul.js';
+import { parseDuration } from './decode.js';
 
 export const WAIT_DEFAULT_MS = 5 * 60_000;
 export const WAIT_MAX_MS = 10 * 60_000;

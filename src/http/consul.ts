@@ -1,17 +1,19 @@
 /**
  * Grapevine's model in Consul's JSON: nodes, catalog entries, health entries and checks, with
- * Consul's field names, and Consul's registration body turned into a Registration. Consul
- * clients (the `consul` npm package, python-consul, consul-template) read these shapes.
+ * Consul's field names (shapes as in Consul's Go `api` package), and Consul's registration body
+ * turned into a Registration.
  *
  * What differs, by design: there is one datacenter ("dc1") and no servers; a node's ID is
  * derived from its name; every live member has a passing `serfHealth` check (a suspect one too,
- * as in Consul, whose catalog learns only of failures); a member's instances carry one check,
- * `service:<id>`, whose status is the instance's health as gossiped. Dead members are gone from
- * the catalog at once rather than held critical until reaped.
+ * as in Consul, whose catalog learns only of failures). An instance's checks are the ones its
+ * owner runs, spread in its record (name, type, status, output, notes); an instance that has
+ * none shows one check, `service:<id>`, with its health. Dead members are gone from the
+ * catalog at once rather than held critical until reaped.
  */
 import { createHash } from 'node:crypto';
-import type { Instance, Member } from '../registry/index.js';
-import { type CheckDefinition, type Grapevine, hostOf, InvalidOptionError, type Registration } from '../runtime/index.js';
+import { type CheckRecord, HEALTH, type Health, type Instance, type Member } from '../registry/index.js';
+import { type CheckDefinition, type Grapevine, hostOf, InvalidOptionError, type Registration, type StandaloneCheck } from '../runtime/index.js';
+import { GoObject } from './decode.js';
 
 export const DATACENTER = 'dc1';
 
@@ -25,66 +27,119 @@ export function portOf(addr: string): number {
   return Number(addr.slice(addr.lastIndexOf(':') + 1));
 }
 
-export function consulNode(m: Pick<Member, 'name' | 'addr' | 'meta'>, index: number): Record<string, unknown> {
+/** What a node is shown with: a member, or the external node of an imported instance. */
+export type NodeShape = Pick<Member, 'name' | 'addr' | 'meta'>;
+
+export function consulNode(m: NodeShape, index: number): Record<string, unknown> {
   const address = hostOf(m.addr);
   return {
     ID: nodeId(m.name), Node: m.name, Address: address, Datacenter: DATACENTER,
-    TaggedAddresses: { lan: address, wan: address }, Meta: m.meta, CreateIndex: index, ModifyIndex: index,
+    TaggedAddresses: { lan: address, lan_ipv4: address, wan: address, wan_ipv4: address }, Meta: m.meta, CreateIndex: index, ModifyIndex: index,
   };
 }
 
 function weights(i: Instance): { Passing: number; Warning: number } {
-  return { Passing: i.weight, Warning: 1 };
+  return { Passing: i.weight, Warning: i.warningWeight };
 }
 
-/** An instance as /v1/agent/services lists it. */
-export function agentService(i: Instance): Record<string, unknown> {
+function taggedAddresses(i: Instance): Record<string, { Address: string; Port: number }> {
+  return Object.fromEntries(Object.entries(i.taggedAddresses).map(([k, a]) => [k, { Address: a.address, Port: a.port }]));
+}
+
+/** A hash of what an agent service shows: Consul's ContentHash, for `?hash=` blocking. */
+export function contentHash(i: Instance): string {
+  return createHash('sha256').update(JSON.stringify([i.id, i.service, i.tags, i.meta, i.port, i.address, i.taggedAddresses, i.weight, i.warningWeight])).digest('hex').slice(0, 16);
+}
+
+/** An instance as /v1/agent/services and /v1/agent/service/:id show it (api.AgentService). */
+export function agentService(i: Instance, index?: number): Record<string, unknown> {
   return {
-    ID: i.id, Service: i.service, Tags: i.tags, Meta: i.meta, Port: i.port, Address: i.address,
-    TaggedAddresses: {}, Weights: weights(i), EnableTagOverride: false, Datacenter: DATACENTER,
+    Kind: '', ID: i.id, Service: i.service, Tags: i.tags, Meta: i.meta, Port: i.port, Address: i.address,
+    TaggedAddresses: taggedAddresses(i), Weights: weights(i), EnableTagOverride: false, ContentHash: contentHash(i), Datacenter: DATACENTER,
+    ...(index !== undefined ? { CreateIndex: index, ModifyIndex: index } : {}),
   };
 }
 
-/** An instance as /v1/catalog/service/:name lists it. */
-export function catalogService(i: Instance, node: Pick<Member, 'name' | 'addr' | 'meta'>, index: number): Record<string, unknown> {
-  const address = hostOf(node.addr);
+/** An instance as /v1/catalog/service/:name lists it (api.CatalogService). */
+export function catalogService(i: Instance, node: NodeShape, index: number): Record<string, unknown> {
+  const n = consulNode(node, index);
   return {
-    ID: nodeId(node.name), Node: node.name, Address: address, Datacenter: DATACENTER, TaggedAddresses: { lan: address, wan: address },
+    ID: n.ID, Node: n.Node, Address: n.Address, Datacenter: DATACENTER, TaggedAddresses: n.TaggedAddresses,
     NodeMeta: node.meta, ServiceKind: '', ServiceID: i.id, ServiceName: i.service, ServiceTags: i.tags, ServiceAddress: i.address,
-    ServiceWeights: weights(i), ServiceMeta: i.meta, ServicePort: i.port, ServiceEnableTagOverride: false, ServiceProxy: {}, ServiceConnect: {},
+    ServiceTaggedAddresses: taggedAddresses(i), ServiceWeights: weights(i), ServiceMeta: i.meta, ServicePort: i.port,
+    ServiceEnableTagOverride: false, ServiceProxy: {}, ServiceConnect: {}, CreateIndex: index, ModifyIndex: index,
+  };
+}
+
+/** A check that is no check of the owner's (serf's, or one standing for an instance's health). */
+function synthetic(id: string, name: string, status: Health, output: string): CheckRecord {
+  return { id, name, type: '', status, output, notes: '', intervalMs: 0, timeoutMs: 0 };
+}
+
+export function serfHealth(node: string, index: number): Record<string, unknown> {
+  return check(node, synthetic('serfHealth', 'Serf Health Status', 'passing', 'Agent alive and reachable'), undefined, index);
+}
+
+/** The checks of an instance (its own, or the one standing for its health when it has none). */
+export function serviceChecks(i: Instance, index: number): Record<string, unknown>[] {
+  if (i.checks.length === 0) {
+    return [check(i.node, synthetic(`service:${i.id}`, `Service '${i.service}' check`, i.health, ''), i, index)];
+  }
+  return i.checks.map((c) => check(i.node, c, i, index));
+}
+
+/** A node's own checks (maintenance, checks of no service): ServiceID "". */
+export function nodeChecks(node: string, checks: readonly CheckRecord[], index: number): Record<string, unknown>[] {
+  return checks.map((c) => check(node, c, undefined, index));
+}
+
+function check(node: string, c: CheckRecord, i: Instance | undefined, index: number): Record<string, unknown> {
+  const interval = goDuration(c.intervalMs);
+  const timeout = goDuration(c.timeoutMs);
+  return {
+    Node: node, CheckID: c.id, Name: c.name, Status: c.status, Notes: c.notes, Output: c.output,
+    ServiceID: i?.id ?? '', ServiceName: i?.service ?? '', ServiceTags: i?.tags ?? [], Type: c.type,
+    Interval: c.intervalMs === 0 ? '' : interval, Timeout: c.timeoutMs === 0 ? '' : timeout, ExposedPort: 0,
+    // Go's api.HealthCheckDefinition fails on "" or null durations: zero is "0s".
+    Definition: { Interval: interval, Timeout: timeout, DeregisterCriticalServiceAfter: '0s' },
     CreateIndex: index, ModifyIndex: index,
   };
 }
 
-/** What this member knows of a check beyond its status: for checks registered through this API. */
-export interface CheckInfo {
-  id: string;
-  name: string;
-  type: string;
-  notes: string;
-  output: string;
-  interval: string;
-  timeout: string;
+/** Milliseconds as Go's time.Duration.String() writes them: "0s", "500ms", "1.5s", "1m30s", "1h0m0s". */
+export function goDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  if (ms < 1_000) return `${ms}ms`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = `${(ms % 60_000) / 1_000}s`;
+  return h > 0 ? `${h}h${m}m${s}` : m > 0 ? `${m}m${s}` : s;
 }
 
-export function serfHealth(node: string, index: number): Record<string, unknown> {
-  return check(node, {
-    id: 'serfHealth', name: 'Serf Health Status', type: '', notes: '', output: 'Agent alive and reachable', interval: '', timeout: '',
-  }, 'passing', undefined, index);
+/**
+ * An instance's checks as a member answers them; on the member that owns it, each check's
+ * status and output are read live (the record carries output changes only every few minutes).
+ */
+export function checksOf(gv: Grapevine, i: Instance, index: number): Record<string, unknown>[] {
+  const checks = serviceChecks(i, index);
+  return i.node === gv.name ? checks.map((c) => live(gv, c)) : checks;
 }
 
-export function serviceCheck(i: Instance, index: number, info?: CheckInfo, status: string = i.health): Record<string, unknown> {
-  return check(i.node, info ?? {
-    id: `service:${i.id}`, name: `Service '${i.service}' check`, type: '', notes: '', output: '', interval: '', timeout: '',
-  }, status, i, index);
+/** A node's own checks (live on the member itself). */
+export function nodeChecksOf(gv: Grapevine, node: string, index: number): Record<string, unknown>[] {
+  const checks = nodeChecks(node, gv.catalog.nodeChecks(node), index);
+  return node === gv.name ? checks.map((c) => live(gv, c)) : checks;
 }
 
-function check(node: string, c: CheckInfo, status: string, i: Instance | undefined, index: number): Record<string, unknown> {
-  return {
-    Node: node, CheckID: c.id, Name: c.name, Status: status, Notes: c.notes, Output: c.output,
-    ServiceID: i?.id ?? '', ServiceName: i?.service ?? '', ServiceTags: i?.tags ?? [], Type: c.type,
-    Interval: c.interval, Timeout: c.timeout, ExposedPort: 0, Definition: {}, CreateIndex: index, ModifyIndex: index,
-  };
+function live(gv: Grapevine, c: Record<string, unknown>): Record<string, unknown> {
+  const h = gv.check(c.CheckID as string);
+  return h === undefined ? c : { ...c, Status: h.status, Output: h.output };
+}
+
+/** Consul's AggregatedStatus: "maintenance" if a maintenance check is there, else the worst status (none: passing). */
+export function aggregatedStatus(checks: readonly { CheckID?: unknown; Status?: unknown }[]): Health | 'maintenance' {
+  if (checks.some((c) => c.CheckID === '_node_maintenance' || String(c.CheckID).startsWith('_service_maintenance:'))) return 'maintenance';
+  return checks.some((c) => c.Status === 'critical') ? 'critical' : checks.some((c) => c.Status === 'warning') ? 'warning' : 'passing';
 }
 
 /** Serf's member status codes, as /v1/agent/members reports them. */
@@ -99,117 +154,136 @@ export function agentMember(m: Member): Record<string, unknown> {
 
 // ---------------------------------------------------------------- registration bodies
 
-/** A Consul registration turned into ours, with what Consul-only fields we keep for the agent endpoints. */
+/** A Consul registration turned into ours, with the one Consul-only field the agent keeps itself. */
 export interface ParsedRegistration {
   registration: Registration;
-  checks: CheckInfo[];
-  /** Per check: deregister the service after it has been critical this long (0: never). */
-  deregisterAfterMs: number[];
+  /** Deregister the service after one of its checks has been critical this long (0: never). */
+  deregisterAfterMs: number;
 }
-
-const MAX_DURATION_MS = 24 * 3600 * 1000;
-
-/** Go's duration strings ("10s", "1m30s", "500ms", "1h"), or a number of nanoseconds as Consul also accepts. */
-export function parseDuration(value: unknown, field: string): number {
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value / 1e6;
-  if (typeof value !== 'string' || !/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(value)) {
-    throw new InvalidOptionError(field, `not a duration such as "10s" or "1m30s": ${JSON.stringify(value)}`);
-  }
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
-  let ms = 0;
-  for (const [, n, , u] of value.matchAll(/(\d+(\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) ms += Number(n) * (unit[u as string] as number);
-  if (ms > MAX_DURATION_MS) throw new InvalidOptionError(field, `longer than 24h: ${value}`);
-  return ms;
-}
-
-function field<T>(body: Record<string, unknown>, name: string, test: (v: unknown) => boolean, what: string): T | undefined {
-  const v = body[name];
-  if (v === undefined || v === null) return undefined;
-  if (!test(v)) throw new InvalidOptionError(name, `must be ${what}`);
-  return v as T;
-}
-
-const isString = (v: unknown): boolean => typeof v === 'string';
-const isObject = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Shortest check interval we run (ours and Consul's minimum); shorter ones are raised to it, as Consul does. */
 const INTERVAL_MIN_MS = 1_000;
+/** Check kinds Consul runs that we do not: refused by name rather than registered as something else. */
+const UNSUPPORTED_CHECKS = ['Args', 'ScriptArgs', 'Script', 'Shell', 'GRPC', 'DockerContainerID', 'H2PING', 'AliasService', 'AliasNode', 'UDP', 'OSService'];
+/** Check options we cannot honour: refused when given a non-zero value. */
+const UNSUPPORTED_CHECK_OPTIONS = ['TLSServerName', 'GRPCUseTLS', 'H2PingUseTLS', 'OutputMaxSize', 'FailuresBeforeWarning'];
+/** Service fields we cannot honour (Connect, sockets, locality): refused when given a non-zero value. */
+const UNSUPPORTED_SERVICE_FIELDS = ['Kind', 'Proxy', 'Connect', 'SocketPath', 'Locality', 'EnableTagOverride'];
 
-/** One Consul check definition → ours, its agent-side info and its deregister-after time. */
-function parseCheck(c: Record<string, unknown>, serviceId: string, n: number, count: number, warn: (m: string) => void): { def: CheckDefinition; info: CheckInfo; deregisterAfterMs: number } {
-  const id = field<string>(c, 'CheckID', isString, 'a string') ?? field<string>(c, 'ID', isString, 'a string')
-    ?? (count === 1 ? `service:${serviceId}` : `service:${serviceId}:${n + 1}`);
-  const name = field<string>(c, 'Name', isString, 'a string') ?? `Service '${serviceId}' check`;
-  const notes = field<string>(c, 'Notes', isString, 'a string') ?? '';
-  const interval = field<string>(c, 'Interval', (v) => isString(v) || typeof v === 'number', 'a duration');
-  const timeout = field<string>(c, 'Timeout', (v) => isString(v) || typeof v === 'number', 'a duration');
-  const dereg = c.DeregisterCriticalServiceAfter;
-  const deregisterAfterMs = dereg === undefined || dereg === null || dereg === '' ? 0 : parseDuration(dereg, 'DeregisterCriticalServiceAfter');
-  const rise = Math.max(1, Number(c.SuccessBeforePassing ?? 0) || 0);
-  const fall = Math.max(1, Number(c.FailuresBeforeCritical ?? 0) || 0);
-  const timing = (): { intervalMs: number; timeoutMs?: number; rise: number; fall: number } => {
-    if (interval === undefined) throw new InvalidOptionError('Interval', 'required for HTTP and TCP checks');
-    let intervalMs = parseDuration(interval, 'Interval');
-    if (intervalMs < INTERVAL_MIN_MS) {
-      warn(`check ${id}: interval ${String(interval)} is below the 1s minimum; using 1s`);
-      intervalMs = INTERVAL_MIN_MS;
-    }
-    return { intervalMs, ...(timeout !== undefined ? { timeoutMs: Math.max(1, parseDuration(timeout, 'Timeout')) } : {}), rise, fall };
+const WHY: Record<string, string> = {
+  EnableTagOverride: 'there are no servers whose catalog could override a member\'s tags',
+  Kind: 'Connect proxies and gateways are not supported',
+  Proxy: 'Connect proxies are not supported',
+  Connect: 'Consul Connect is not supported',
+  OutputMaxSize: 'outputs are kept to 4096 bytes',
+};
+
+/** Namespaces and partitions are Consul Enterprise's; only the default one exists here. */
+function refuseTenancy(o: GoObject): void {
+  for (const f of ['Namespace', 'Partition']) {
+    const v = o.string(f);
+    if (v !== undefined && v !== '' && v !== 'default') throw new InvalidOptionError(o.at(f), `only "default" exists here, got ${JSON.stringify(v)}`);
+  }
+}
+
+function refuse(o: GoObject, fields: readonly string[], what: string): void {
+  const given = o.present(fields)[0];
+  if (given !== undefined) throw new InvalidOptionError(o.at(given), WHY[given] ?? `not supported by grapevine's ${what}`);
+}
+
+/** One Consul check definition → ours (a standalone check also names its instance, `ServiceID`). */
+export function parseCheck(c: GoObject, warn: (m: string) => void): { def: StandaloneCheck; deregisterAfterMs: number } {
+  const kinds = UNSUPPORTED_CHECKS.filter((k) => c.has(k));
+  if (kinds.length > 0) throw new InvalidOptionError(c.at(kinds[0] as string), `${kinds.join(', ')} checks are not supported; use HTTP, TCP or TTL`);
+  refuse(c, UNSUPPORTED_CHECK_OPTIONS, 'checks');
+  refuseTenancy(c);
+  const id = c.string('CheckID') || c.string('ID') || undefined;
+  const name = c.string('Name') || undefined;
+  const notes = c.string('Notes') || undefined;
+  const status = c.string('Status') || undefined;
+  if (status !== undefined && !HEALTH.includes(status as Health)) throw new InvalidOptionError(c.at('Status'), 'must be passing, warning or critical');
+  const serviceId = c.string('ServiceID') || undefined;
+  const described = {
+    ...(id !== undefined ? { id } : {}), ...(name !== undefined ? { name } : {}), ...(notes !== undefined ? { notes } : {}),
+    ...(status !== undefined ? { status: status as Health } : {}), ...(serviceId !== undefined ? { serviceId } : {}),
   };
-  const info = (type: string): CheckInfo => ({ id, name, type, notes, output: '', interval: interval === undefined ? '' : String(interval), timeout: timeout === undefined ? '' : String(timeout) });
-  const http = field<string>(c, 'HTTP', isString, 'a URL');
-  if (http !== undefined) {
-    const header = field<Record<string, unknown>>(c, 'Header', isObject, 'an object of string arrays');
-    const headers = header === undefined ? undefined : Object.fromEntries(Object.entries(header).map(([k, v]) => [k, Array.isArray(v) ? v.map(String).join(', ') : String(v)]));
-    return { def: { http, ...timing(), ...(headers !== undefined ? { headers } : {}) }, info: info('http'), deregisterAfterMs };
+  const deregisterAfterMs = c.duration('DeregisterCriticalServiceAfter') ?? 0;
+  const atLeastOneSecond = (field: string, ms: number): number => {
+    if (ms >= INTERVAL_MIN_MS) return ms;
+    warn(`check ${id ?? name ?? ''}: ${field} of ${ms} ms is below the 1s minimum; using 1s`);
+    return INTERVAL_MIN_MS;
+  };
+  const timing = (): { intervalMs: number; timeoutMs?: number; rise: number; fall: number } => {
+    const interval = c.duration('Interval');
+    if (interval === undefined) throw new InvalidOptionError(c.at('Interval'), 'required for HTTP and TCP checks');
+    const timeout = c.duration('Timeout');
+    // Consul's defaults: the first result counts and every later one too (0 means 1).
+    return {
+      intervalMs: atLeastOneSecond('Interval', interval), ...(timeout !== undefined ? { timeoutMs: Math.max(1, timeout) } : {}),
+      rise: Math.max(1, c.int('SuccessBeforePassing', 0, 100) ?? 0), fall: Math.max(1, c.int('FailuresBeforeCritical', 0, 100) ?? 0),
+    };
+  };
+  const http = c.string('HTTP');
+  if (http) {
+    const header = c.stringListMap('Header');
+    const method = c.string('Method') || undefined;
+    const body = c.string('Body') || undefined;
+    const headers = header === undefined ? undefined : Object.fromEntries(Object.entries(header).map(([k, v]) => [k, v.join(', ')]));
+    return {
+      def: {
+        ...described, http, ...timing(), ...(headers !== undefined ? { headers } : {}), ...(method !== undefined ? { method } : {}),
+        ...(body !== undefined ? { body } : {}), ...(c.bool('TLSSkipVerify') === true ? { tlsSkipVerify: true } : {}),
+      },
+      deregisterAfterMs,
+    };
   }
-  const tcp = field<string>(c, 'TCP', isString, 'a "host:port" string');
-  if (tcp !== undefined) return { def: { tcp, ...timing() }, info: info('tcp'), deregisterAfterMs };
-  const ttl = c.TTL;
-  if (ttl !== undefined && ttl !== null && ttl !== '') {
-    let ttlMs = parseDuration(ttl, 'TTL');
-    if (ttlMs < INTERVAL_MIN_MS) {
-      warn(`check ${id}: TTL ${String(ttl)} is below the 1s minimum; using 1s`);
-      ttlMs = INTERVAL_MIN_MS;
-    }
-    return { def: { ttlMs }, info: info('ttl'), deregisterAfterMs };
-  }
-  const kinds = ['Args', 'ScriptArgs', 'GRPC', 'DockerContainerID', 'H2PING', 'AliasService', 'UDP', 'OSService'].filter((k) => c[k] !== undefined);
-  throw new InvalidOptionError('Check', kinds.length > 0 ? `${kinds.join(', ')} checks are not supported; use HTTP, TCP or TTL` : 'needs one of HTTP, TCP or TTL');
+  const tcp = c.string('TCP');
+  if (tcp) return { def: { ...described, tcp, ...timing() }, deregisterAfterMs };
+  const ttl = c.duration('TTL');
+  if (ttl !== undefined) return { def: { ...described, ttlMs: atLeastOneSecond('TTL', ttl) }, deregisterAfterMs };
+  throw new InvalidOptionError(c.path === '' ? 'Check' : c.path, 'needs one of HTTP, TCP or TTL');
 }
 
 /** Consul's PUT /v1/agent/service/register body → a Registration (field errors name Consul's field). */
 export function parseRegistration(body: unknown, warn: (m: string) => void): ParsedRegistration {
-  if (!isObject(body)) throw new InvalidOptionError('body', 'must be a JSON object');
-  const b = body as Record<string, unknown>;
-  const name = field<string>(b, 'Name', isString, 'a string');
+  const b = GoObject.of(body);
+  refuse(b, UNSUPPORTED_SERVICE_FIELDS, 'services');
+  refuseTenancy(b);
+  const name = b.string('Name');
   if (name === undefined || name === '') throw new InvalidOptionError('Name', 'missing service name');
-  const id = field<string>(b, 'ID', isString, 'a string') || name;
-  const address = field<string>(b, 'Address', isString, 'a string');
-  const port = field<number>(b, 'Port', (v) => Number.isInteger(v), 'an integer') ?? 0;
-  const tags = field<string[]>(b, 'Tags', (v) => Array.isArray(v) && v.every(isString), 'an array of strings');
-  const meta = field<Record<string, string>>(b, 'Meta', (v) => isObject(v) && Object.values(v as object).every(isString), 'an object of strings');
-  const w = field<Record<string, unknown>>(b, 'Weights', isObject, 'an object');
-  const weight = w?.Passing === undefined ? undefined : Number(w.Passing);
-  if (weight !== undefined && (!Number.isInteger(weight) || weight < 1)) throw new InvalidOptionError('Weights.Passing', 'must be an integer of at least 1');
-  const one = field<Record<string, unknown>>(b, 'Check', isObject, 'an object');
-  const many = field<Record<string, unknown>[]>(b, 'Checks', (v) => Array.isArray(v) && v.every(isObject), 'an array of objects') ?? [];
-  // Consul accepts an empty Check object as "no check".
-  const defs = [...(one !== undefined && Object.keys(one).length > 0 ? [one] : []), ...many];
-  const parsed = defs.map((c, n) => parseCheck(c, id, n, defs.length, warn));
+  const id = b.string('ID') || name;
+  const address = b.string('Address');
+  const tags = b.strings('Tags');
+  const meta = b.stringMap('Meta');
+  const w = b.object('Weights');
+  const weight = w?.int('Passing', 0);
+  const warningWeight = w?.int('Warning', 0);
+  const tagged = b.objectMap('TaggedAddresses');
+  const one = b.object('Check');
+  const defs = [...(one !== undefined && !one.empty ? [one] : []), ...(b.objects('Checks') ?? [])];
+  const parsed = defs.map((c) => parseCheck(c, warn));
+  if (parsed.some((p) => p.def.serviceId !== undefined && p.def.serviceId !== id)) {
+    throw new InvalidOptionError('Checks.ServiceID', 'a service\'s checks belong to it; register checks of other services with /v1/agent/check/register');
+  }
   const registration: Registration = {
-    name, id, port,
-    ...(address !== undefined && address !== '' ? { address } : {}),
+    name, id, port: b.int('Port', 0, 65_535) ?? 0,
+    ...(address ? { address } : {}),
     ...(tags !== undefined ? { tags } : {}),
     ...(meta !== undefined ? { meta } : {}),
-    ...(weight !== undefined ? { weight } : {}),
-    ...(parsed.length > 0 ? { checks: parsed.map((p) => p.def) } : {}),
+    // Consul: a Passing weight of 0 (Go's zero value) means the default, 1.
+    ...(weight ? { weight } : {}),
+    ...(warningWeight !== undefined ? { warningWeight } : {}),
+    ...(tagged !== undefined ? { taggedAddresses: Object.fromEntries(Object.entries(tagged).map(([k, a]) => [k, { address: a.string('Address') ?? '', port: a.int('Port', 0, 65_535) ?? 0 }])) } : {}),
+    ...(parsed.length > 0 ? { checks: parsed.map((p) => withoutService(p.def)) } : {}),
   };
-  return { registration, checks: parsed.map((p) => p.info), deregisterAfterMs: parsed.map((p) => p.deregisterAfterMs) };
+  const after = parsed.map((p) => p.deregisterAfterMs).filter((ms) => ms > 0);
+  return { registration, deregisterAfterMs: after.length > 0 ? Math.min(...after) : 0 };
 }
 
-/** Every live member's record, for node lookups (name → member). */
-type NodeShape = Pick<Member, 'name' | 'addr' | 'meta'>;
+function withoutService(def: StandaloneCheck): CheckDefinition {
+  const { serviceId: _, ...check } = def;
+  return check;
+}
 
 /**
  * The node an instance is listed under: its live member, or for an instance a bridge imported,

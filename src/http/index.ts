@@ -5,4 +5,5 @@
  */
 export { BODY_BYTES_MAX, HttpApi, serveHttp } from './server.js';
 export { provideHttp } from './provide.js';
-export { parseDuration, parseRegistration } from './consul.js';
+export { parseRegistration } from './consul.js';
+export { parseDuration } from './decode.js';

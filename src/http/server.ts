@@ -14,16 +14,15 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Instance, Member } from '../registry/index.js';
 import {
-  BindError, type CheckHandle, type Extension, hostOf, type ExtensionContext, type Grapevine, GrapevineError, type HttpOptions, InvalidOptionError, type Logger, packageVersion,
-  type ServiceHandle,
+  BindError, type Extension, type ExtensionContext, type Grapevine, GrapevineError, type HttpOptions, hostOf, InvalidOptionError, type Logger, packageVersion,
 } from '../runtime/index.js';
+import { AgentEndpoints } from './agent.js';
 import { Blocking, BlockingFull, blockingParams } from './blocking.js';
+import { catalogEndpoints } from './catalog.js';
+import { DATACENTER, liveMembers } from './consul.js';
 import { loadedMetrics, metricsOf } from './metrics.js';
+import { type Api, type Handler, HttpError, type Method, type Reply, type Request, type RouteOptions } from './routes.js';
 import { STATUS_PAGE } from './ui.js';
-import {
-  agentMember, agentService, type CheckInfo, catalogService, consulNode, DATACENTER, liveMembers, nodeId, nodeOf, parseRegistration,
-  serfHealth, serviceCheck,
-} from './consul.js';
 
 export const BODY_BYTES_MAX = 1024 * 1024;
 const DEFAULT_BIND = '127.0.0.1:8500';
@@ -41,46 +40,13 @@ function canonicalQuery(query: URLSearchParams): string {
   return [...query].filter(([k]) => k !== 'index' && k !== 'wait').sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join('&');
 }
 
-/** An HTTP error with Consul's status and a plain-text reason. */
-class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
-
-interface Reply {
-  body: unknown;
-  index?: number;
-  /** A reply that is not JSON (Prometheus's text format, the status page). */
-  text?: { contentType: string; body: string };
-}
-
-type Handler = (req: Request) => Reply | Promise<Reply>;
-
-interface Request {
-  params: string[];
-  query: URLSearchParams;
-  body: () => Promise<unknown>;
-  signal: AbortSignal;
-}
-
-interface Route {
-  method: 'GET' | 'PUT';
+interface Route extends RouteOptions {
+  method: Method;
+  /** Path parameters it captures. */
+  params: number;
   pattern: RegExp;
   write: boolean;
-  /** For blocking reads: the endpoint's index given its path parameters. */
-  index?: (params: string[]) => number;
   handle: Handler;
-}
-
-/** What this API registered, for the agent endpoints: check details and TTL handles. */
-interface Registered {
-  handle: Promise<ServiceHandle>;
-  /** The handle's checks, once register() resolved (their status is live). */
-  live: readonly CheckHandle[] | undefined;
-  checks: CheckInfo[];
-  deregisterAfterMs: number;
-  timer: NodeJS.Timeout | undefined;
 }
 
 function isLoopback(host: string): boolean {
@@ -102,16 +68,14 @@ function validate(value: unknown): Required<Pick<HttpOptions, 'bind' | 'readOpen
   return { bind, token: o.token, readOpen: o.readOpen === true, allowInsecure: o.allowInsecure === true, blockingQueriesMax: max };
 }
 
-export class HttpApi implements Extension {
+export class HttpApi implements Extension, Api {
   private readonly server: Server;
   private readonly routes: Route[] = [];
   private readonly blocking: Blocking;
-  private readonly registered = new Map<string, Registered>();
+  private readonly agent: AgentEndpoints;
   private memberChanges = 0;
   /** Serialized catalog and health answers by query, with the indexes they were made at. */
   private readonly answers = new Map<string, { stamp: string; json: string }>();
-  /** TTL updates through this API: they can change a check's output without changing any index. */
-  private checkUpdates = 0;
   /** For the status page: recent events, and when each member last changed. */
   private readonly events: { at: number; text: string }[] = [];
   private readonly changedAt = new Map<string, number>();
@@ -119,9 +83,9 @@ export class HttpApi implements Extension {
   address = '';
 
   constructor(
-    private readonly gv: Grapevine,
+    readonly gv: Grapevine,
     private readonly options: ReturnType<typeof validate>,
-    private readonly log: Logger,
+    readonly log: Logger,
   ) {
     this.blocking = new Blocking(options.blockingQueriesMax);
     this.server = createServer((req, res) => void this.serve(req, res));
@@ -137,13 +101,14 @@ export class HttpApi implements Extension {
     };
     const onService = (change: { type: string; instance: Instance }): void => {
       const i = change.instance;
-      if (i.node === gv.name) this.watchCritical(i);
       this.note(`${i.service} ${i.id} on ${i.node} ${change.type} (${i.health})`);
       this.blocking.changed();
     };
     gv.on('member', onMember);
     gv.on('service', onService);
     this.unsubscribe.push(() => gv.off('member', onMember), () => gv.off('service', onService));
+    this.agent = new AgentEndpoints(this);
+    catalogEndpoints(this);
     this.defineRoutes();
   }
 
@@ -167,7 +132,7 @@ export class HttpApi implements Extension {
 
   async close(): Promise<void> {
     for (const u of this.unsubscribe) u();
-    for (const r of this.registered.values()) clearTimeout(r.timer);
+    this.agent.close();
     this.blocking.close();
     this.server.closeIdleConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -180,20 +145,25 @@ export class HttpApi implements Extension {
 
   // ---------------------------------------------------------------- routing
 
-  private route(method: Route['method'], path: string, handle: Handler, options: { write?: boolean; index?: Route['index'] } = {}): void {
-    // ":name" captures one path segment (which may itself contain "/" only when last: Consul's keys do not, names do not).
-    const pattern = new RegExp(`^${path.replace(/:[a-z_]+/g, '([^/]+)')}$`);
-    this.routes.push({ method, pattern, write: options.write ?? method === 'PUT', handle, ...(options.index !== undefined ? { index: options.index } : {}) });
+  route(method: Method, path: string, handle: Handler, options: RouteOptions = {}): void {
+    // ":name" captures one path segment (Consul's service and node names hold no "/"), "*" the rest of the path.
+    const pattern = new RegExp(`^${path.replace(/:[a-z_]+/g, '([^/]+)').replace('*', '(.*)')}$`);
+    this.routes.push({ ...options, method, pattern, params: path.split(/[:*]/).length - 1, write: options.write ?? method !== 'GET', handle });
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const ac = new AbortController();
     res.once('close', () => ac.abort());
     res.once('finish', () => loadedMetrics(this.gv)?.httpRequest(req.method ?? '?', res.statusCode));
+    let query = new URLSearchParams();
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
+      query = url.searchParams;
       const path = url.pathname;
-      const matches = this.routes.filter((r) => r.pattern.test(path));
+      const all = this.routes.filter((r) => r.pattern.test(path));
+      // The most specific routes win: /v1/agent/service/register over /v1/agent/service/:id.
+      const fewest = Math.min(...all.map((r) => r.params));
+      const matches = all.filter((r) => r.params === fewest);
       if (matches.length === 0) throw new HttpError(404, `no such endpoint: ${path}`);
       const route = matches.find((r) => r.method === req.method || (r.method === 'GET' && req.method === 'HEAD'));
       if (route === undefined) {
@@ -201,36 +171,36 @@ export class HttpApi implements Extension {
         throw new HttpError(405, `method ${req.method ?? '?'} not allowed`);
       }
       this.authorize(req, route.write);
+      checkScope(query);
       const params = (route.pattern.exec(path) as RegExpExecArray).slice(1).map((p) => decodeURIComponent(p));
-      const request: Request = { params, query: url.searchParams, body: () => readBody(req), signal: ac.signal };
+      const request: Request = { params, query, body: () => readBody(req), signal: ac.signal };
       if (route.index !== undefined) {
-        const { index, waitMs } = blockingParams(url.searchParams);
-        const indexOf = (): number => (route.index as (p: string[]) => number)(params);
-        if (index !== undefined) await this.blocking.wait(index, indexOf, waitMs, ac.signal);
+        await this.block(route, params, query, ac.signal);
         if (ac.signal.aborted) return;
-        const now = indexOf();
+        const now = route.index(params);
         // Catalog and health answers depend only on the catalog and the member table, both
         // covered by the indexes in the stamp: a burst of equal queries (thousands of woken
         // watchers, or pollers) is answered from one serialization.
-        const key = path.startsWith('/v1/catalog/') || path.startsWith('/v1/health/') ? `${path}?${canonicalQuery(url.searchParams)}` : undefined;
-        const stamp = `${now}:${this.nodeIndex()}:${this.checkUpdates}`;
+        const key = path.startsWith('/v1/catalog/') || path.startsWith('/v1/health/') ? `${path}?${canonicalQuery(query)}` : undefined;
+        const stamp = `${now}:${this.nodeIndex()}`;
         const cached = key === undefined ? undefined : this.answers.get(key);
-        if (cached !== undefined && cached.stamp === stamp) return this.sendJson(res, cached.json, now);
-        const json = JSON.stringify((await route.handle(request)).body);
+        if (cached !== undefined && cached.stamp === stamp) return this.sendJson(res, 200, cached.json, now, query);
+        const reply = await route.handle(request);
+        const json = JSON.stringify(reply.body);
         if (key !== undefined) {
           if (this.answers.size >= ANSWERS_KEPT) this.answers.delete(this.answers.keys().next().value as string);
           this.answers.set(key, { stamp, json });
         }
-        this.sendJson(res, json, now);
+        this.sendJson(res, reply.status ?? 200, json, now, query, reply.headers);
         return;
       }
       const reply = await route.handle(request);
       if (reply.text !== undefined) {
-        res.writeHead(200, { 'Content-Type': reply.text.contentType });
+        res.writeHead(reply.status ?? 200, { ...this.consulHeaders(reply.index ?? this.nodeIndex(), query), 'Content-Type': reply.text.contentType });
         res.end(reply.text.body);
         return;
       }
-      this.send(res, 200, reply.body, reply.index ?? (req.method === 'PUT' ? undefined : this.nodeIndex()));
+      this.sendJson(res, reply.status ?? 200, reply.body === undefined ? '' : JSON.stringify(reply.body), reply.index ?? this.nodeIndex(), query, reply.headers);
     } catch (e) {
       if (res.headersSent || ac.signal.aborted) return;
       const [status, message] = e instanceof HttpError ? [e.status, e.message]
@@ -238,9 +208,35 @@ export class HttpApi implements Extension {
           : e instanceof GrapevineError ? [400, e.message]
             : [500, (e as Error).message];
       if (status === 500) this.log.error(`HTTP ${req.method ?? '?'} ${req.url ?? '?'}: ${message}`, {});
-      res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
+      // Consul's headers on errors too: clients read X-Consul-Index off a 404 (python-consul's kv.get).
+      res.writeHead(status, { ...this.consulHeaders(this.nodeIndex(), query), 'Content-Type': 'text/plain; charset=utf-8' });
       res.end(`${message}\n`);
     }
+  }
+
+  /** A blocking read: waits past `?index=`, or while `?hash=` still matches the answer's content hash. */
+  private async block(route: Route, params: string[], query: URLSearchParams, signal: AbortSignal): Promise<void> {
+    const { index, waitMs } = blockingParams(query);
+    const indexOf = (): number => (route.index as (p: string[]) => number)(params);
+    const hash = query.get('hash');
+    if (route.hash !== undefined && hash !== null && hash !== '') {
+      const until = Date.now() + waitMs;
+      while (!signal.aborted && route.hash(params) === hash && Date.now() < until) await this.blocking.wait(indexOf(), indexOf, until - Date.now(), signal);
+      return;
+    }
+    if (index !== undefined) await this.blocking.wait(index, indexOf, waitMs, signal);
+  }
+
+  /**
+   * Consul's answer headers. There is no leader to lose, so one is always known and was just
+   * contacted; every read is this member's own memory, which is what Consul calls stale.
+   */
+  private consulHeaders(index: number, query: URLSearchParams): Record<string, string> {
+    return {
+      'X-Consul-Index': String(index), 'X-Consul-KnownLeader': 'true', 'X-Consul-LastContact': '0', 'X-Consul-Effective-Consistency': 'stale',
+      'X-Consul-Default-ACL-Policy': this.options.token === undefined ? 'allow' : 'deny',
+      ...(query.has('cached') ? { 'X-Cache': 'HIT', Age: '0' } : {}),
+    };
   }
 
   private authorize(req: IncomingMessage, write: boolean): void {
@@ -253,28 +249,22 @@ export class HttpApi implements Extension {
     if (a.length !== b.length || !timingSafeEqual(a, b)) throw new HttpError(403, 'Permission denied: token missing or wrong');
   }
 
-  private send(res: ServerResponse, status: number, body: unknown, index: number | undefined): void {
-    this.sendJson(res, body === undefined ? '' : JSON.stringify(body), index, status);
-  }
-
-  private sendJson(res: ServerResponse, json: string, index: number | undefined, status = 200): void {
-    const headers: Record<string, string> = { 'Content-Type': 'application/json', 'X-Consul-KnownLeader': 'true', 'X-Consul-LastContact': '0' };
-    if (index !== undefined) headers['X-Consul-Index'] = String(index);
-    res.writeHead(status, headers);
+  private sendJson(res: ServerResponse, status: number, json: string, index: number, query: URLSearchParams, headers: Record<string, string> = {}): void {
+    res.writeHead(status, { ...this.consulHeaders(index, query), ...headers, 'Content-Type': 'application/json' });
     res.end(json);
   }
 
   // ---------------------------------------------------------------- indexes
 
-  private catalogIndex(): number {
+  catalogIndex(): number {
     return this.gv.catalog.index + 1;
   }
 
-  private serviceIndex(name: string): number {
+  serviceIndex(name: string): number {
     return this.gv.catalog.serviceIndex(name) + 1;
   }
 
-  private nodeIndex(): number {
+  nodeIndex(): number {
     return this.gv.catalog.index + this.memberChanges + 1;
   }
 
@@ -284,111 +274,6 @@ export class HttpApi implements Extension {
     const gv = this.gv;
     const catalogIndex = (): number => this.catalogIndex();
     const nodeIndex = (): number => this.nodeIndex();
-    const serviceIndex = (p: string[]): number => this.serviceIndex(p[0] as string);
-
-    // agent
-    this.route('GET', '/v1/agent/services', () => ({
-      body: Object.fromEntries(gv.catalog.nodeInstances(gv.name).map((i) => [i.id, agentService(i)])),
-    }), { index: catalogIndex });
-    this.route('GET', '/v1/agent/checks', () => ({ body: Object.fromEntries(this.ownChecks().map((c) => [c.CheckID, c])) }), { index: catalogIndex });
-    this.route('GET', '/v1/agent/self', () => {
-      const self = gv.member(gv.name) as Member;
-      return {
-        body: {
-          Config: { Datacenter: DATACENTER, PrimaryDatacenter: DATACENTER, NodeName: gv.name, NodeID: nodeId(gv.name), Server: false, Revision: '', Version: packageVersion(), Product: 'grapevine' },
-          Member: agentMember(self), Meta: self.meta, DebugConfig: {},
-        },
-      };
-    }, { index: nodeIndex });
-    this.route('GET', '/v1/agent/members', () => ({ body: gv.members().map(agentMember) }), { index: nodeIndex });
-    this.route('PUT', '/v1/agent/leave', () => {
-      // Answer first: leaving closes this server.
-      setImmediate(() => void gv.leave());
-      return { body: undefined };
-    });
-    this.route('PUT', '/v1/agent/service/register', async (req) => this.register(await req.body()));
-    this.route('PUT', '/v1/agent/service/deregister/:id', async (req) => {
-      const id = req.params[0] as string;
-      if (!gv.catalog.nodeInstances(gv.name).some((i) => i.id === id)) throw new HttpError(404, `Unknown service ID "${id}". Ensure that the service ID is passed, not the service name.`);
-      this.forget(id);
-      await gv.deregister(id);
-      return { body: undefined };
-    });
-    for (const status of ['pass', 'warn', 'fail'] as const) {
-      this.route('PUT', `/v1/agent/check/${status}/:id`, async (req) => {
-        await this.ttlUpdate(req.params[0] as string, status, req.query.get('note') ?? '');
-        return { body: undefined };
-      });
-    }
-    this.route('PUT', '/v1/agent/check/update/:id', async (req) => {
-      const body = await req.body() as { Status?: unknown; Output?: unknown } | null;
-      const status = { passing: 'pass', warning: 'warn', critical: 'fail' }[String(body?.Status)] as 'pass' | 'warn' | 'fail' | undefined;
-      if (status === undefined) throw new HttpError(400, 'Status: must be passing, warning or critical');
-      await this.ttlUpdate(req.params[0] as string, status, typeof body?.Output === 'string' ? body.Output : '');
-      return { body: undefined };
-    });
-
-    // catalog
-    this.route('GET', '/v1/catalog/datacenters', () => ({ body: [DATACENTER] }), { index: nodeIndex });
-    this.route('GET', '/v1/catalog/services', () => {
-      const out: Record<string, string[]> = {};
-      for (const name of gv.services().sort()) out[name] = [...new Set(gv.lookup(name).flatMap((i) => i.tags))];
-      return { body: out };
-    }, { index: catalogIndex });
-    this.route('GET', '/v1/catalog/service/:name', (req) => {
-      const members = liveMembers(gv);
-      const index = this.serviceIndex(req.params[0] as string);
-      return { body: this.instances(req).flatMap((i) => {
-        const node = nodeOf(i, members);
-        return node === undefined ? [] : [catalogService(i, node, index)];
-      }) };
-    }, { index: serviceIndex });
-    this.route('GET', '/v1/catalog/nodes', () => {
-      const index = this.nodeIndex();
-      return { body: [...liveMembers(gv).values()].map((m) => consulNode(m, index)) };
-    }, { index: nodeIndex });
-    this.route('GET', '/v1/catalog/node/:node', (req) => {
-      const m = liveMembers(gv).get(req.params[0] as string);
-      if (m === undefined) return { body: null };
-      const index = this.nodeIndex();
-      return { body: { Node: consulNode(m, index), Services: Object.fromEntries(gv.catalog.nodeInstances(m.name).map((i) => [i.id, agentService(i)])) } };
-    }, { index: nodeIndex });
-
-    // health
-    this.route('GET', '/v1/health/service/:name', (req) => {
-      const members = liveMembers(gv);
-      const index = this.serviceIndex(req.params[0] as string);
-      const passing = req.query.has('passing') && req.query.get('passing') !== 'false';
-      return {
-        body: this.instances(req).flatMap((i) => {
-          const node = nodeOf(i, members);
-          if (node === undefined || (passing && i.health !== 'passing')) return [];
-          return [{
-            Node: consulNode(node, index),
-            Service: { ...agentService(i), CreateIndex: index, ModifyIndex: index },
-            // An imported instance has no member, so no serf check: its health is its entry's.
-            Checks: [...(i.source === 'gossip' ? [serfHealth(i.node, index)] : []), ...this.checksOf(i, index)],
-          }];
-        }),
-      };
-    }, { index: serviceIndex });
-    this.route('GET', '/v1/health/checks/:name', (req) => {
-      const index = this.serviceIndex(req.params[0] as string);
-      return { body: this.instances(req).flatMap((i) => this.checksOf(i, index)) };
-    }, { index: serviceIndex });
-    this.route('GET', '/v1/health/node/:node', (req) => {
-      const node = req.params[0] as string;
-      if (!liveMembers(gv).has(node)) return { body: [] };
-      const index = this.nodeIndex();
-      return { body: [serfHealth(node, index), ...gv.catalog.nodeInstances(node).flatMap((i) => this.checksOf(i, index))] };
-    }, { index: nodeIndex });
-    this.route('GET', '/v1/health/state/:state', (req) => {
-      const state = req.params[0] as string;
-      if (!['any', 'passing', 'warning', 'critical'].includes(state)) throw new HttpError(400, `Invalid state: ${state}; one of any, passing, warning, critical`);
-      const index = this.nodeIndex();
-      const all = [...liveMembers(gv).keys()].flatMap((node) => [serfHealth(node, index), ...gv.catalog.nodeInstances(node).flatMap((i) => this.checksOf(i, index))]);
-      return { body: state === 'any' ? all : all.filter((c) => c.Status === state) };
-    }, { index: nodeIndex });
 
     // Prometheus: grapevine's metrics, and every instance as an HTTP service-discovery target.
     const prometheus = async (): Promise<Reply> => {
@@ -418,94 +303,59 @@ export class HttpApi implements Extension {
       },
     }), { index: nodeIndex });
 
-    // status: there is no leader; each agent names itself, so clients that check for one keep working.
-    this.route('GET', '/v1/status/leader', () => ({ body: gv.address }), { index: nodeIndex });
-    this.route('GET', '/v1/status/peers', () => ({ body: [...liveMembers(gv).values()].map((m) => m.addr) }), { index: nodeIndex });
-  }
-
-  /** Instances of the path's service, filtered by every `?tag=`. */
-  private instances(req: Request): readonly Instance[] {
-    const tags = req.query.getAll('tag');
-    return this.gv.lookup(req.params[0] as string, tags.length > 0 ? { tags } : undefined);
-  }
-
-  /** An instance's checks: the ones registered through this API in detail, else one standing for its health. */
-  private checksOf(i: Instance, index: number): Record<string, unknown>[] {
-    const r = i.node === this.gv.name ? this.registered.get(i.id) : undefined;
-    if (r === undefined || r.checks.length === 0) return [serviceCheck(i, index)];
-    return r.checks.map((c, n) => serviceCheck(i, index, c, r.live?.[n]?.status ?? i.health));
-  }
-
-  private ownChecks(): Record<string, unknown>[] {
-    const index = this.catalogIndex();
-    return this.gv.catalog.nodeInstances(this.gv.name).flatMap((i) => this.checksOf(i, index));
-  }
-
-  // ---------------------------------------------------------------- agent writes
-
-  private async register(body: unknown): Promise<Reply> {
-    const parsed = parseRegistration(body, (m) => this.log.warn(m, {}));
-    const id = parsed.registration.id as string;
-    const handle = this.gv.register(parsed.registration);
-    // register() records the instance at once and then awaits its checks' first results; Consul
-    // answers without waiting for them. Validation errors reject before the next turn.
-    await Promise.race([handle, new Promise((r) => setImmediate(r))]);
-    this.forget(id);
-    const deregisterAfter = parsed.deregisterAfterMs.filter((ms) => ms > 0);
-    const entry: Registered = {
-      handle, live: undefined, checks: parsed.checks, deregisterAfterMs: deregisterAfter.length > 0 ? Math.min(...deregisterAfter) : 0, timer: undefined,
-    };
-    this.registered.set(id, entry);
-    // Its 'added' event came before this entry existed: start the critical clock from its health now.
-    const current = this.gv.catalog.nodeInstances(this.gv.name).find((i) => i.id === id);
-    if (current !== undefined) this.watchCritical(current);
-    handle.then((h) => {
-      entry.live = h.checks;
-    }, () => this.forget(id));
-    return { body: undefined };
-  }
-
-  /** Forgets what this API kept for instance `id` (re-registered or deregistered). */
-  private forget(id: string): void {
-    const r = this.registered.get(id);
-    if (r === undefined) return;
-    clearTimeout(r.timer);
-    this.registered.delete(id);
-  }
-
-  private async ttlUpdate(checkId: string, status: 'pass' | 'warn' | 'fail', note: string): Promise<void> {
-    for (const r of this.registered.values()) {
-      const n = r.checks.findIndex((c) => c.id === checkId);
-      if (n < 0) continue;
-      const info = r.checks[n] as CheckInfo;
-      if (info.type !== 'ttl') throw new HttpError(400, `CheckID "${checkId}" does not have an associated TTL`);
-      const handle = await r.handle;
-      handle.checks[n]?.[status]();
-      info.output = note;
-      this.checkUpdates++;
-      return;
+    for (const [path, why] of NOT_SERVED) {
+      const answer = (): Reply => {
+        throw new HttpError(501, `${path.replace('/*', '/')}: ${why} (see docs/consul-compatibility.md)`);
+      };
+      for (const method of ['GET', 'PUT', 'DELETE'] as const) this.route(method, path, answer, { write: false });
     }
-    throw new HttpError(404, `Unknown check ID "${checkId}". Ensure that the check ID is passed, not the check name.`);
-  }
 
-  /** DeregisterCriticalServiceAfter: an instance of ours critical for that long is deregistered. */
-  private watchCritical(i: Instance): void {
-    const r = this.registered.get(i.id);
-    if (r === undefined || r.deregisterAfterMs === 0) return;
-    if (i.health !== 'critical') {
-      clearTimeout(r.timer);
-      r.timer = undefined;
-      return;
-    }
-    if (r.timer !== undefined) return;
-    r.timer = setTimeout(() => {
-      this.log.info(`deregistering ${i.id}: critical for ${r.deregisterAfterMs} ms (DeregisterCriticalServiceAfter)`, { id: i.id });
-      this.forget(i.id);
-      void this.gv.deregister(i.id);
-    }, r.deregisterAfterMs);
-    r.timer.unref();
+    // status: there is no leader. Clients that want one (and compare it across agents) get the
+    // same answer from every member that sees the same members: the live member first by name.
+    this.route('GET', '/v1/status/leader', () => ({ body: [...liveMembers(gv).values()].sort((x, y) => (x.name < y.name ? -1 : 1))[0]?.addr ?? '' }), { index: nodeIndex });
+    this.route('GET', '/v1/status/peers', () => ({ body: [...liveMembers(gv).values()].sort((x, y) => (x.name < y.name ? -1 : 1)).map((m) => m.addr) }), { index: nodeIndex });
   }
 }
+
+/**
+ * `?dc=`, `?ns=` and `?partition=` as Consul OSS answers them: one datacenter, and namespaces
+ * and partitions are Enterprise features (only "default" exists).
+ */
+function checkScope(query: URLSearchParams): void {
+  const dc = query.get('dc');
+  if (dc !== null && dc !== '' && dc !== DATACENTER) throw new HttpError(500, 'No path to datacenter');
+  for (const [param, what] of [['ns', 'Namespaces'], ['partition', 'Partitions']] as const) {
+    const v = query.get(param);
+    if (v !== null && v !== '' && v !== 'default') throw new HttpError(400, `Invalid query parameter: "${param}" - ${what} are a Consul Enterprise feature`);
+  }
+}
+
+/**
+ * Consul endpoints this member does not serve, each with why: answered 501 rather than 404, so a
+ * client cannot take the absence for "no such key" or "no instances" (the Go client's KV.Get
+ * would). docs/consul-compatibility.md lists every endpoint.
+ */
+const NOT_SERVED: readonly [string, string][] = [
+  ['/v1/kv/*', 'the key-value store is not served yet'],
+  ['/v1/event/*', 'user events are not served yet'],
+  ['/v1/coordinate/*', 'network coordinates are not served yet'],
+  ['/v1/catalog/register', 'external services are not served yet'],
+  ['/v1/catalog/deregister', 'external services are not served yet'],
+  ['/v1/txn', 'transactions need consensus, and grapevine has no servers'],
+  ['/v1/session/*', 'sessions and locks need consensus, and grapevine has no servers'],
+  ['/v1/query', 'prepared queries are not served'],
+  ['/v1/query/*', 'prepared queries are not served'],
+  ['/v1/acl/*', 'ACLs are not served: the HTTP API takes one token (http.token)'],
+  ['/v1/connect/*', 'Consul Connect is not supported'],
+  ['/v1/config/*', 'configuration entries (Connect) are not supported'],
+  ['/v1/operator/*', 'operator endpoints are not served yet'],
+  ['/v1/snapshot', 'there is no server state to snapshot'],
+  ['/v1/agent/join/*', 'joining through the HTTP API is not served yet: give the member seeds'],
+  ['/v1/agent/force-leave/*', 'force-leave is not served yet'],
+  ['/v1/agent/reload', 'the agent has no configuration files to reload'],
+  ['/v1/agent/token/*', 'ACL tokens are not served'],
+  ['/v1/agent/connect/*', 'Consul Connect is not supported'],
+];
 
 /** Prometheus http_sd: one target group per instance, labelled with its service, node, tags, health and metadata. */
 function sdTarget(i: Instance): { targets: string[]; labels: Record<string, string> } {

@@ -16,7 +16,7 @@
 import type { MembershipEvent } from '../core/context.js';
 import type { MemberInfo } from '../core/members.js';
 import { InvalidOptionError, OversizedError } from '../core/errors.js';
-import { checkMeta, decodeRecord, encodeRecord, type Health, type ServiceDefinition, type ServiceRecord, toServiceRecord } from './record.js';
+import { type CheckRecord, checkMeta, decodeRecord, encodeRecord, type Health, type ServiceDefinition, type ServiceRecord, toChecks, toServiceRecord } from './record.js';
 import { DEFAULT_POOL, type ImportedInstance, type Instance, type InstanceSource, type LookupFilter, type PickOptions, type PickStrategy, Registry, type RegistryOptions, type ServiceChange } from './registry.js';
 import { watchService, type WatchOptions } from './watch.js';
 
@@ -37,7 +37,7 @@ export type Member = Omit<MemberInfo, 'record'> & { meta: Readonly<Record<string
 export type CatalogOptions = RegistryOptions;
 
 /** The read side of a Catalog: what interfaces (HTTP, DNS, bridges, clients) may use. */
-export type CatalogView = Pick<Catalog, 'pool' | 'lookup' | 'pick' | 'services' | 'nodeInstances' | 'nodeMeta' | 'toMember' | 'watch' | 'onChange' | 'index' | 'serviceIndex' | 'size' | 'badRecords'>;
+export type CatalogView = Pick<Catalog, 'pool' | 'lookup' | 'pick' | 'services' | 'nodeInstances' | 'nodeMeta' | 'nodeChecks' | 'toMember' | 'watch' | 'onChange' | 'index' | 'serviceIndex' | 'size' | 'badRecords'>;
 
 /** What bridges write into a catalog: instances read from a store, each under its key there. */
 export type ImportSink = Pick<Catalog, 'setImported'>;
@@ -46,6 +46,7 @@ export class Catalog {
   private readonly registry: Registry;
   private own = new Map<string, ServiceRecord>();
   private meta: Readonly<Record<string, string>> = {};
+  private checks: readonly CheckRecord[] = [];
   /** This member's gossip pool (every gossip instance carries it). */
   readonly pool: string;
 
@@ -90,13 +91,31 @@ export class Catalog {
     return true;
   }
 
-  /** Sets an instance's health (health checks call this); a no-op if unchanged or unknown. */
+  /** Sets an instance's health (an owner without check details, as the simulator); a no-op if unchanged or unknown. */
   setHealth(nowMs: number, id: string, health: Health): void {
     const s = this.own.get(id);
     if (s === undefined || s.health === health) return;
     const next = new Map(this.own);
     next.set(id, { ...s, health });
     this.write(nowMs, next, this.meta);
+  }
+
+  /** Sets an instance's checks and its health; a no-op if unchanged or unknown. Outputs are cut to CHECK_OUTPUT_BYTES_MAX. */
+  setChecks(nowMs: number, id: string, checks: readonly CheckRecord[], health: Health): void {
+    const s = this.own.get(id);
+    if (s === undefined) return;
+    const next = toChecks(checks);
+    if (s.health === health && JSON.stringify(s.checks) === JSON.stringify(next)) return;
+    const services = new Map(this.own);
+    services.set(id, { ...s, health, checks: next });
+    this.write(nowMs, services, this.meta);
+  }
+
+  /** Replaces this member's node checks (maintenance, checks of no service): each counts against every instance here. */
+  setNodeChecks(nowMs: number, checks: readonly CheckRecord[]): void {
+    const next = toChecks(checks);
+    if (JSON.stringify(next) === JSON.stringify(this.checks)) return;
+    this.write(nowMs, this.own, this.meta, next);
   }
 
   /** Replaces this member's node metadata. */
@@ -143,6 +162,11 @@ export class Catalog {
   /** The instances a live member registered (suspect ones included), in its record's order. */
   nodeInstances(node: string): readonly Instance[] {
     return this.registry.nodeInstances(node);
+  }
+
+  /** A live member's node checks, from its record. */
+  nodeChecks(node: string): readonly CheckRecord[] {
+    return this.registry.nodeChecks(node);
   }
 
   /** Node metadata from a live member's record. */
@@ -199,13 +223,14 @@ export class Catalog {
     return this.own.has(base) && this.own.get(base)?.port !== port ? `${base}-${String(port)}` : base;
   }
 
-  private write(nowMs: number, services: Map<string, ServiceRecord>, meta: Readonly<Record<string, string>>): void {
-    const bytes = encodeRecord({ meta, services: [...services.values()] });
+  private write(nowMs: number, services: Map<string, ServiceRecord>, meta: Readonly<Record<string, string>>, checks = this.checks): void {
+    const bytes = encodeRecord({ meta, services: [...services.values()], checks });
     const limit = this.core.recordBytesMax;
     if (bytes.length > limit) throw new OversizedError('record', bytes.length, limit);
     this.core.setLocalRecord(nowMs, bytes);
     this.own = services;
     this.meta = meta;
+    this.checks = checks;
     this.registry.applyMember(this.core.self());
   }
 }

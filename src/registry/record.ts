@@ -27,11 +27,43 @@ export interface ServiceRecord {
   /** Relative share for weighted picks (default 1). */
   weight: number;
   health: Health;
+  /** The checks behind `health`, as its owner runs them; empty when it has none. */
+  checks: readonly CheckRecord[];
+  /** Named other addresses of the instance (Consul's TaggedAddresses: "lan_ipv4", "wan", ...). */
+  taggedAddresses: Readonly<Record<string, TaggedAddress>>;
+  /** Share of weighted picks while warning (Consul's Weights.Warning, default 1). */
+  warningWeight: number;
 }
+
+/** One health check of an instance: what every member answers about it. */
+export interface CheckRecord {
+  /** Unique on its node. */
+  id: string;
+  name: string;
+  /** "http", "tcp", "ttl" or "function". */
+  type: string;
+  status: Health;
+  /** What the last run said (an HTTP check's status line and the start of the body), at most CHECK_OUTPUT_BYTES_MAX. */
+  output: string;
+  notes: string;
+  /** Time between runs and a run's deadline, in ms (0 for TTL checks and checks that do not run). */
+  intervalMs: number;
+  timeoutMs: number;
+}
+
+export interface TaggedAddress {
+  address: string;
+  port: number;
+}
+
+/** Consul's default check_output_max_size. */
+export const CHECK_OUTPUT_BYTES_MAX = 4_096;
 
 export interface NodeRecord {
   meta: Readonly<Record<string, string>>;
   services: readonly ServiceRecord[];
+  /** Checks of the node itself (maintenance, checks registered without a service): each counts against every instance of it. */
+  checks: readonly CheckRecord[];
 }
 
 const FORMAT = 1;
@@ -41,28 +73,51 @@ export const RECORD_LIMITS = {
   servicesMax: 4_096,
   tagsMax: 64,
   metaEntriesMax: 64,
+  checksMax: 16,
+  taggedAddressesMax: 16,
 } as const;
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 const unpackr = new Unpackr({ useRecords: false });
 
-export function encodeRecord(record: NodeRecord): Uint8Array {
+/** A record to encode: node checks may be left out (none). */
+export function encodeRecord(record: Omit<NodeRecord, 'checks'> & { checks?: readonly CheckRecord[] }): Uint8Array {
+  const checks = record.checks ?? [];
   return packr.pack([
     FORMAT,
     flatten(record.meta),
-    record.services.map((s) => [s.id, s.name, s.address, s.port, s.tags, flatten(s.meta), s.weight, HEALTH.indexOf(s.health)]),
+    record.services.map(encodeService),
+    // Added later, left off while empty.
+    ...(checks.length > 0 ? [checks.map(encodeCheck)] : []),
   ]);
 }
 
-export const EMPTY_NODE_RECORD: NodeRecord = Object.freeze({ meta: Object.freeze({}), services: Object.freeze([]) });
+/**
+ * [id, name, address, port, tags, meta, weight, health, checks, taggedAddresses, warningWeight]:
+ * fields after the eighth were added later (members that predate them read the first eight), and
+ * are left off while they hold their defaults.
+ */
+function encodeCheck(c: CheckRecord): unknown[] {
+  return [c.id, c.name, c.type, HEALTH.indexOf(c.status), c.output, c.notes, c.intervalMs, c.timeoutMs];
+}
+
+function encodeService(s: ServiceRecord): unknown[] {
+  const checks = s.checks.map(encodeCheck);
+  const tagged = Object.entries(s.taggedAddresses).flatMap(([k, a]) => [k, a.address, a.port]);
+  const used = s.warningWeight !== 1 ? 3 : tagged.length > 0 ? 2 : checks.length > 0 ? 1 : 0;
+  return [s.id, s.name, s.address, s.port, s.tags, flatten(s.meta), s.weight, HEALTH.indexOf(s.health), ...[checks, tagged, s.warningWeight].slice(0, used)];
+}
+
+export const EMPTY_NODE_RECORD: NodeRecord = Object.freeze({ meta: Object.freeze({}), services: Object.freeze([]), checks: Object.freeze([]) });
 
 /** The record in `bytes`, or a description of what is wrong with it. Empty bytes are the empty record. */
 export function decodeRecord(bytes: Uint8Array): NodeRecord | string {
   if (bytes.length === 0) return EMPTY_NODE_RECORD;
   const scanned = scanValue(bytes, 0, {
-    depthMax: 4,
+    depthMax: 5,
     arrayLengthMax: Math.max(RECORD_LIMITS.servicesMax, RECORD_LIMITS.metaEntriesMax * 2),
-    stringBytesMax: RECORD_LIMITS.stringBytesMax,
+    // Check outputs are the one longer string; every other string is held to stringBytesMax below.
+    stringBytesMax: CHECK_OUTPUT_BYTES_MAX,
     binaryBytesMax: 0,
   });
   if (!scanned.ok) return `record: ${scanned.reason} at ${scanned.offset}`;
@@ -86,23 +141,53 @@ export function decodeRecord(bytes: Uint8Array): NodeRecord | string {
     ids.add(service.id);
     services.push(service);
   }
-  return { meta, services };
+  const checks = decodeChecks(v[3] ?? []);
+  if (typeof checks === 'string') return `record: node ${checks}`;
+  return { meta, services, checks };
 }
 
 function decodeService(s: unknown): ServiceRecord | string {
   if (!Array.isArray(s) || s.length < 8) return 'not an 8-element list';
-  const [id, name, address, port, tags, meta, weight, health] = s as unknown[];
+  const [id, name, address, port, tags, meta, weight, health, checks = [], tagged = [], warningWeight = 1] = s as unknown[];
   if (!isName(id)) return 'bad id';
   if (!isName(name)) return 'bad name';
-  if (typeof address !== 'string') return 'bad address';
+  if (!isShort(address)) return 'bad address';
   if (!isPort(port)) return 'bad port';
-  if (!Array.isArray(tags) || tags.length > RECORD_LIMITS.tagsMax || !tags.every((t) => typeof t === 'string')) return 'bad tags';
+  if (!Array.isArray(tags) || tags.length > RECORD_LIMITS.tagsMax || !tags.every(isShort)) return 'bad tags';
   const m = unflatten(meta, 'meta');
   if (typeof m === 'string') return m;
-  if (!isWeight(weight)) return 'bad weight';
+  if (!isWeight(weight) || !isWeight(warningWeight)) return 'bad weight';
   const h = HEALTH[health as number];
   if (h === undefined) return 'bad health';
-  return { id, name, address, port, tags: tags as string[], meta: m, weight, health: h };
+  const c = decodeChecks(checks);
+  if (typeof c === 'string') return c;
+  const t = decodeTagged(tagged);
+  if (typeof t === 'string') return t;
+  return { id, name, address, port, tags: tags as string[], meta: m, weight, health: h, checks: c, taggedAddresses: t, warningWeight };
+}
+
+function decodeChecks(x: unknown): CheckRecord[] | string {
+  if (!Array.isArray(x) || x.length > RECORD_LIMITS.checksMax) return 'checks is not a list within the limit';
+  const out: CheckRecord[] = [];
+  for (const c of x as unknown[]) {
+    if (!Array.isArray(c) || c.length < 8) return 'a check is not an 8-element list';
+    const [id, name, type, status, output, notes, intervalMs, timeoutMs] = c as unknown[];
+    const h = HEALTH[status as number];
+    if (!isName(id) || !isShort(name) || !isShort(type) || h === undefined || typeof output !== 'string' || !isShort(notes) || !isMs(intervalMs) || !isMs(timeoutMs)) return 'bad check';
+    out.push({ id, name, type, status: h, output, notes, intervalMs, timeoutMs });
+  }
+  return out;
+}
+
+function decodeTagged(x: unknown): Record<string, TaggedAddress> | string {
+  if (!Array.isArray(x) || x.length % 3 !== 0 || x.length > RECORD_LIMITS.taggedAddressesMax * 3) return 'tagged addresses is not a list within the limit';
+  const out = Object.create(null) as Record<string, TaggedAddress>;
+  for (let i = 0; i < x.length; i += 3) {
+    const [k, address, port] = [x[i], x[i + 1], x[i + 2]] as unknown[];
+    if (!isName(k) || !isShort(address) || !isPort(port)) return 'bad tagged address';
+    out[k] = { address, port };
+  }
+  return out;
 }
 
 function flatten(meta: Readonly<Record<string, string>>): string[] {
@@ -118,7 +203,7 @@ function unflatten(x: unknown, what: string): Record<string, string> | string {
   for (let i = 0; i < x.length; i += 2) {
     const k: unknown = x[i];
     const v: unknown = x[i + 1];
-    if (typeof k !== 'string' || typeof v !== 'string') return `${what} has a non-string entry`;
+    if (!isShort(k) || !isShort(v)) return `${what} has a non-string or oversized entry`;
     out[k] = v;
   }
   return out;
@@ -126,6 +211,12 @@ function unflatten(x: unknown, what: string): Record<string, string> | string {
 
 function isName(x: unknown): x is string {
   return typeof x === 'string' && x.length > 0 && utf8Length(x) <= RECORD_LIMITS.stringBytesMax && isPrintable(x);
+}
+function isMs(x: unknown): x is number {
+  return typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 86_400_000;
+}
+function isShort(x: unknown): x is string {
+  return typeof x === 'string' && utf8Length(x) <= RECORD_LIMITS.stringBytesMax;
 }
 function isPort(x: unknown): x is number {
   return typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 65_535;
@@ -148,6 +239,10 @@ export interface ServiceDefinition {
   weight?: number;
   /** Initial health (default passing; a health check overrides it). */
   health?: Health;
+  /** Named other addresses ("lan_ipv4", "wan"), as Consul's TaggedAddresses. */
+  taggedAddresses?: Readonly<Record<string, TaggedAddress>>;
+  /** Share of weighted picks while warning, default 1 (Consul's Weights.Warning). */
+  warningWeight?: number;
 }
 
 /** Validates a definition into a record, naming the first bad field (as `service.<field>`). */
@@ -167,7 +262,51 @@ export function toServiceRecord(def: ServiceDefinition, id: string): ServiceReco
   if (!isWeight(weight)) throw new InvalidOptionError('service.weight', 'must be a number in 0..1000000');
   const health = def.health ?? 'passing';
   if (!HEALTH.includes(health)) throw new InvalidOptionError('service.health', 'must be passing, warning or critical');
-  return { id, name: def.name, address, port: def.port, tags: Object.freeze([...tags]), meta, weight, health };
+  const warningWeight = def.warningWeight ?? 1;
+  if (!isWeight(warningWeight)) throw new InvalidOptionError('service.warningWeight', 'must be a number in 0..1000000');
+  const taggedAddresses = checkTagged(def.taggedAddresses ?? {});
+  return { id, name: def.name, address, port: def.port, tags: Object.freeze([...tags]), meta, weight, health, checks: [], taggedAddresses, warningWeight };
+}
+
+/** The worst of `statuses`: any critical makes an instance critical, else any warning. */
+export function worstHealth(statuses: readonly Health[]): Health {
+  return statuses.includes('critical') ? 'critical' : statuses.includes('warning') ? 'warning' : 'passing';
+}
+
+/** `s` cut to at most `bytes` UTF-8 bytes, at a character boundary. */
+export function truncateUtf8(s: string, bytes: number): string {
+  if (utf8Length(s) <= bytes) return s;
+  const { read } = new TextEncoder().encodeInto(s, new Uint8Array(bytes));
+  return s.slice(0, read);
+}
+
+/** Validates an owner's checks for its record (ids unique, strings bounded, outputs cut to CHECK_OUTPUT_BYTES_MAX). */
+export function toChecks(checks: readonly CheckRecord[]): readonly CheckRecord[] {
+  if (!Array.isArray(checks) || checks.length > RECORD_LIMITS.checksMax) throw new InvalidOptionError('checks', `must be an array of at most ${RECORD_LIMITS.checksMax} checks`);
+  const ids = new Set<string>();
+  return Object.freeze(checks.map((c, n) => {
+    if (!isName(c.id) || ids.has(c.id)) throw new InvalidOptionError(`checks[${n}].id`, 'must be a non-empty printable string, unique among the instance\'s checks');
+    ids.add(c.id);
+    for (const f of ['name', 'type', 'notes'] as const) checkBytes(c[f], `checks[${n}].${f}`);
+    if (!HEALTH.includes(c.status)) throw new InvalidOptionError(`checks[${n}].status`, 'must be passing, warning or critical');
+    if (typeof c.output !== 'string') throw new InvalidOptionError(`checks[${n}].output`, 'must be a string');
+    if (!isMs(c.intervalMs) || !isMs(c.timeoutMs)) throw new InvalidOptionError(`checks[${n}].intervalMs`, 'intervalMs and timeoutMs must be integers in 0..86400000');
+    return Object.freeze({
+      id: c.id, name: c.name, type: c.type, status: c.status, output: truncateUtf8(c.output, CHECK_OUTPUT_BYTES_MAX), notes: c.notes, intervalMs: c.intervalMs, timeoutMs: c.timeoutMs,
+    });
+  }));
+}
+
+function checkTagged(tagged: Readonly<Record<string, TaggedAddress>>): Readonly<Record<string, TaggedAddress>> {
+  const option = 'service.taggedAddresses';
+  if (tagged === null || typeof tagged !== 'object' || Array.isArray(tagged)) throw new InvalidOptionError(option, 'must be an object of { address, port }');
+  const entries = Object.entries(tagged);
+  if (entries.length > RECORD_LIMITS.taggedAddressesMax) throw new InvalidOptionError(option, `has ${entries.length} entries, at most ${RECORD_LIMITS.taggedAddressesMax}`);
+  for (const [k, a] of entries) {
+    if (!isName(k)) throw new InvalidOptionError(option, `key ${JSON.stringify(String(k).slice(0, 32))} must be a non-empty printable string`);
+    if (a === null || typeof a !== 'object' || !isShort(a.address) || !isPort(a.port)) throw new InvalidOptionError(`${option}.${k}`, 'must be { address: string, port: 0..65535 }');
+  }
+  return Object.freeze(Object.fromEntries(entries.map(([k, a]) => [k, Object.freeze({ address: a.address, port: a.port })])));
 }
 
 export function checkMeta(meta: Readonly<Record<string, string>>, option: string): Readonly<Record<string, string>> {

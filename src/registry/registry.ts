@@ -10,7 +10,7 @@ import { formatAddress, hostOf } from '../core/address.js';
 import { InvalidOptionError } from '../core/errors.js';
 import type { MemberInfo } from '../core/members.js';
 import { type Rng, randomFloat, randomInt } from '../core/rng.js';
-import { decodeRecord, EMPTY_NODE_RECORD, type Health, type NodeRecord, type ServiceRecord } from './record.js';
+import { type CheckRecord, decodeRecord, EMPTY_NODE_RECORD, type Health, type NodeRecord, type ServiceRecord, type TaggedAddress, worstHealth } from './record.js';
 
 /** A service instance as lookups return it. Objects are frozen and replaced, never mutated. */
 export interface Instance {
@@ -29,7 +29,13 @@ export interface Instance {
   readonly tags: readonly string[];
   readonly meta: Readonly<Record<string, string>>;
   readonly weight: number;
+  /** Share of weighted picks while warning (default 1). */
+  readonly warningWeight: number;
   readonly health: Health;
+  /** The checks behind `health`, as its owner last spread them (Consul's check list). */
+  readonly checks: readonly CheckRecord[];
+  /** Named other addresses ("lan_ipv4", "wan"). */
+  readonly taggedAddresses: Readonly<Record<string, TaggedAddress>>;
   /** Its member is suspected of having failed (not yet declared dead). */
   readonly suspect: boolean;
   /** Where the instance comes from: 'gossip' for members' records; bridges add their own. */
@@ -42,7 +48,10 @@ export interface Instance {
 }
 
 /** An instance a bridge read from a store, before the catalog gives it its methods. */
-export type ImportedInstance = Omit<Instance, 'url' | 'hostPort' | 'suspect' | 'source'>;
+export type ImportedInstance = Omit<Instance, 'url' | 'hostPort' | 'suspect' | 'source' | ExtraFields> & Partial<Pick<Instance, ExtraFields>>;
+
+/** Instance fields a store's entry may leave out. */
+type ExtraFields = 'checks' | 'taggedAddresses' | 'warningWeight';
 
 export type InstanceSource = 'gossip' | 'etcd' | 'zookeeper';
 
@@ -155,14 +164,14 @@ export class Registry {
       else record = decoded;
     }
     // Most members register nothing: keep no state for them (their next record is decoded afresh).
-    if (record !== undefined && record.services.length === 0 && old === undefined && isEmpty(record.meta)) return;
+    if (record !== undefined && record.services.length === 0 && old === undefined && isEmpty(record.meta) && record.checks.length === 0) return;
     const state: NodeState = {
       bytes: member.record, addr: member.addr, suspect, record: record ?? EMPTY_NODE_RECORD, instances: new Map(),
     };
     this.nodes.set(member.name, state);
     const host = hostOf(member.addr);
     for (const s of state.record.services) {
-      const next = makeInstance(member.name, host, s, suspect, this.pool);
+      const next = makeInstance(member.name, host, s, suspect, this.pool, state.record.checks);
       const prev = old?.instances.get(s.id);
       if (prev !== undefined && sameInstance(prev, next)) {
         state.instances.set(s.id, prev);
@@ -196,7 +205,7 @@ export class Registry {
       this.remove(k, prev);
       return;
     }
-    const next = freezeInstance({ ...entry, hostPort: formatAddress(entry.address, entry.port), suspect: false, source });
+    const next = freezeInstance({ checks: [], taggedAddresses: {}, warningWeight: 1, ...entry, hostPort: formatAddress(entry.address, entry.port), suspect: false, source });
     if (prev !== undefined && sameInstance(prev, next)) return;
     this.imported.set(k, next);
     this.replace(k, prev, next);
@@ -303,6 +312,11 @@ export class Registry {
     return this.nodes.get(node)?.record.meta;
   }
 
+  /** A live member's node checks. */
+  nodeChecks(node: string): readonly CheckRecord[] {
+    return this.nodes.get(node)?.record.checks ?? EMPTY_NODE_RECORD.checks;
+  }
+
   /** Instances across all services. */
   get size(): number {
     return this.instanceCount;
@@ -406,17 +420,26 @@ function freezeInstance(fields: Omit<Instance, 'url'>): Instance {
   return Object.freeze(Object.assign(Object.create(INSTANCE_METHODS) as { url: Instance['url'] }, fields));
 }
 
-function makeInstance(node: string, host: string, s: ServiceRecord, suspect: boolean, pool: string): Instance {
+/** An instance of a member's record; its node's checks count against its health, as in Consul. */
+function makeInstance(node: string, host: string, s: ServiceRecord, suspect: boolean, pool: string, nodeChecks: readonly CheckRecord[]): Instance {
   const address = s.address === '' ? host : s.address;
+  const health = nodeChecks.length === 0 ? s.health : worstHealth([s.health, ...nodeChecks.map((c) => c.status)]);
   return freezeInstance({
     id: s.id, service: s.name, node, address, port: s.port, hostPort: formatAddress(address, s.port),
-    tags: s.tags, meta: s.meta, weight: s.weight, health: s.health, suspect, source: 'gossip', pool,
+    tags: s.tags, meta: s.meta, weight: s.weight, warningWeight: s.warningWeight, health, checks: s.checks,
+    taggedAddresses: s.taggedAddresses, suspect, source: 'gossip', pool,
   });
 }
 
 function sameInstance(a: Instance, b: Instance): boolean {
   return a.service === b.service && a.address === b.address && a.port === b.port && a.weight === b.weight && a.id === b.id && a.node === b.node
-    && a.pool === b.pool && a.health === b.health && a.suspect === b.suspect && sameList(a.tags, b.tags) && sameMeta(a.meta, b.meta);
+    && a.pool === b.pool && a.health === b.health && a.suspect === b.suspect && a.warningWeight === b.warningWeight && sameList(a.tags, b.tags)
+    && sameMeta(a.meta, b.meta) && sameJson(a.checks, b.checks) && sameJson(a.taggedAddresses, b.taggedAddresses);
+}
+
+/** Checks and tagged addresses are small and rarely change: compared by their JSON. */
+function sameJson(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

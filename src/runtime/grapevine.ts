@@ -14,51 +14,20 @@ import { type MemberChange, Membership, type MembershipEvent, type MembershipSta
 import { REPLAY_STAMP_BYTES } from '../core/replay.js';
 import { Keyring, SEAL_OVERHEAD_BYTES } from '../core/seal.js';
 import { Catalog, type CatalogView, type Member } from '../registry/catalog.js';
-import type { Health, ServiceDefinition } from '../registry/record.js';
 import type { Instance, LookupFilter, PickOptions, ServiceChange } from '../registry/registry.js';
 import type { WatchOptions } from '../registry/watch.js';
 import { Driver } from './driver.js';
-import { type CheckDefinition, HealthCheck } from './health-check.js';
 import { type Extension, extensionFor } from './extensions.js';
 import { DropSummary, type Logger } from './log.js';
 import { Seeds } from './seeds.js';
+import { type CheckHandle, OwnServices, type Registration, type ServiceHandle, type StandaloneCheck } from './services.js';
 import { defaultAdvertise, type GrapevineOptions, positive, validate } from './options.js';
 import { cryptoRng, monotonicMs } from './system.js';
 import { Transport, type TransportStats } from './transport.js';
 
 export type { Member } from '../registry/catalog.js';
+export type { CheckHandle, Registration, ServiceHandle, StandaloneCheck } from './services.js';
 export type { BridgeCommonOptions, BridgeOptions, DnsOptions, EtcdBridgeOptions, GrapevineOptions, HttpOptions, ZookeeperBridgeOptions } from './options.js';
-
-/**
- * A service to register, optionally with health checks that keep its health current: `check`,
- * `checks`, or both. With several, the instance's health is the worst of them.
- */
-export type Registration = ServiceDefinition & { check?: CheckDefinition; checks?: readonly CheckDefinition[] };
-
-/** One of an instance's checks: its status, and TTL heartbeats. */
-export interface CheckHandle {
-  readonly status: Health;
-  pass(): void;
-  warn(): void;
-  fail(): void;
-}
-
-/** Checks one instance may have. */
-const CHECKS_MAX = 16;
-
-/** What register() returns: the instance id, TTL heartbeats, and a way to deregister. */
-export interface ServiceHandle {
-  readonly id: string;
-  /** The instance's current health (from its check, or as registered). */
-  readonly health: Health;
-  /** Its checks, in registration order (`check` first, then `checks`). */
-  readonly checks: readonly CheckHandle[];
-  /** TTL checks: report in (to every TTL check of the instance). */
-  pass(): void;
-  warn(): void;
-  fail(): void;
-  deregister(): Promise<boolean>;
-}
 
 /** Events a Grapevine emits. `member` carries every membership change; each also has its own name. */
 export type GrapevineEvents = {
@@ -149,7 +118,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   private readonly localCatalog: Catalog;
   private readonly transport: Transport;
   private readonly driver: Driver;
-  private readonly checks = new Map<string, readonly HealthCheck[]>();
+  /** This member's instances and their checks. */
+  private readonly own: OwnServices;
   private closing: Promise<void> | undefined;
   private leaving: Promise<void> | undefined;
   private readonly internal = new EventEmitter();
@@ -172,6 +142,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     this.catalog = this.localCatalog;
     this.localCatalog.load(core.members());
     this.localCatalog.onChange((change) => this.emit('service', change));
+    this.own = new OwnServices(core.name, this.localCatalog, (apply) => this.input(apply), log);
     this.driver = new Driver(core, transport, (e) => this.dispatch(e));
     this.name = core.name;
     this.address = core.self().addr;
@@ -263,53 +234,47 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
    */
   async register(registration: Registration): Promise<ServiceHandle> {
     this.assertOpen('register');
-    const { check: one, checks: many, ...def } = registration ?? ({} as Registration);
-    if (many !== undefined && (!Array.isArray(many) || many.length > CHECKS_MAX)) throw new InvalidOptionError('checks', `must be an array of at most ${CHECKS_MAX} checks`);
-    const defs = [...(one !== undefined ? [one] : []), ...(many ?? [])];
-    const onChange = (): void => {
-      if (this.closing === undefined) this.input((now) => this.localCatalog.setHealth(now, id, worstOf(checks)));
-    };
-    const checks = defs.map((d) => new HealthCheck(d, onChange));
-    let id = '';
-    this.input((now) => {
-      id = this.localCatalog.register(now, checks.length === 0 ? def : { ...def, health: 'critical' });
-    });
-    for (const c of this.checks.get(id) ?? []) c.stop();
-    this.checks.delete(id);
-    if (checks.length > 0) {
-      this.checks.set(id, checks);
-      await Promise.all(checks.map((c) => c.start()));
-    }
-    const gv = this;
-    const ttl = (fn: (c: HealthCheck) => void) => (): void => {
-      const ttls = checks.filter((c) => c.isTtl);
-      if (ttls.length === 0) throw new InvalidOptionError('check', 'pass()/warn()/fail() are for TTL checks');
-      for (const c of ttls) fn(c);
-    };
-    return {
-      id,
-      get health(): Health {
-        return gv.localCatalog.lookup(def.name).find((i) => i.node === gv.name && i.id === id)?.health ?? 'critical';
-      },
-      checks,
-      pass: ttl((c) => c.pass()),
-      warn: ttl((c) => c.warn()),
-      fail: ttl((c) => c.fail()),
-      deregister: () => this.deregister(id),
-    };
+    return this.own.register(registration, (id) => this.deregister(id));
   }
 
   /** Removes one of this node's instances (and stops its check). False if there is none with that id. */
   async deregister(id: string): Promise<boolean> {
     if (typeof id !== 'string') throw new InvalidOptionError('id', 'must be a string');
-    for (const c of this.checks.get(id) ?? []) c.stop();
-    this.checks.delete(id);
+    this.own.stop(id);
     if (this.closing !== undefined || this.leaving !== undefined) return false;
     let found = false;
     this.input((now) => {
       found = this.localCatalog.deregister(now, id);
     });
     return found;
+  }
+
+  /**
+   * Adds a check to one of this member's instances (`serviceId`) or, without one, to the member
+   * itself, where it counts against every instance here (Consul's node checks). Same id replaces.
+   */
+  addCheck(check: StandaloneCheck): Promise<CheckHandle> {
+    this.assertOpen('addCheck');
+    return this.own.addCheck(check);
+  }
+
+  /** Removes a check by id (an added one, or one an instance was registered with). */
+  removeCheck(id: string): boolean {
+    return this.own.removeCheck(id);
+  }
+
+  /** One of this member's checks by id. */
+  check(id: string): CheckHandle | undefined {
+    return this.own.check(id);
+  }
+
+  /**
+   * Maintenance mode, as Consul's: instance `serviceId`, or without one every instance here,
+   * turns critical with `reason` (lookups of healthy instances skip it) until `maintenance(false)`.
+   */
+  maintenance(reason: string | false, serviceId?: string): void {
+    this.assertOpen('maintenance');
+    this.own.maintenance(reason, serviceId);
   }
 
   /** Instances of `service` across the cluster, from local memory (no I/O). */
@@ -440,8 +405,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     this.drops.flush();
     this.drops.stop();
     this.log.info(`member ${this.name} ${this.leaving === undefined ? 'closed' : 'left'}`, { name: this.name });
-    for (const checks of this.checks.values()) for (const c of checks) c.stop();
-    this.checks.clear();
+    this.own.close();
     this.lifetime.abort();
     this.driver.stop();
     const extensions = [...this.extensions.values()];
@@ -587,14 +551,4 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   private assertOpen(what: string): void {
     if (this.closing !== undefined || this.leaving !== undefined) throw new InvalidStateError(`${what} after leave or close`);
   }
-}
-
-/** The worst status among `checks`: any critical makes the instance critical, else any warning. */
-function worstOf(checks: readonly HealthCheck[]): Health {
-  let worst: Health = 'passing';
-  for (const c of checks) {
-    if (c.status === 'critical') return 'critical';
-    if (c.status === 'warning') worst = 'warning';
-  }
-  return worst;
 }

@@ -4,16 +4,30 @@
  * that a change needs `rise` consecutive better results or `fall` consecutive worse ones, so one
  * slow answer does not pull an instance out of every node's lookups (HAProxy's rise/fall).
  */
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { parseAddress } from '../core/address.js';
 import { InvalidOptionError } from '../core/errors.js';
-import { HEALTH, type Health } from '../registry/record.js';
+import { CHECK_OUTPUT_BYTES_MAX, HEALTH, type Health, truncateUtf8 } from '../registry/record.js';
 import { positive } from './options.js';
 
 /** Shortest check interval and TTL, as Consul's and Kubernetes' (1 s): faster checks load the service more than they tell. */
 export const CHECK_INTERVAL_MIN_MS = 1_000;
 
-interface Timing {
+/** What every kind of check may carry: how it is named and shown (every member answers the same). */
+interface Described {
+  /** Unique among the node's checks; default `service:<id>` (`service:<id>:<n>` for the n-th of several). */
+  id?: string;
+  /** Default "Service '<name>' check". */
+  name?: string;
+  /** Free text for operators (Consul's Notes). */
+  notes?: string;
+  /** Status until the first result: default critical (Consul's Status). A first result replaces it. */
+  status?: Health;
+}
+
+interface Timing extends Described {
   /** Time between runs, at least 1 s. Default 10 s. */
   intervalMs?: number;
   /** A run that takes longer is critical. Default 5 s or the interval, whichever is shorter. */
@@ -24,12 +38,19 @@ interface Timing {
   fall?: number;
 }
 
-/** GET `http`: 2xx is passing, 429 warning, anything else (or no answer) critical. */
-export interface HttpCheck extends Timing { http: string; headers?: Record<string, string> }
+/** Requests `http` (GET unless `method`): 2xx is passing, 429 warning, anything else (or no answer) critical. */
+export interface HttpCheck extends Timing {
+  http: string;
+  headers?: Record<string, string>;
+  method?: string;
+  body?: string;
+  /** Accept any certificate from an https URL (Consul's TLSSkipVerify). */
+  tlsSkipVerify?: boolean;
+}
 /** Connect to `tcp` ("host:port"): connected is passing. */
 export interface TcpCheck extends Timing { tcp: string }
 /** The service reports itself with pass()/warn()/fail(); silence for `ttlMs` (at least 1 s) is critical. */
-export interface TtlCheck { ttlMs: number }
+export interface TtlCheck extends Described { ttlMs: number }
 /** Your own test: return a Health or a boolean; throwing or timing out is critical. */
 export interface FunctionCheck extends Timing {
   run: (signal: AbortSignal) => Health | boolean | Promise<Health | boolean>;
@@ -37,10 +58,13 @@ export interface FunctionCheck extends Timing {
 
 export type CheckDefinition = HttpCheck | TcpCheck | TtlCheck | FunctionCheck;
 
-type CheckRun = (signal: AbortSignal) => Promise<Health>;
+/** A run's result, and what it said (the check's output). */
+interface Outcome { health: Health; output: string }
+type CheckRun = (signal: AbortSignal) => Promise<Outcome>;
 
 export class HealthCheck {
-  private current: Health = 'critical';
+  private current: Health;
+  private said = '';
   private seen = false;
   private streak = 0;
   private streakOf: Health = 'critical';
@@ -54,18 +78,28 @@ export class HealthCheck {
   private readonly fall: number;
   private readonly ttlMs: number;
 
-  /** Validates `def` (InvalidOptionError naming `check.<field>`); `onChange` hears every status change. */
-  constructor(def: CheckDefinition, private readonly onChange: (health: Health) => void) {
+  /** "http", "tcp", "ttl" or "function". */
+  readonly type: string;
+
+  /**
+   * Validates `def` (InvalidOptionError naming `check.<field>`); `onChange` hears every status
+   * change, `onOutput` every change of output alone.
+   */
+  constructor(def: CheckDefinition, private readonly onChange: (health: Health) => void, private readonly onOutput: () => void = () => undefined) {
     if (def === null || typeof def !== 'object') throw new InvalidOptionError('check', 'must be an object');
     const d = def as Partial<HttpCheck & TcpCheck & TtlCheck & FunctionCheck>;
     const kinds = ['http', 'tcp', 'ttlMs', 'run'].filter((k) => d[k as keyof typeof d] !== undefined);
     if (kinds.length !== 1) throw new InvalidOptionError('check', 'needs exactly one of http, tcp, ttlMs, run');
+    this.type = { http: 'http', tcp: 'tcp', ttlMs: 'ttl', run: 'function' }[kinds[0] as string] as string;
+    for (const f of ['id', 'name', 'notes'] as const) if (d[f] !== undefined && typeof d[f] !== 'string') throw new InvalidOptionError(`check.${f}`, 'must be a string');
+    if (d.status !== undefined && !HEALTH.includes(d.status)) throw new InvalidOptionError('check.status', 'must be passing, warning or critical');
+    this.current = d.status ?? 'critical';
     this.intervalMs = atLeastOneSecond(d.intervalMs, 'check.intervalMs', 10_000);
     this.timeoutMs = positive(d.timeoutMs, 'check.timeoutMs', Math.min(this.intervalMs, 5_000));
     this.rise = count(d.rise, 'check.rise', 2);
     this.fall = count(d.fall, 'check.fall', 3);
     this.ttlMs = d.ttlMs === undefined ? 0 : atLeastOneSecond(d.ttlMs, 'check.ttlMs', 0);
-    if (d.http !== undefined) this.run = httpRun(d.http, d.headers);
+    if (d.http !== undefined) this.run = httpRun(d as HttpCheck);
     else if (d.tcp !== undefined) this.run = tcpRun(d.tcp);
     else if (d.run !== undefined) this.run = functionRun(d.run);
   }
@@ -75,8 +109,18 @@ export class HealthCheck {
     return this.run === undefined;
   }
 
+  /** Time between runs and a run's deadline (0 for a TTL check, which does not run). */
+  get timing(): { intervalMs: number; timeoutMs: number } {
+    return this.run === undefined ? { intervalMs: 0, timeoutMs: 0 } : { intervalMs: this.intervalMs, timeoutMs: this.timeoutMs };
+  }
+
   get status(): Health {
     return this.current;
+  }
+
+  /** What the last run said: Consul's check output, at most CHECK_OUTPUT_BYTES_MAX bytes. */
+  get output(): string {
+    return this.said;
   }
 
   /** Runs the first check now; resolves with its result (a TTL check starts critical until pass()). */
@@ -95,22 +139,24 @@ export class HealthCheck {
     this.inFlight?.abort();
   }
 
-  /** TTL heartbeat: the service is fine (until ttlMs from now). */
-  pass(): void {
-    this.report('passing');
+  /** TTL heartbeat: the service is fine (until ttlMs from now); `note` becomes the output. */
+  pass(note = ''): void {
+    this.report('passing', note);
   }
 
-  warn(): void {
-    this.report('warning');
+  warn(note = ''): void {
+    this.report('warning', note);
   }
 
-  fail(): void {
-    this.report('critical');
+  fail(note = ''): void {
+    this.report('critical', note);
   }
 
-  private report(health: Health): void {
+  private report(health: Health, note: string): void {
     if (this.run !== undefined) throw new InvalidOptionError('check', 'pass()/warn()/fail() are for TTL checks');
+    if (typeof note !== 'string') throw new InvalidOptionError('note', 'must be a string');
     if (this.stopped) return;
+    this.say(note);
     this.set(health);
     this.armTtl();
   }
@@ -118,8 +164,19 @@ export class HealthCheck {
   private armTtl(): void {
     clearTimeout(this.timer);
     if (this.stopped) return;
-    this.timer = setTimeout(() => this.set('critical'), this.ttlMs);
+    this.timer = setTimeout(() => {
+      this.say('TTL expired');
+      this.set('critical');
+    }, this.ttlMs);
     this.timer.unref();
+  }
+
+  /** Sets the output (bounded); output alone changing is reported apart from status. */
+  private say(output: string): void {
+    const bounded = truncateUtf8(output, CHECK_OUTPUT_BYTES_MAX);
+    if (bounded === this.said) return;
+    this.said = bounded;
+    this.onOutput();
   }
 
   private async runOnce(): Promise<void> {
@@ -127,17 +184,18 @@ export class HealthCheck {
     const ac = new AbortController();
     this.inFlight = ac;
     const timeout = setTimeout(() => ac.abort(new Error('health check timed out')), this.timeoutMs);
-    let result: Health;
+    let result: Outcome;
     try {
       result = await this.run(ac.signal);
-      if (ac.signal.aborted) result = 'critical';
-    } catch {
-      result = 'critical';
+      if (ac.signal.aborted) result = { health: 'critical', output: `timed out after ${this.timeoutMs} ms` };
+    } catch (e) {
+      result = { health: 'critical', output: ac.signal.aborted ? `timed out after ${this.timeoutMs} ms` : String((e as Error)?.message ?? e) };
     } finally {
       clearTimeout(timeout);
     }
     if (this.stopped) return;
-    this.observe(result);
+    this.say(result.output);
+    this.observe(result.health);
     this.timer = setTimeout(() => void this.runOnce(), this.intervalMs);
     this.timer.unref();
   }
@@ -168,36 +226,58 @@ export class HealthCheck {
   }
 }
 
-function httpRun(url: string, headers: Record<string, string> | undefined): CheckRun {
+function httpRun(def: HttpCheck): CheckRun {
   let parsed: URL;
   try {
-    parsed = new URL(url);
+    parsed = new URL(def.http);
   } catch {
-    throw new InvalidOptionError('check.http', `${url} is not a URL`);
+    throw new InvalidOptionError('check.http', `${def.http} is not a URL`);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new InvalidOptionError('check.http', 'must be an http(s) URL');
-  return async (signal) => {
-    const res = await fetch(parsed, { signal, redirect: 'manual', ...(headers !== undefined ? { headers } : {}) });
-    await res.body?.cancel();
-    if (res.status >= 200 && res.status < 300) return 'passing';
-    return res.status === 429 ? 'warning' : 'critical';
-  };
+  const method = def.method ?? 'GET';
+  if (typeof method !== 'string' || !/^[A-Z]+$/.test(method)) throw new InvalidOptionError('check.method', `must be an HTTP method such as GET, got ${JSON.stringify(method)}`);
+  if (def.body !== undefined && typeof def.body !== 'string') throw new InvalidOptionError('check.body', 'must be a string');
+  const request = parsed.protocol === 'https:' ? httpsRequest : httpRequest;
+  const tls = parsed.protocol === 'https:' && def.tlsSkipVerify === true ? { rejectUnauthorized: false } : {};
+  // Consul's output: "HTTP GET http://...: 200 OK Output: <the start of the body>".
+  const said = `HTTP ${method} ${def.http}`;
+  return (signal) => new Promise<Outcome>((resolve, reject) => {
+    const req = request(parsed, { method, signal, headers: { 'User-Agent': 'grapevine health check', ...def.headers }, ...tls }, (res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const done = (): void => {
+        res.destroy();
+        const code = res.statusCode ?? 0;
+        const health: Health = code >= 200 && code < 300 ? 'passing' : code === 429 ? 'warning' : 'critical';
+        resolve({ health, output: `${said}: ${code} ${res.statusMessage ?? ''} Output: ${Buffer.concat(chunks).toString('utf8')}` });
+      };
+      res.on('data', (c: Buffer) => {
+        chunks.push(c);
+        size += c.length;
+        if (size >= CHECK_OUTPUT_BYTES_MAX) done();
+      });
+      res.once('end', done);
+      res.once('error', done);
+    });
+    req.once('error', (e) => reject(new Error(`${said}: ${e.message}`)));
+    req.end(def.body);
+  });
 }
 
 function tcpRun(target: string): CheckRun {
   const { host, port } = parseAddress(target, 'check.tcp');
   if (port === 0) throw new InvalidOptionError('check.tcp', 'needs a port');
-  return (signal) => new Promise<Health>((resolve) => {
+  return (signal) => new Promise<Outcome>((resolve) => {
     const socket = connect({ host, port });
-    const done = (h: Health): void => {
+    const done = (health: Health, output: string): void => {
       signal.removeEventListener('abort', onAbort);
       socket.destroy();
-      resolve(h);
+      resolve({ health, output: `TCP connect ${target}: ${output}` });
     };
-    const onAbort = (): void => done('critical');
+    const onAbort = (): void => done('critical', 'timed out');
     signal.addEventListener('abort', onAbort, { once: true });
-    socket.once('connect', () => done('passing'));
-    socket.once('error', () => done('critical'));
+    socket.once('connect', () => done('passing', 'Success'));
+    socket.once('error', (e) => done('critical', e.message));
   });
 }
 
@@ -206,8 +286,8 @@ function functionRun(run: FunctionCheck['run']): CheckRun {
   return async (signal) => {
     const aborted = new Promise<Health>((resolve) => signal.addEventListener('abort', () => resolve('critical'), { once: true }));
     const result = await Promise.race([Promise.resolve().then(() => run(signal)), aborted]);
-    if (typeof result === 'boolean') return result ? 'passing' : 'critical';
-    return HEALTH.includes(result) ? result : 'critical';
+    if (typeof result === 'boolean') return { health: result ? 'passing' : 'critical', output: '' };
+    return HEALTH.includes(result) ? { health: result, output: '' } : { health: 'critical', output: `returned ${String(result)}` };
   };
 }
 
@@ -222,3 +302,4 @@ function count(value: number | undefined, option: string, fallback: number): num
   if (!Number.isInteger(value) || value < 1 || value > 100) throw new InvalidOptionError(option, 'must be an integer in 1..100');
   return value;
 }
+

@@ -1,0 +1,58 @@
+/**
+ * What the endpoint modules (agent.ts, catalog.ts) get from the server: the member, a way to add
+ * routes, and the change indexes their answers carry.
+ */
+import type { Grapevine, Logger } from '../runtime/index.js';
+
+/** An HTTP error with Consul's status and a plain-text reason. */
+export class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+export interface Reply {
+  body: unknown;
+  index?: number;
+  /** A status other than 200 with a JSON body (the agent's health endpoints answer 429 and 503). */
+  status?: number;
+  /** A reply that is not JSON (Prometheus's text format, the status page). */
+  text?: { contentType: string; body: string };
+  /** Extra headers (X-Consul-ContentHash). */
+  headers?: Record<string, string>;
+}
+
+export interface Request {
+  params: string[];
+  query: URLSearchParams;
+  body: () => Promise<unknown>;
+  signal: AbortSignal;
+}
+
+export type Handler = (req: Request) => Reply | Promise<Reply>;
+
+export interface RouteOptions {
+  /** Needs the token when one is set (default: PUT and DELETE routes). */
+  write?: boolean;
+  /** For blocking reads: the endpoint's index given its path parameters. */
+  index?: (params: string[]) => number;
+  /** For reads that block on `?hash=` (Consul's content hash) rather than an index. */
+  hash?: (params: string[]) => string;
+}
+
+export type Method = 'GET' | 'PUT' | 'DELETE';
+
+export interface Api {
+  readonly gv: Grapevine;
+  readonly log: Logger;
+  route(method: Method, path: string, handle: Handler, options?: RouteOptions): void;
+  catalogIndex(): number;
+  serviceIndex(name: string): number;
+  nodeIndex(): number;
+}
+
+/** A boolean query flag as Consul reads one: present and not "false" or "0". */
+export function flag(query: URLSearchParams, name: string): boolean {
+  const v = query.get(name);
+  return v !== null && v !== 'false' && v !== '0';
+}
