@@ -1,9 +1,12 @@
 /**
  * Real Consul clients against a member's HTTP API on 127.0.0.1: the `consul` npm package
- * (register, deregister, catalog and health reads, a watch over blocking queries) and Debian's
+ * (register, deregister, catalog and health reads, a watch over blocking queries; then every
+ * ordinary agent, check, maintenance, catalog, health and status call it makes) and Debian's
  * python3-consul. A second member checks that what the API registered spread by gossip.
  */
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import Consul from 'consul';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -18,6 +21,21 @@ let a: Grapevine;
 let b: Grapevine;
 let host = '';
 let port = 0;
+
+/** An endpoint for an HTTP check to probe on 127.0.0.1: 200 with `body`. */
+async function probeServer(body: string): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = createServer((_req, res) => res.end(body));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
+  return { url, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/** The fields of a check (as Consul's API answers one) that these tests look at. */
+interface ConsulCheck { CheckID: string; Name: string; Status: string; Notes: string; Output: string; Type: string; ServiceID: string; ServiceName: string }
+
+function ids(checks: readonly { CheckID: string }[]): string[] {
+  return checks.map((c) => c.CheckID);
+}
 
 describe('real Consul clients', () => {
   beforeAll(async () => {
@@ -62,6 +80,111 @@ describe('real Consul clients', () => {
     await consul.agent.service.deregister('billing-1');
     await until(() => b.lookup('billing').every((i) => i.id !== 'billing-1'));
     await expect(consul.agent.service.deregister('billing-1')).rejects.toMatchObject({ statusCode: 404 });
+  });
+
+  test('the consul npm client: agent, checks of every kind it sends, maintenance, catalog, health and status; KV and sessions refused', async () => {
+    const consul = new Consul({ host, port });
+    const probe = await probeServer('pong');
+    const [HTTP, TTL, DISK] = ['service:payments-1:1', 'service:payments-1:2', 'payments-disk'];
+    const checks = async (): Promise<Record<string, ConsulCheck>> => await consul.agent.check.list();
+    const passing = async (): Promise<string[]> =>
+      ((await consul.health.service({ service: 'payments', passing: true })) as { Service: { ID: string } }[]).map((e) => e.Service.ID);
+    try {
+      // The agent and the members it sees.
+      const self = await consul.agent.self() as { Config: Record<string, unknown>; Member: Record<string, unknown> };
+      expect(self.Config).toMatchObject({ NodeName: 'a', Datacenter: 'dc1', Server: false });
+      expect(self.Member).toMatchObject({ Name: 'a', Port: Number(a.address.split(':')[1]), Status: 1 });
+      const members = await consul.agent.members() as { Name: string; Status: number }[];
+      expect(members.map((m) => [m.Name, m.Status]).sort()).toEqual([['a', 1], ['b', 1]]);
+
+      // A service with an HTTP check and a TTL check; neither names its ID, so both get Consul's default.
+      await consul.agent.service.register({
+        name: 'payments', id: 'payments-1', port: 9200, tags: ['v3'],
+        checks: [
+          { name: 'payments http', http: probe.url, interval: '1s', timeout: '3s', notes: 'GET /health' },
+          { name: 'payments ttl', ttl: '30s', timeout: '1s', notes: 'the app reports in' },
+        ],
+      });
+      expect((await consul.agent.service.list())['payments-1']).toMatchObject({ ID: 'payments-1', Service: 'payments', Port: 9200, Tags: ['v3'] });
+      await until(async () => (await checks())[HTTP]?.Output === `HTTP GET ${probe.url}: 200 OK Output: pong`);
+      const listed = await checks();
+      expect(Object.keys(listed).sort()).toEqual([HTTP, TTL]);
+      expect(listed[HTTP]).toMatchObject({ Name: 'payments http', Notes: 'GET /health', Type: 'http', Status: 'passing', ServiceID: 'payments-1', Interval: '1s', Timeout: '3s' });
+      expect(listed[TTL]).toMatchObject({ Name: 'payments ttl', Notes: 'the app reports in', Type: 'ttl', Status: 'critical', Output: '', ServiceID: 'payments-1' });
+
+      // TTL reports: the note is the check's Output.
+      for (const [report, status] of [['warn', 'warning'], ['fail', 'critical'], ['pass', 'passing']] as const) {
+        await consul.agent.check[report]({ id: TTL, note: `${report} from the app` });
+        expect((await checks())[TTL]).toMatchObject({ Status: status, Output: `${report} from the app` });
+      }
+      expect(await passing()).toEqual(['payments-1']);
+
+      // A standalone TTL check of the instance: critical until it reports, and it travels with the others.
+      await consul.agent.check.register({ name: 'payments disk', checkid: DISK, serviceid: 'payments-1', ttl: '30s', timeout: '1s', notes: 'free space' });
+      expect((await checks())[DISK]).toMatchObject({ Name: 'payments disk', Notes: 'free space', Type: 'ttl', Status: 'critical', ServiceID: 'payments-1' });
+      expect((await consul.health.state('critical')).map((c) => [c.CheckID, c.ServiceID])).toEqual([[DISK, 'payments-1']]);
+      expect(await passing()).toEqual([]);
+      const travelled = (): { id: string; name: string; type: string; notes: string }[] =>
+        (b.lookup('payments')[0]?.checks ?? []).map(({ id, name, type, notes }) => ({ id, name, type, notes })).sort((x, y) => (x.id < y.id ? -1 : 1));
+      await until(() => travelled().length === 3);
+      expect(travelled()).toEqual([
+        { id: DISK, name: 'payments disk', type: 'ttl', notes: 'free space' },
+        { id: HTTP, name: 'payments http', type: 'http', notes: 'GET /health' },
+        { id: TTL, name: 'payments ttl', type: 'ttl', notes: 'the app reports in' },
+      ]);
+      await consul.agent.check.deregister(DISK);
+      expect(Object.keys(await checks()).sort()).toEqual([HTTP, TTL]);
+      await expect(consul.agent.check.deregister(DISK)).rejects.toMatchObject({ statusCode: 404 });
+      await until(() => travelled().length === 2);
+      expect(await passing()).toEqual(['payments-1']);
+
+      // Maintenance of the instance, then of the node: a critical check with the reason, out of the passing list.
+      await consul.agent.service.maintenance({ id: 'payments-1', enable: true, reason: 'reindex' });
+      expect((await checks())['_service_maintenance:payments-1']).toMatchObject({ Status: 'critical', Notes: 'reindex', ServiceID: 'payments-1' });
+      expect(await passing()).toEqual([]);
+      await consul.agent.service.maintenance({ id: 'payments-1', enable: false });
+      expect(Object.keys(await checks()).sort()).toEqual([HTTP, TTL]);
+      expect(await passing()).toEqual(['payments-1']);
+      await consul.agent.maintenance({ enable: true, reason: 'kernel upgrade' });
+      const inMaintenance = await consul.health.node('a');
+      expect(ids(inMaintenance)).toEqual(['serfHealth', '_node_maintenance', HTTP, TTL]);
+      expect(inMaintenance[1]).toMatchObject({ Status: 'critical', Notes: 'kernel upgrade', ServiceID: '' });
+      expect(await passing()).toEqual([]);
+      await consul.agent.maintenance({ enable: false });
+      expect(ids(await consul.health.node('a'))).toEqual(['serfHealth', HTTP, TTL]);
+      expect(await passing()).toEqual(['payments-1']);
+
+      // Catalog and health reads.
+      expect(await consul.catalog.datacenters()).toEqual(['dc1']);
+      expect((await consul.catalog.node.list() as { Node: string }[]).map((n) => n.Node).sort()).toEqual(['a', 'b']);
+      const onA = await consul.catalog.node.services('a') as { Node: { Node: string }; Services: Record<string, unknown> };
+      expect(onA.Node.Node).toBe('a');
+      expect(onA.Services).toEqual({ 'payments-1': expect.objectContaining({ ID: 'payments-1', Service: 'payments', Port: 9200, Tags: ['v3'] }) });
+      expect((await consul.catalog.service.list()).payments).toEqual(['v3']);
+      const entries = await consul.catalog.service.nodes('payments') as { Node: string; ServiceID: string; ServicePort: number }[];
+      expect(entries.map((e) => [e.Node, e.ServiceID, e.ServicePort])).toEqual([['a', 'payments-1', 9200]]);
+      const serviceChecks = await consul.health.checks('payments');
+      expect(serviceChecks.map((c) => [c.CheckID, c.ServiceName, c.Status])).toEqual([[HTTP, 'payments', 'passing'], [TTL, 'payments', 'passing']]);
+
+      // No leader: the first live member by name, and the live members.
+      expect(await consul.status.leader()).toBe(a.address);
+      expect(await consul.status.peers()).toEqual([a.address, b.address]);
+
+      // What is not served is an error the client raises, with the reason, not "no such key" or "no sessions".
+      const notServed = { statusCode: 501, message: expect.stringMatching(/not served|no servers/) };
+      await expect(consul.kv.get('missing')).rejects.toMatchObject(notServed);
+      await expect(consul.session.list()).rejects.toMatchObject(notServed);
+
+      await consul.agent.service.deregister('payments-1');
+      expect(await consul.agent.service.list()).toEqual({});
+      expect(await consul.agent.check.list()).toEqual({});
+      await until(() => b.lookup('payments').length === 0);
+    } finally {
+      // Leave nothing behind for the next tests, whatever failed above.
+      a.maintenance(false);
+      await a.deregister('payments-1');
+      await probe.close();
+    }
   });
 
   test.skipIf(!hasPythonConsul)('python3-consul: catalog.services() and health.service(name, passing=True)', async () => {

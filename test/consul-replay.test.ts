@@ -11,7 +11,7 @@ import { createServer as createTcp } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Grapevine } from '../src/index.js';
 import { consulGoClientCalls, type GoRequest, goTarget, type ReplayedCall } from './fixtures/consul-go-client.js';
-import { checkGoDecodes } from './fixtures/go-decode.js';
+import { checkGoDecodes, goShapes, ptrTo, sliceOf } from './fixtures/go-decode.js';
 import { prometheusConsulCalls, prometheusTargetLabels } from './fixtures/prometheus-consul-sd.js';
 import { until } from './until.js';
 
@@ -197,7 +197,7 @@ describe('replayed requests of the Go client and of Prometheus', () => {
   }, 60_000);
 
   test('what is not served answers 501 with the reason, never a 404 a client would take for "not found"', async () => {
-    for (const prefix of ['client.KV()', 'client.Event()', 'client.Coordinate()', 'client.Catalog().Register(', 'client.Catalog().Deregister(']) {
+    for (const prefix of ['client.KV()', 'client.Event()', 'client.Coordinate()']) {
       for (const call of consulGoClientCalls.filter((x) => x.call.startsWith(prefix))) {
         const answer = await send(apiA, call.request);
         expect(answer.status, call.call).toBe(501);
@@ -206,6 +206,55 @@ describe('replayed requests of the Go client and of Prometheus', () => {
       }
     }
   });
+
+  test('external services: registered in the catalog for a node that runs no member, checked, updated as ESM does, gone with their member', async () => {
+    await replay(apiA, goCall('client.Catalog().Register('));
+    const getOnB = async (path: string): Promise<Answer> => send(apiB, { ...goCall('client.Catalog().Nodes(nil)').request, path });
+    const externalOnB = async (): Promise<Record<string, unknown>[]> => (await getOnB('/v1/catalog/service/ext-db')).json as Record<string, unknown>[];
+    await until(async () => (await externalOnB()).length === 1);
+    expect((await externalOnB())[0]).toMatchObject({ Node: 'ext-node', Address: '192.0.2.10', ServiceID: 'ext-db', NodeMeta: { 'external-node': 'true' } });
+    const nodes = (await replay(apiB, goCall('client.Catalog().Nodes(nil)'))).json as { Node: string }[];
+    expect(nodes.map((n) => n.Node)).toContain('ext-node');
+    // Its health is its own check's: no serf check, no member's node checks.
+    const health = await getOnB('/v1/health/service/ext-db');
+    expect(checkGoDecodes(health.json, sliceOf(ptrTo(goShapes.ServiceEntry)))).toEqual([]);
+    expect(health.json).toMatchObject([{ Node: { Node: 'ext-node', Address: '192.0.2.10' }, Service: { ID: 'ext-db', Address: '192.0.2.10' }, Checks: [{ CheckID: 'service:ext-db', Name: 'ext-db alive', Status: 'passing' }] }]);
+    expect(b.lookup('ext-db')[0]).toMatchObject({ node: 'a', address: '192.0.2.10', port: 5432, external: { node: 'ext-node' } });
+
+    // ESM's update: the check alone, its status stated; it travels with its output.
+    const update = { Node: 'ext-node', SkipNodeUpdate: true, Check: { Node: 'ext-node', CheckID: 'service:ext-db', ServiceID: 'ext-db', Status: 'critical', Output: 'connection refused' } };
+    expect((await send(apiA, { ...goCall('client.Catalog().Register(').request, body: JSON.stringify(update) })).status).toBe(200);
+    await until(() => b.lookup('ext-db')[0]?.health === 'critical');
+    expect(b.lookup('ext-db')[0]?.checks).toEqual([expect.objectContaining({ id: 'service:ext-db', status: 'critical', output: 'connection refused' })]);
+
+    // A check given how to run it is run by the member that registered it.
+    const checked = {
+      Node: 'web-node', Address: '127.0.0.1', Service: { ID: 'ext-web', Service: 'ext-web', Port: 1 },
+      Check: { Node: 'web-node', CheckID: 'ext-web-http', Name: 'ext web', ServiceID: 'ext-web', Definition: { HTTP: healthUrl, Interval: '1s', Timeout: '1s' } },
+    };
+    expect((await send(apiA, { ...goCall('client.Catalog().Register(').request, body: JSON.stringify(checked) })).status).toBe(200);
+    await until(() => b.lookup('ext-web')[0]?.health === 'passing');
+    expect(b.lookup('ext-web')[0]?.checks[0]).toMatchObject({ type: 'http', output: `HTTP GET ${healthUrl}: 200 OK Output: ok` });
+
+    // Members are not external nodes; another member's external service is not ours to change.
+    const asMember = await send(apiA, { ...goCall('client.Catalog().Register(').request, body: JSON.stringify({ Node: 'b', Address: '127.0.0.1', Service: { Service: 'x', Port: 1 } }) });
+    expect(asMember).toMatchObject({ status: 400, text: expect.stringContaining('is a member') });
+    const d = await Grapevine.start({ name: 'd', bind: '127.0.0.1:0', profile: 'local', seeds: [a.address] });
+    members.push(d);
+    await d.register({ name: 'ext-cache', port: 6379, external: { node: 'cache-node', address: '127.0.0.2' } });
+    await until(() => a.lookup('ext-cache').length === 1 && b.lookup('ext-cache').length === 1);
+    const foreign = await send(apiA, { ...goCall('client.Catalog().Deregister(').request, body: JSON.stringify({ Node: 'cache-node', ServiceID: 'ext-cache' }) });
+    expect(foreign).toMatchObject({ status: 400, text: expect.stringContaining('registered by member d') });
+    // The member that spreads an external service is its only keeper: when it dies, the service is gone.
+    await d.close();
+    await until(() => b.lookup('ext-cache').length === 0, 20_000);
+    expect(((await getOnB('/v1/catalog/nodes')).json as { Node: string }[]).map((n) => n.Node)).not.toContain('cache-node');
+
+    await replay(apiA, goCall('client.Catalog().Deregister('));
+    await until(async () => (await externalOnB()).length === 0);
+    await send(apiA, { ...goCall('client.Catalog().Deregister(').request, body: JSON.stringify({ Node: 'web-node' }) });
+    await until(() => b.lookup('ext-web').length === 0);
+  }, 40_000);
 
   test('Prometheus discovery: its watch and health reads, its labels, and a deregistered or crashed instance leaving within one blocking round', async () => {
     await a.register({ name: 'web', id: 'web-a', port: 8080, tags: ['v1', 'primary'], meta: { version: '2' } });

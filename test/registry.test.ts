@@ -223,6 +223,19 @@ describe('records in a simulated cluster', () => {
     expect(c.view('n1').pick('billing', { healthy: false })?.node).toBe('n9');
   });
 
+  test.each([51, 52, 53])('a burst of large record writes reaches every node at once, not at the next push-pull (seed %i)', (seed) => {
+    // Writes a few ms apart: each version's pull is still in flight when the next is announced.
+    const c = simulate({ nodes: 6, seed, config: { recordInlineBytesMax: 100 } });
+    c.runFor(3_000);
+    for (let n = 0; n < 16; n++) {
+      c.register('n0', { name: 'burst', id: `b${n}`, port: n + 1, meta: { pad: 'x'.repeat(300) } });
+      c.runFor(1 + (n % 3));
+    }
+    const started = c.nowMs;
+    const converged = c.runUntilTrue(() => c.liveNodes().every((m) => c.view(m.name).lookup('burst').length === 16), 5_000);
+    expect(converged, `seed ${seed}: ${c.liveNodes().map((m) => c.view(m.name).lookup('burst').length).join(',')} after ${c.nowMs - started} ms`).toBe(true);
+  });
+
   const op = fc.oneof(
     fc.record({ kind: fc.constant('register' as const), id: fc.constantFrom('a', 'b', 'c'), port: fc.integer({ min: 1, max: 9 }), big: fc.boolean() }),
     fc.record({ kind: fc.constant('deregister' as const), id: fc.constantFrom('a', 'b', 'c') }),

@@ -4,7 +4,9 @@
  * member that offered it, which holds it (a node passes on such an alive message only once it
  * holds the record), so pulls spread over the cluster instead of all hitting the owner. A pull
  * unanswered within PULL_TIMEOUT_PROBES probe intervals is retried once from the owner; after
- * that the next offer of the same identity starts it again.
+ * that the next offer of the same identity starts it again. A newer identity announced while a
+ * pull is in flight waits for it, and is pulled as soon as that pull ends: an answer with an
+ * older record (a burst of writes) does not leave the newest one unasked for.
  */
 import type { Context, TimerKind } from './context.js';
 import { type HeldRecord, heldRecord, type Slot } from './member-table.js';
@@ -55,6 +57,19 @@ export class RecordPulls {
     this.pump(now);
   }
 
+  /**
+   * A pull's answer came and held another identity than the one now pending (an older one: the
+   * member wrote again meanwhile, or a newer one, adopted whole): the pull is over, and what is
+   * still wanted is asked for now.
+   */
+  answered(now: number, name: string): void {
+    const pull = this.inFlight.get(name);
+    if (pull === undefined) return;
+    pull.timer.cancelled = true;
+    this.inFlight.delete(name);
+    this.pump(now);
+  }
+
   /** No record came back: ask the owner itself, and after that wait for the next offer. */
   timedOut(now: number, timer: Timer<TimerKind>): void {
     const name = (timer.kind as { name: string }).name;
@@ -92,9 +107,11 @@ export class RecordPulls {
     const ctx = this.ctx;
     for (const [name, from] of this.waiting) {
       if (this.inFlight.size >= PULLS_MAX) return;
+      // Wanted again while a pull for an older version is out: it waits for that pull to end.
+      if (this.inFlight.has(name)) continue;
       this.waiting.delete(name);
       const s = ctx.table.slotOf(name);
-      if (s < 0 || !(ctx.table.records[s] as HeldRecord).pending || !isLive(ctx.stateOf(s)) || this.inFlight.has(name)) continue;
+      if (s < 0 || !(ctx.table.records[s] as HeldRecord).pending || !isLive(ctx.stateOf(s))) continue;
       this.start(now, s, from);
     }
   }

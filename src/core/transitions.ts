@@ -96,7 +96,11 @@ export class Transitions {
     }
     // Liveness newer implies identity newer (an alive message sets both), so this test suffices.
     const mine = { aliveIncarnation: aliveInc, version: t.version[s] as number, addr: t.addrs[s], digest: held.digest };
-    if (!identityNewer(mine, { aliveIncarnation: m.incarnation, version: m.version, addr: m.addr, digest: m.digest })) return;
+    if (!identityNewer(mine, { aliveIncarnation: m.incarnation, version: m.version, addr: m.addr, digest: m.digest })) {
+      // A pull's answer older than what is pending now: that pull is over; ask for the newest.
+      if (carried && held.pending && this.pulls.isPulling(m.node)) this.pulls.answered(now, m.node);
+      return;
+    }
     const contentKnown = !held.pending && bytesEqual(held.digest, m.digest);
     if (!contentKnown && !this.checkDigest(from, m, carried)) return;
     const wasVisible = ctx.isVisible(s);
@@ -108,6 +112,7 @@ export class Transitions {
       this.setState(now, s, m.incarnation, MemberState.Alive);
     }
     this.setIdentity(now, s, from, m, carried || contentKnown);
+    if (carried && this.pulls.isPulling(m.node)) this.pulls.answered(now, m.node);
     const after = t.records[s] as HeldRecord;
     // A record still being pulled is passed on once it arrives, so whoever hears of it can pull it
     // from us. A dead member's newer identity is kept but never spread: an alive is what creates

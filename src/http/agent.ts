@@ -8,7 +8,7 @@ import type { Instance, Member } from '../registry/index.js';
 import { GrapevineError, packageVersion } from '../runtime/index.js';
 import { GoObject } from './decode.js';
 import { compileFilter, type FilterSchema, SCHEMAS } from './filter.js';
-import { agentMember, agentService, aggregatedStatus, checksOf, contentHash, DATACENTER, nodeChecksOf, nodeId, parseCheck, parseRegistration } from './consul.js';
+import { agentMember, agentService, aggregatedStatus, checksOf, contentHash, DATACENTER, nodeChecksOf, nodeId, onMember, parseCheck, parseRegistration } from './consul.js';
 import { type Api, type Handler, HttpError, type Reply } from './routes.js';
 
 /** What this API keeps for an instance it registered: DeregisterCriticalServiceAfter. */
@@ -39,8 +39,9 @@ export class AgentEndpoints {
     for (const d of this.deregistering.values()) clearTimeout(d.timer);
   }
 
+  /** This agent's services: its member's own, not the external ones it spreads. */
   private own(): readonly Instance[] {
-    return this.api.gv.catalog.nodeInstances(this.api.gv.name);
+    return this.api.gv.catalog.nodeInstances(this.api.gv.name).filter(onMember);
   }
 
   private ownInstance(id: string): Instance {

@@ -191,9 +191,12 @@ function refuse(o: GoObject, fields: readonly string[], what: string): void {
   if (given !== undefined) throw new InvalidOptionError(o.at(given), WHY[given] ?? `not supported by grapevine's ${what}`);
 }
 
-/** One Consul check definition → ours (a standalone check also names its instance, `ServiceID`). */
-export function parseCheck(c: GoObject, warn: (m: string) => void): { def: StandaloneCheck; deregisterAfterMs: number } {
-  const kinds = UNSUPPORTED_CHECKS.filter((k) => c.has(k));
+/**
+ * One Consul check definition → ours (a standalone check also names its instance, `ServiceID`).
+ * `manual`: a check with no HTTP, TCP or TTL is one whose status the caller sets (catalog checks).
+ */
+export function parseCheck(c: GoObject, warn: (m: string) => void, manual = false): { def: StandaloneCheck; deregisterAfterMs: number } {
+  const kinds = c.present(UNSUPPORTED_CHECKS);
   if (kinds.length > 0) throw new InvalidOptionError(c.at(kinds[0] as string), `${kinds.join(', ')} checks are not supported; use HTTP, TCP or TTL`);
   refuse(c, UNSUPPORTED_CHECK_OPTIONS, 'checks');
   refuseTenancy(c);
@@ -241,6 +244,7 @@ export function parseCheck(c: GoObject, warn: (m: string) => void): { def: Stand
   if (tcp) return { def: { ...described, tcp, ...timing() }, deregisterAfterMs };
   const ttl = c.duration('TTL');
   if (ttl !== undefined) return { def: { ...described, ttlMs: atLeastOneSecond('TTL', ttl) }, deregisterAfterMs };
+  if (manual) return { def: { ...described, status: described.status ?? 'critical' }, deregisterAfterMs };
   throw new InvalidOptionError(c.path === '' ? 'Check' : c.path, 'needs one of HTTP, TCP or TTL');
 }
 
@@ -285,13 +289,105 @@ function withoutService(def: StandaloneCheck): CheckDefinition {
   return check;
 }
 
+/** A Consul catalog registration (PUT /v1/catalog/register) of an external node. */
+export interface CatalogRegistration {
+  node: string;
+  /** The service to register, with its checks; absent when only checks are updated. */
+  registration: Registration | undefined;
+  /** Checks (with ServiceID) of instances registered before: added, or their status set. */
+  checks: StandaloneCheck[];
+  /** Checks whose status the caller sets: the status and output it gave, by check id. */
+  stated: Map<string, { status: Health; output: string }>;
+}
+
 /**
- * The node an instance is listed under: its live member, or for an instance a bridge imported,
- * an external node (Consul's term for services without an agent) named after its origin.
+ * Consul's catalog registration body. Checks come as api.AgentCheck: how to run them in
+ * `Definition` (HTTP, TCP, Interval, ...), else a status the caller sets, as Consul's ESM does.
+ */
+export function parseCatalogRegistration(body: unknown, warn: (m: string) => void): CatalogRegistration {
+  const b = GoObject.of(body);
+  refuseTenancy(b);
+  const node = b.string('Node');
+  if (!node) throw new InvalidOptionError('Node', 'missing node name');
+  const dc = b.string('Datacenter');
+  if (dc && dc !== DATACENTER) throw new InvalidOptionError('Datacenter', `only ${DATACENTER} exists here`);
+  if (b.present(['TaggedAddresses']).length > 0) throw new InvalidOptionError('TaggedAddresses', 'an external node\'s tagged addresses are not kept; give its Address');
+  const stated = new Map<string, { status: Health; output: string }>();
+  const checks = [...(b.has('Check') ? [b.object('Check') as GoObject] : []), ...(b.objects('Checks') ?? [])].filter((c) => !c.empty).map((c) => {
+    // Definition's fields (how to run it) read as if they were the check's own.
+    const definition = c.object('Definition');
+    const merged = GoObject.of({ ...(definition === undefined ? {} : (c.raw('Definition') as object)), ...pickFields(c.raw.bind(c), ['CheckID', 'ID', 'Name', 'Notes', 'Status', 'ServiceID', 'Output']) }, c.path);
+    const checkNode = c.string('Node');
+    if (checkNode && checkNode !== node) throw new InvalidOptionError(c.at('Node'), `must be the registration's node, ${node}`);
+    const { def } = parseCheck(merged, warn, true);
+    // A check with no way to run it (`status` alone) is one whose status the caller sets.
+    if (Object.keys(def).every((k) => ['id', 'name', 'notes', 'status', 'serviceId'].includes(k)) && def.status !== undefined) {
+      stated.set(def.id ?? `service:${def.serviceId ?? ''}`, { status: def.status, output: c.string('Output') ?? '' });
+    }
+    return def;
+  });
+  const s = b.object('Service');
+  if (s === undefined || s.empty) {
+    if (checks.length === 0) throw new InvalidOptionError('Service', 'an external node is kept with its services: register it with a Service');
+    const loose = checks.find((c) => c.serviceId === undefined);
+    if (loose !== undefined) throw new InvalidOptionError('Check.ServiceID', 'checks of an external node belong to one of its services: name it');
+    return { node, registration: undefined, checks, stated };
+  }
+  refuse(s, UNSUPPORTED_SERVICE_FIELDS, 'services');
+  const name = s.string('Service');
+  if (!name) throw new InvalidOptionError('Service.Service', 'missing service name');
+  const id = s.string('ID') || name;
+  const address = b.string('Address');
+  if (!address) throw new InvalidOptionError('Address', 'an external node needs its address');
+  const own = checks.filter((c) => c.serviceId === undefined || c.serviceId === id);
+  if (own.length < checks.length) throw new InvalidOptionError('Check.ServiceID', `checks registered with a service belong to it (${id})`);
+  const parsed = parseRegistration({ ...pickFields(s.raw.bind(s), ['ID', 'Tags', 'Meta', 'Port', 'Address', 'Weights', 'TaggedAddresses']), Name: name, ID: id }, warn);
+  const registration: Registration = {
+    ...parsed.registration,
+    external: { node, address, ...(b.stringMap('NodeMeta') !== undefined ? { meta: b.stringMap('NodeMeta') as Record<string, string> } : {}) },
+    ...(own.length > 0 ? { checks: own.map((c) => withoutService(c)) } : {}),
+  };
+  return { node, registration, checks: [], stated };
+}
+
+/** The named fields of a struct, as sent: for re-reading part of one as another struct. */
+function pickFields(raw: (name: string) => unknown, names: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(names.flatMap((n) => (raw(n) === undefined ? [] : [[n, raw(n)]])));
+}
+
+/**
+ * The node an instance is listed under: its live member; the external node it was registered
+ * for (while the member that spreads it lives); or for an instance a bridge imported, an external
+ * node named after its origin.
  */
 export function nodeOf(i: Instance, members: Map<string, Member>): NodeShape | undefined {
-  if (i.source === 'gossip') return members.get(i.node);
+  if (i.source === 'gossip') {
+    if (i.external === undefined) return members.get(i.node);
+    return members.has(i.node) ? { name: i.external.node, addr: i.external.address, meta: i.external.meta } : undefined;
+  }
   return { name: i.node, addr: i.hostPort, meta: { 'external-source': i.source, ...(i.pool !== '' ? { pool: i.pool } : {}) } };
+}
+
+/** Whether an instance's node is a member (with serf's check and node checks) rather than an external one. */
+export function onMember(i: Instance): boolean {
+  return i.source === 'gossip' && i.external === undefined;
+}
+
+/** External nodes (registered through /v1/catalog/register) by name, with their instances. */
+export function externalNodes(gv: Grapevine): Map<string, { node: NodeShape; instances: Instance[] }> {
+  const members = liveMembers(gv);
+  const out = new Map<string, { node: NodeShape; instances: Instance[] }>();
+  for (const name of gv.services()) {
+    for (const i of gv.lookup(name)) {
+      if (i.external === undefined) continue;
+      const node = nodeOf(i, members);
+      if (node === undefined) continue;
+      const entry = out.get(node.name) ?? { node, instances: [] };
+      entry.instances.push(i);
+      out.set(node.name, entry);
+    }
+  }
+  return out;
 }
 
 export function liveMembers(gv: Grapevine): Map<string, Member> {

@@ -305,7 +305,8 @@ export class HttpApi implements Extension, Api {
 
     for (const [path, why] of NOT_SERVED) {
       const answer = (): Reply => {
-        throw new HttpError(501, `${path.replace('/*', '/')}: ${why} (see docs/consul-compatibility.md)`);
+        // Short: the consul npm client shows a body only under 80 characters.
+        throw new HttpError(501, `${path.replace('/*', '/')}: ${why}`);
       };
       for (const method of ['GET', 'PUT', 'DELETE'] as const) this.route(method, path, answer, { write: false });
     }
@@ -339,8 +340,6 @@ const NOT_SERVED: readonly [string, string][] = [
   ['/v1/kv/*', 'the key-value store is not served yet'],
   ['/v1/event/*', 'user events are not served yet'],
   ['/v1/coordinate/*', 'network coordinates are not served yet'],
-  ['/v1/catalog/register', 'external services are not served yet'],
-  ['/v1/catalog/deregister', 'external services are not served yet'],
   ['/v1/txn', 'transactions need consensus, and grapevine has no servers'],
   ['/v1/session/*', 'sessions and locks need consensus, and grapevine has no servers'],
   ['/v1/query', 'prepared queries are not served'],

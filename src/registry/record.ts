@@ -33,6 +33,20 @@ export interface ServiceRecord {
   taggedAddresses: Readonly<Record<string, TaggedAddress>>;
   /** Share of weighted picks while warning (Consul's Weights.Warning, default 1). */
   warningWeight: number;
+  /** Set for an instance of a node that runs no member (Consul's external services). */
+  external?: ExternalNode | undefined;
+}
+
+/**
+ * A node that runs no member (a database, a SaaS endpoint: Consul's external node). Its instances
+ * are spread, and health-checked, by the member that registered them, and go with that member.
+ */
+export interface ExternalNode {
+  /** The node's name; never a member's. */
+  node: string;
+  /** Its address (a host, no port). */
+  address: string;
+  meta: Readonly<Record<string, string>>;
 }
 
 /** One health check of an instance: what every member answers about it. */
@@ -88,24 +102,47 @@ export function encodeRecord(record: Omit<NodeRecord, 'checks'> & { checks?: rea
     flatten(record.meta),
     record.services.map(encodeService),
     // Added later, left off while empty.
-    ...(checks.length > 0 ? [checks.map(encodeCheck)] : []),
+    ...(checks.length > 0 ? [encodeChecks(checks)] : []),
   ]);
 }
 
 /**
- * [id, name, address, port, tags, meta, weight, health, checks, taggedAddresses, warningWeight]:
- * fields after the eighth were added later (members that predate them read the first eight), and
- * are left off while they hold their defaults.
+ * Checks as one flat list, each `[n, id, name, type, status, notes, intervalMs, timeoutMs, k,
+ * k output chunks, ...]` with `n` the items after it (later versions may append; readers skip to
+ * `n`). Flat lists of strings of at most 1 KiB, the output cut into chunks: so a member that
+ * predates checks (its scanner allows four levels and 1 KiB strings) still reads the record.
  */
-function encodeCheck(c: CheckRecord): unknown[] {
-  return [c.id, c.name, c.type, HEALTH.indexOf(c.status), c.output, c.notes, c.intervalMs, c.timeoutMs];
+function encodeChecks(checks: readonly CheckRecord[]): unknown[] {
+  return checks.flatMap((c) => {
+    const chunks = utf8Chunks(c.output, RECORD_LIMITS.stringBytesMax);
+    const items = [c.id, c.name, c.type, HEALTH.indexOf(c.status), c.notes, c.intervalMs, c.timeoutMs, chunks.length, ...chunks];
+    return [items.length, ...items];
+  });
 }
 
+/** `s` in pieces of at most `bytes` UTF-8 bytes, cut at character boundaries. */
+function utf8Chunks(s: string, bytes: number): string[] {
+  const out: string[] = [];
+  for (let rest = s; rest !== ''; ) {
+    const piece = truncateUtf8(rest, bytes);
+    out.push(piece);
+    rest = rest.slice(piece.length);
+  }
+  return out;
+}
+
+/**
+ * [id, name, address, port, tags, meta, weight, health, checks, taggedAddresses, warningWeight,
+ * external]: fields after the eighth were added later (members that predate them read the first
+ * eight), and are left off while they hold their defaults. Every added field is a scalar or a
+ * flat list of scalars, so older scanners accept it.
+ */
 function encodeService(s: ServiceRecord): unknown[] {
-  const checks = s.checks.map(encodeCheck);
+  const checks = encodeChecks(s.checks);
   const tagged = Object.entries(s.taggedAddresses).flatMap(([k, a]) => [k, a.address, a.port]);
-  const used = s.warningWeight !== 1 ? 3 : tagged.length > 0 ? 2 : checks.length > 0 ? 1 : 0;
-  return [s.id, s.name, s.address, s.port, s.tags, flatten(s.meta), s.weight, HEALTH.indexOf(s.health), ...[checks, tagged, s.warningWeight].slice(0, used)];
+  const external = s.external === undefined ? [] : [s.external.node, s.external.address, ...flatten(s.external.meta)];
+  const used = external.length > 0 ? 4 : s.warningWeight !== 1 ? 3 : tagged.length > 0 ? 2 : checks.length > 0 ? 1 : 0;
+  return [s.id, s.name, s.address, s.port, s.tags, flatten(s.meta), s.weight, HEALTH.indexOf(s.health), ...[checks, tagged, s.warningWeight, external].slice(0, used)];
 }
 
 export const EMPTY_NODE_RECORD: NodeRecord = Object.freeze({ meta: Object.freeze({}), services: Object.freeze([]), checks: Object.freeze([]) });
@@ -113,11 +150,11 @@ export const EMPTY_NODE_RECORD: NodeRecord = Object.freeze({ meta: Object.freeze
 /** The record in `bytes`, or a description of what is wrong with it. Empty bytes are the empty record. */
 export function decodeRecord(bytes: Uint8Array): NodeRecord | string {
   if (bytes.length === 0) return EMPTY_NODE_RECORD;
+  // The same bounds as format 1 had from the start: what later versions add must fit them.
   const scanned = scanValue(bytes, 0, {
-    depthMax: 5,
+    depthMax: 4,
     arrayLengthMax: Math.max(RECORD_LIMITS.servicesMax, RECORD_LIMITS.metaEntriesMax * 2),
-    // Check outputs are the one longer string; every other string is held to stringBytesMax below.
-    stringBytesMax: CHECK_OUTPUT_BYTES_MAX,
+    stringBytesMax: RECORD_LIMITS.stringBytesMax,
     binaryBytesMax: 0,
   });
   if (!scanned.ok) return `record: ${scanned.reason} at ${scanned.offset}`;
@@ -148,7 +185,7 @@ export function decodeRecord(bytes: Uint8Array): NodeRecord | string {
 
 function decodeService(s: unknown): ServiceRecord | string {
   if (!Array.isArray(s) || s.length < 8) return 'not an 8-element list';
-  const [id, name, address, port, tags, meta, weight, health, checks = [], tagged = [], warningWeight = 1] = s as unknown[];
+  const [id, name, address, port, tags, meta, weight, health, checks = [], tagged = [], warningWeight = 1, external = []] = s as unknown[];
   if (!isName(id)) return 'bad id';
   if (!isName(name)) return 'bad name';
   if (!isShort(address)) return 'bad address';
@@ -163,20 +200,38 @@ function decodeService(s: unknown): ServiceRecord | string {
   if (typeof c === 'string') return c;
   const t = decodeTagged(tagged);
   if (typeof t === 'string') return t;
-  return { id, name, address, port, tags: tags as string[], meta: m, weight, health: h, checks: c, taggedAddresses: t, warningWeight };
+  const e = decodeExternal(external);
+  if (typeof e === 'string') return e;
+  return { id, name, address, port, tags: tags as string[], meta: m, weight, health: h, checks: c, taggedAddresses: t, warningWeight, external: e };
 }
 
 function decodeChecks(x: unknown): CheckRecord[] | string {
-  if (!Array.isArray(x) || x.length > RECORD_LIMITS.checksMax) return 'checks is not a list within the limit';
+  if (!Array.isArray(x)) return 'checks is not a list';
   const out: CheckRecord[] = [];
-  for (const c of x as unknown[]) {
-    if (!Array.isArray(c) || c.length < 8) return 'a check is not an 8-element list';
-    const [id, name, type, status, output, notes, intervalMs, timeoutMs] = c as unknown[];
+  for (let at = 0; at < x.length; ) {
+    const n: unknown = x[at];
+    if (out.length >= RECORD_LIMITS.checksMax) return 'more checks than the limit';
+    if (!Number.isInteger(n) || (n as number) < 8 || at + 1 + (n as number) > x.length) return 'a check is not a counted list';
+    const [id, name, type, status, notes, intervalMs, timeoutMs, k] = x.slice(at + 1, at + 9) as unknown[];
+    const chunks = x.slice(at + 9, at + 9 + (k as number)) as unknown[];
     const h = HEALTH[status as number];
-    if (!isName(id) || !isShort(name) || !isShort(type) || h === undefined || typeof output !== 'string' || !isShort(notes) || !isMs(intervalMs) || !isMs(timeoutMs)) return 'bad check';
+    if (!isName(id) || !isShort(name) || !isShort(type) || h === undefined || !isShort(notes) || !isMs(intervalMs) || !isMs(timeoutMs)) return 'bad check';
+    if (!Number.isInteger(k) || (k as number) < 0 || 8 + (k as number) > (n as number) || !chunks.every(isShort)) return 'bad check output';
+    const output = (chunks as string[]).join('');
+    if (utf8Length(output) > CHECK_OUTPUT_BYTES_MAX) return 'check output over the limit';
     out.push({ id, name, type, status: h, output, notes, intervalMs, timeoutMs });
+    at += 1 + (n as number);
   }
   return out;
+}
+
+function decodeExternal(x: unknown): ExternalNode | undefined | string {
+  if (!Array.isArray(x) || (x.length > 0 && x.length < 2)) return 'bad external node';
+  if (x.length === 0) return undefined;
+  const [node, address] = x as unknown[];
+  if (!isName(node) || !isShort(address) || address === '') return 'bad external node';
+  const m = unflatten(x.slice(2), 'external node meta');
+  return typeof m === 'string' ? m : { node, address, meta: m };
 }
 
 function decodeTagged(x: unknown): Record<string, TaggedAddress> | string {
@@ -243,6 +298,8 @@ export interface ServiceDefinition {
   taggedAddresses?: Readonly<Record<string, TaggedAddress>>;
   /** Share of weighted picks while warning, default 1 (Consul's Weights.Warning). */
   warningWeight?: number;
+  /** An instance of a node that runs no member; this member spreads and checks it (see ExternalNode). */
+  external?: { node: string; address: string; meta?: Readonly<Record<string, string>> };
 }
 
 /** Validates a definition into a record, naming the first bad field (as `service.<field>`). */
@@ -251,7 +308,8 @@ export function toServiceRecord(def: ServiceDefinition, id: string): ServiceReco
   if (!isName(def.name)) throw new InvalidOptionError('service.name', `must be a non-empty printable string of at most ${RECORD_LIMITS.stringBytesMax} bytes`);
   if (!isName(id)) throw new InvalidOptionError('service.id', `must be a non-empty printable string of at most ${RECORD_LIMITS.stringBytesMax} bytes`);
   if (!isPort(def.port)) throw new InvalidOptionError('service.port', 'must be an integer in 0..65535');
-  const address = def.address ?? '';
+  // An external instance carries its node's address too: members that predate external nodes read only this one.
+  const address = def.address || (def.external?.address ?? '');
   if (typeof address !== 'string' || utf8Length(address) > RECORD_LIMITS.stringBytesMax) throw new InvalidOptionError('service.address', 'must be a string');
   const tags = def.tags ?? [];
   if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw new InvalidOptionError('service.tags', 'must be an array of strings');
@@ -265,7 +323,7 @@ export function toServiceRecord(def: ServiceDefinition, id: string): ServiceReco
   const warningWeight = def.warningWeight ?? 1;
   if (!isWeight(warningWeight)) throw new InvalidOptionError('service.warningWeight', 'must be a number in 0..1000000');
   const taggedAddresses = checkTagged(def.taggedAddresses ?? {});
-  return { id, name: def.name, address, port: def.port, tags: Object.freeze([...tags]), meta, weight, health, checks: [], taggedAddresses, warningWeight };
+  return { id, name: def.name, address, port: def.port, tags: Object.freeze([...tags]), meta, weight, health, checks: [], taggedAddresses, warningWeight, external: checkExternal(def.external) };
 }
 
 /** The worst of `statuses`: any critical makes an instance critical, else any warning. */
@@ -295,6 +353,14 @@ export function toChecks(checks: readonly CheckRecord[]): readonly CheckRecord[]
       id: c.id, name: c.name, type: c.type, status: c.status, output: truncateUtf8(c.output, CHECK_OUTPUT_BYTES_MAX), notes: c.notes, intervalMs: c.intervalMs, timeoutMs: c.timeoutMs,
     });
   }));
+}
+
+function checkExternal(e: ServiceDefinition['external']): ExternalNode | undefined {
+  if (e === undefined) return undefined;
+  if (e === null || typeof e !== 'object') throw new InvalidOptionError('service.external', 'must be { node, address, meta? }');
+  if (!isName(e.node)) throw new InvalidOptionError('service.external.node', `must be a non-empty printable string of at most ${RECORD_LIMITS.stringBytesMax} bytes`);
+  if (!isShort(e.address) || e.address === '') throw new InvalidOptionError('service.external.address', 'must be a non-empty string');
+  return Object.freeze({ node: e.node, address: e.address, meta: checkMeta(e.meta ?? {}, 'service.external.meta') });
 }
 
 function checkTagged(tagged: Readonly<Record<string, TaggedAddress>>): Readonly<Record<string, TaggedAddress>> {

@@ -10,7 +10,7 @@ import { formatAddress, hostOf } from '../core/address.js';
 import { InvalidOptionError } from '../core/errors.js';
 import type { MemberInfo } from '../core/members.js';
 import { type Rng, randomFloat, randomInt } from '../core/rng.js';
-import { type CheckRecord, decodeRecord, EMPTY_NODE_RECORD, type Health, type NodeRecord, type ServiceRecord, type TaggedAddress, worstHealth } from './record.js';
+import { type CheckRecord, decodeRecord, EMPTY_NODE_RECORD, type Health, type NodeRecord, type ExternalNode, type ServiceRecord, type TaggedAddress, worstHealth } from './record.js';
 
 /** A service instance as lookups return it. Objects are frozen and replaced, never mutated. */
 export interface Instance {
@@ -36,6 +36,8 @@ export interface Instance {
   readonly checks: readonly CheckRecord[];
   /** Named other addresses ("lan_ipv4", "wan"). */
   readonly taggedAddresses: Readonly<Record<string, TaggedAddress>>;
+  /** For an instance of a node that runs no member: that node (`node` is then the member that spreads it). */
+  readonly external: ExternalNode | undefined;
   /** Its member is suspected of having failed (not yet declared dead). */
   readonly suspect: boolean;
   /** Where the instance comes from: 'gossip' for members' records; bridges add their own. */
@@ -51,7 +53,7 @@ export interface Instance {
 export type ImportedInstance = Omit<Instance, 'url' | 'hostPort' | 'suspect' | 'source' | ExtraFields> & Partial<Pick<Instance, ExtraFields>>;
 
 /** Instance fields a store's entry may leave out. */
-type ExtraFields = 'checks' | 'taggedAddresses' | 'warningWeight';
+type ExtraFields = 'checks' | 'taggedAddresses' | 'warningWeight' | 'external';
 
 export type InstanceSource = 'gossip' | 'etcd' | 'zookeeper';
 
@@ -205,7 +207,7 @@ export class Registry {
       this.remove(k, prev);
       return;
     }
-    const next = freezeInstance({ checks: [], taggedAddresses: {}, warningWeight: 1, ...entry, hostPort: formatAddress(entry.address, entry.port), suspect: false, source });
+    const next = freezeInstance({ checks: [], taggedAddresses: {}, warningWeight: 1, external: undefined, ...entry, hostPort: formatAddress(entry.address, entry.port), suspect: false, source });
     if (prev !== undefined && sameInstance(prev, next)) return;
     this.imported.set(k, next);
     this.replace(k, prev, next);
@@ -422,19 +424,20 @@ function freezeInstance(fields: Omit<Instance, 'url'>): Instance {
 
 /** An instance of a member's record; its node's checks count against its health, as in Consul. */
 function makeInstance(node: string, host: string, s: ServiceRecord, suspect: boolean, pool: string, nodeChecks: readonly CheckRecord[]): Instance {
-  const address = s.address === '' ? host : s.address;
-  const health = nodeChecks.length === 0 ? s.health : worstHealth([s.health, ...nodeChecks.map((c) => c.status)]);
+  const address = s.address !== '' ? s.address : s.external?.address ?? host;
+  // An external node's health is its own checks', not the spreading member's.
+  const health = nodeChecks.length === 0 || s.external !== undefined ? s.health : worstHealth([s.health, ...nodeChecks.map((c) => c.status)]);
   return freezeInstance({
     id: s.id, service: s.name, node, address, port: s.port, hostPort: formatAddress(address, s.port),
     tags: s.tags, meta: s.meta, weight: s.weight, warningWeight: s.warningWeight, health, checks: s.checks,
-    taggedAddresses: s.taggedAddresses, suspect, source: 'gossip', pool,
+    taggedAddresses: s.taggedAddresses, external: s.external, suspect, source: 'gossip', pool,
   });
 }
 
 function sameInstance(a: Instance, b: Instance): boolean {
   return a.service === b.service && a.address === b.address && a.port === b.port && a.weight === b.weight && a.id === b.id && a.node === b.node
     && a.pool === b.pool && a.health === b.health && a.suspect === b.suspect && a.warningWeight === b.warningWeight && sameList(a.tags, b.tags)
-    && sameMeta(a.meta, b.meta) && sameJson(a.checks, b.checks) && sameJson(a.taggedAddresses, b.taggedAddresses);
+    && sameMeta(a.meta, b.meta) && sameJson(a.checks, b.checks) && sameJson(a.taggedAddresses, b.taggedAddresses) && sameJson(a.external, b.external);
 }
 
 /** Checks and tagged addresses are small and rarely change: compared by their JSON. */

@@ -51,12 +51,14 @@ export interface HttpCheck extends Timing {
 export interface TcpCheck extends Timing { tcp: string }
 /** The service reports itself with pass()/warn()/fail(); silence for `ttlMs` (at least 1 s) is critical. */
 export interface TtlCheck extends Described { ttlMs: number }
+/** A status you set with pass()/warn()/fail(), which stays until you set another (Consul's checks registered in the catalog). */
+export interface ManualCheck extends Described { status: Health }
 /** Your own test: return a Health or a boolean; throwing or timing out is critical. */
 export interface FunctionCheck extends Timing {
   run: (signal: AbortSignal) => Health | boolean | Promise<Health | boolean>;
 }
 
-export type CheckDefinition = HttpCheck | TcpCheck | TtlCheck | FunctionCheck;
+export type CheckDefinition = HttpCheck | TcpCheck | TtlCheck | FunctionCheck | ManualCheck;
 
 /** A run's result, and what it said (the check's output). */
 interface Outcome { health: Health; output: string }
@@ -89,8 +91,8 @@ export class HealthCheck {
     if (def === null || typeof def !== 'object') throw new InvalidOptionError('check', 'must be an object');
     const d = def as Partial<HttpCheck & TcpCheck & TtlCheck & FunctionCheck>;
     const kinds = ['http', 'tcp', 'ttlMs', 'run'].filter((k) => d[k as keyof typeof d] !== undefined);
-    if (kinds.length !== 1) throw new InvalidOptionError('check', 'needs exactly one of http, tcp, ttlMs, run');
-    this.type = { http: 'http', tcp: 'tcp', ttlMs: 'ttl', run: 'function' }[kinds[0] as string] as string;
+    if (kinds.length > 1 || (kinds.length === 0 && d.status === undefined)) throw new InvalidOptionError('check', 'needs exactly one of http, tcp, ttlMs, run, or only a status');
+    this.type = { http: 'http', tcp: 'tcp', ttlMs: 'ttl', run: 'function' }[kinds[0] ?? ''] ?? '';
     for (const f of ['id', 'name', 'notes'] as const) if (d[f] !== undefined && typeof d[f] !== 'string') throw new InvalidOptionError(`check.${f}`, 'must be a string');
     if (d.status !== undefined && !HEALTH.includes(d.status)) throw new InvalidOptionError('check.status', 'must be passing, warning or critical');
     this.current = d.status ?? 'critical';
@@ -106,6 +108,11 @@ export class HealthCheck {
 
   /** A TTL check: the service reports in with pass()/warn()/fail(). */
   get isTtl(): boolean {
+    return this.ttlMs > 0;
+  }
+
+  /** Its status is set by pass()/warn()/fail() (a TTL or a manual check), not by running anything. */
+  get isReported(): boolean {
     return this.run === undefined;
   }
 
@@ -153,7 +160,7 @@ export class HealthCheck {
   }
 
   private report(health: Health, note: string): void {
-    if (this.run !== undefined) throw new InvalidOptionError('check', 'pass()/warn()/fail() are for TTL checks');
+    if (this.run !== undefined) throw new InvalidOptionError('check', 'pass()/warn()/fail() are for TTL and manual checks');
     if (typeof note !== 'string') throw new InvalidOptionError('note', 'must be a string');
     if (this.stopped) return;
     this.say(note);
@@ -163,7 +170,7 @@ export class HealthCheck {
 
   private armTtl(): void {
     clearTimeout(this.timer);
-    if (this.stopped) return;
+    if (this.stopped || this.ttlMs === 0) return;
     this.timer = setTimeout(() => {
       this.say('TTL expired');
       this.set('critical');
