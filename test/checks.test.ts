@@ -16,7 +16,14 @@ let url = '';
 
 describe('checks that travel', () => {
   beforeAll(async () => {
-    server = createServer((req, res) => res.end(req.url === '/big' ? 'x'.repeat(5_000) : 'fine'));
+    server = createServer((req, res) => {
+      if (req.url === '/moved') {
+        res.writeHead(302, { Location: '/health' });
+        res.end();
+        return;
+      }
+      res.end(req.url === '/big' ? 'x'.repeat(5_000) : 'fine');
+    });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     a = await Grapevine.start({ name: 'a', bind: '127.0.0.1:0', profile: 'local' });
@@ -70,6 +77,15 @@ describe('checks that travel', () => {
     await until(() => b.lookup('web')[0]?.health === 'passing');
     expect(() => a.maintenance('x', 'nope')).toThrowError(expect.objectContaining({ option: 'serviceId' }));
     await a.deregister('web-1');
+  });
+
+  test('redirects are followed as far as the check allows (Consul: 10 unless DisableRedirects)', async () => {
+    const follows = await a.register({ name: 'moved', id: 'moved-1', port: 4, check: { http: `${url}/moved`, redirects: 10 } });
+    const stays = await a.register({ name: 'moved', id: 'moved-2', port: 5, check: { http: `${url}/moved` } });
+    expect([follows.health, stays.health]).toEqual(['passing', 'critical']);
+    expect(a.check('service:moved-1')?.output).toBe(`HTTP GET ${url}/moved: 200 OK Output: fine`);
+    expect(a.check('service:moved-2')?.output).toMatch(/: 302 Found Output: $/);
+    await Promise.all([follows.deregister(), stays.deregister()]);
   });
 
   test('outputs that would make the record too large travel cut, and the instance is still spread', async () => {

@@ -29,7 +29,7 @@ describe('registration bodies, as Go decodes them', () => {
       Checks: [
         {
           CheckID: 'api-http', Name: 'api health', HTTP: 'https://127.0.0.1:9090/health', Method: 'POST', Body: '{"deep":true}', Header: { 'X-Probe': ['a', 'b'] },
-          TLSSkipVerify: true, Interval: '5s', Timeout: 1_500_000_000, SuccessBeforePassing: 2, FailuresBeforeCritical: 3, DeregisterCriticalServiceAfter: '10m',
+          TLSSkipVerify: true, DisableRedirects: false, Interval: '5s', Timeout: 1_500_000_000, SuccessBeforePassing: 2, FailuresBeforeCritical: 3, DeregisterCriticalServiceAfter: '10m',
         },
         { ID: 'api-tcp', TCP: '127.0.0.1:9091', Interval: '1m30s', DeregisterCriticalServiceAfter: '2m' },
       ],
@@ -38,7 +38,7 @@ describe('registration bodies, as Go decodes them', () => {
     expect(registration.checks).toEqual([
       {
         id: 'api-http', name: 'api health', http: 'https://127.0.0.1:9090/health', method: 'POST', body: '{"deep":true}', headers: { 'X-Probe': 'a, b' },
-        tlsSkipVerify: true, intervalMs: 5_000, timeoutMs: 1_500, rise: 2, fall: 3,
+        tlsSkipVerify: true, intervalMs: 5_000, timeoutMs: 1_500, rise: 2, fall: 3, redirects: 10,
       },
       { id: 'api-tcp', tcp: '127.0.0.1:9091', intervalMs: 90_000, rise: 1, fall: 1 },
     ]);

@@ -236,6 +236,8 @@ export function parseCheck(c: GoObject, warn: (m: string) => void, manual = fals
       def: {
         ...described, http, ...timing(), ...(headers !== undefined ? { headers } : {}), ...(method !== undefined ? { method } : {}),
         ...(body !== undefined ? { body } : {}), ...(c.bool('TLSSkipVerify') === true ? { tlsSkipVerify: true } : {}),
+        // Consul follows redirects as Go's client does, up to 10, unless told not to.
+        redirects: c.bool('DisableRedirects') === true ? 0 : 10,
       },
       deregisterAfterMs,
     };

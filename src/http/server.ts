@@ -40,6 +40,19 @@ function canonicalQuery(query: URLSearchParams): string {
   return [...query].filter(([k]) => k !== 'index' && k !== 'wait').sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join('&');
 }
 
+/** An answer without the indexes it carries (every entry's Create/ModifyIndex is the endpoint's index): what a watcher would see change. */
+function content(json: string): string {
+  return json.replace(/"(Create|Modify)Index":\d+/g, '');
+}
+
+/** A read's answer, serialized, with the index it was made at. */
+interface Answer {
+  json: string;
+  index: number;
+  status: number;
+  headers: Record<string, string>;
+}
+
 interface Route extends RouteOptions {
   method: Method;
   /** Path parameters it captures. */
@@ -175,23 +188,11 @@ export class HttpApi implements Extension, Api {
       const params = (route.pattern.exec(path) as RegExpExecArray).slice(1).map((p) => decodeURIComponent(p));
       const request: Request = { params, query, body: () => readBody(req), signal: ac.signal };
       if (route.index !== undefined) {
-        await this.block(route, params, query, ac.signal);
+        const answer = (): Promise<Answer> => this.answer(route, request, path);
+        await this.block(route, params, query, answer, ac.signal);
         if (ac.signal.aborted) return;
-        const now = route.index(params);
-        // Catalog and health answers depend only on the catalog and the member table, both
-        // covered by the indexes in the stamp: a burst of equal queries (thousands of woken
-        // watchers, or pollers) is answered from one serialization.
-        const key = path.startsWith('/v1/catalog/') || path.startsWith('/v1/health/') ? `${path}?${canonicalQuery(query)}` : undefined;
-        const stamp = `${now}:${this.nodeIndex()}`;
-        const cached = key === undefined ? undefined : this.answers.get(key);
-        if (cached !== undefined && cached.stamp === stamp) return this.sendJson(res, 200, cached.json, now, query);
-        const reply = await route.handle(request);
-        const json = JSON.stringify(reply.body);
-        if (key !== undefined) {
-          if (this.answers.size >= ANSWERS_KEPT) this.answers.delete(this.answers.keys().next().value as string);
-          this.answers.set(key, { stamp, json });
-        }
-        this.sendJson(res, reply.status ?? 200, json, now, query, reply.headers);
+        const a = await answer();
+        this.sendJson(res, a.status, a.json, a.index, query, a.headers);
         return;
       }
       const reply = await route.handle(request);
@@ -215,16 +216,47 @@ export class HttpApi implements Extension, Api {
   }
 
   /** A blocking read: waits past `?index=`, or while `?hash=` still matches the answer's content hash. */
-  private async block(route: Route, params: string[], query: URLSearchParams, signal: AbortSignal): Promise<void> {
+  /**
+   * A blocking read: waits past `?index=` until the answer itself changes (a suspicion marks an
+   * instance, which no answer shows: a watcher woken for it would only ask again), or while
+   * `?hash=` still matches the answer's content hash.
+   */
+  private async block(route: Route, params: string[], query: URLSearchParams, answer: () => Promise<Answer>, signal: AbortSignal): Promise<void> {
     const { index, waitMs } = blockingParams(query);
     const indexOf = (): number => (route.index as (p: string[]) => number)(params);
+    const until = Date.now() + waitMs;
     const hash = query.get('hash');
     if (route.hash !== undefined && hash !== null && hash !== '') {
-      const until = Date.now() + waitMs;
       while (!signal.aborted && route.hash(params) === hash && Date.now() < until) await this.blocking.wait(indexOf(), indexOf, until - Date.now(), signal);
       return;
     }
-    if (index !== undefined) await this.blocking.wait(index, indexOf, waitMs, signal);
+    // An index other than the current one (older, or from before a restart) is answered at once.
+    if (index === undefined || index !== indexOf()) return;
+    const before = content((await answer()).json);
+    while (!signal.aborted && Date.now() < until) {
+      if (!(await this.blocking.wait(indexOf(), indexOf, until - Date.now(), signal))) return;
+      if (content((await answer()).json) !== before) return;
+    }
+  }
+
+  /**
+   * A read's answer now. Catalog and health answers depend only on the catalog and the member
+   * table, both covered by the indexes in the stamp: a burst of equal queries (thousands of woken
+   * watchers, or pollers) is answered from one serialization.
+   */
+  private async answer(route: Route, request: Request, path: string): Promise<Answer> {
+    const index = (route.index as (p: string[]) => number)(request.params);
+    const key = path.startsWith('/v1/catalog/') || path.startsWith('/v1/health/') ? `${path}?${canonicalQuery(request.query)}` : undefined;
+    const stamp = `${index}:${this.nodeIndex()}`;
+    const cached = key === undefined ? undefined : this.answers.get(key);
+    if (cached !== undefined && cached.stamp === stamp) return { json: cached.json, index, status: 200, headers: {} };
+    const reply = await route.handle(request);
+    const json = JSON.stringify(reply.body);
+    if (key !== undefined && (reply.status ?? 200) === 200) {
+      if (this.answers.size >= ANSWERS_KEPT) this.answers.delete(this.answers.keys().next().value as string);
+      this.answers.set(key, { stamp, json });
+    }
+    return { json, index, status: reply.status ?? 200, headers: reply.headers ?? {} };
   }
 
   /**

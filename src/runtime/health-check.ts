@@ -46,6 +46,8 @@ export interface HttpCheck extends Timing {
   body?: string;
   /** Accept any certificate from an https URL (Consul's TLSSkipVerify). */
   tlsSkipVerify?: boolean;
+  /** Redirects to follow, at most 10 (default 0: a 3xx is critical). Consul's checks follow 10 unless DisableRedirects. */
+  redirects?: number;
 }
 /** Connect to `tcp` ("host:port"): connected is passing. */
 export interface TcpCheck extends Timing { tcp: string }
@@ -234,40 +236,64 @@ export class HealthCheck {
 }
 
 function httpRun(def: HttpCheck): CheckRun {
-  let parsed: URL;
-  try {
-    parsed = new URL(def.http);
-  } catch {
-    throw new InvalidOptionError('check.http', `${def.http} is not a URL`);
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new InvalidOptionError('check.http', 'must be an http(s) URL');
+  const parsed = httpUrl(def.http, 'check.http');
   const method = def.method ?? 'GET';
   if (typeof method !== 'string' || !/^[A-Z]+$/.test(method)) throw new InvalidOptionError('check.method', `must be an HTTP method such as GET, got ${JSON.stringify(method)}`);
   if (def.body !== undefined && typeof def.body !== 'string') throw new InvalidOptionError('check.body', 'must be a string');
-  const request = parsed.protocol === 'https:' ? httpsRequest : httpRequest;
-  const tls = parsed.protocol === 'https:' && def.tlsSkipVerify === true ? { rejectUnauthorized: false } : {};
+  const redirects = def.redirects ?? 0;
+  if (!Number.isInteger(redirects) || redirects < 0 || redirects > 10) throw new InvalidOptionError('check.redirects', 'must be an integer in 0..10');
   // Consul's output: "HTTP GET http://...: 200 OK Output: <the start of the body>".
   const said = `HTTP ${method} ${def.http}`;
-  return (signal) => new Promise<Outcome>((resolve, reject) => {
-    const req = request(parsed, { method, signal, headers: { 'User-Agent': 'grapevine health check', ...def.headers }, ...tls }, (res: IncomingMessage) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const done = (): void => {
-        res.destroy();
-        const code = res.statusCode ?? 0;
-        const health: Health = code >= 200 && code < 300 ? 'passing' : code === 429 ? 'warning' : 'critical';
-        resolve({ health, output: `${said}: ${code} ${res.statusMessage ?? ''} Output: ${Buffer.concat(chunks).toString('utf8')}` });
-      };
-      res.on('data', (c: Buffer) => {
-        chunks.push(c);
-        size += c.length;
-        if (size >= CHECK_OUTPUT_BYTES_MAX) done();
-      });
-      res.once('end', done);
-      res.once('error', done);
-    });
+  const once = (url: URL, verb: string, body: string | undefined, signal: AbortSignal): Promise<IncomingMessage> => new Promise((resolve, reject) => {
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const tls = url.protocol === 'https:' && def.tlsSkipVerify === true ? { rejectUnauthorized: false } : {};
+    const req = request(url, { method: verb, signal, headers: { 'User-Agent': 'grapevine health check', ...def.headers }, ...tls }, resolve);
     req.once('error', (e) => reject(new Error(`${said}: ${e.message}`)));
-    req.end(def.body);
+    req.end(body);
+  });
+  return async (signal) => {
+    let [url, verb, body] = [parsed, method, def.body];
+    let res = await once(url, verb, body, signal);
+    // Redirects followed as Go's http.Client follows them (Consul's checks): 301-303 turn into GET.
+    for (let hop = 0; hop < redirects && [301, 302, 303, 307, 308].includes(res.statusCode ?? 0) && res.headers.location !== undefined; hop++) {
+      res.destroy();
+      url = httpUrl(new URL(res.headers.location, url).href, 'redirect');
+      if ((res.statusCode ?? 0) <= 303 && verb !== 'HEAD') [verb, body] = ['GET', undefined];
+      res = await once(url, verb, body, signal);
+    }
+    return outcome(res, said);
+  };
+}
+
+function httpUrl(text: string, option: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new InvalidOptionError(option, `${text} is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidOptionError(option, `${text} is not an http(s) URL`);
+  return url;
+}
+
+/** A response's health (2xx passing, 429 warning, else critical) and Consul's output: the status line and the body's first bytes. */
+function outcome(res: IncomingMessage, said: string): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (): void => {
+      res.destroy();
+      const code = res.statusCode ?? 0;
+      const health: Health = code >= 200 && code < 300 ? 'passing' : code === 429 ? 'warning' : 'critical';
+      resolve({ health, output: `${said}: ${code} ${res.statusMessage ?? ''} Output: ${Buffer.concat(chunks).toString('utf8')}` });
+    };
+    res.on('data', (c: Buffer) => {
+      chunks.push(c);
+      size += c.length;
+      if (size >= CHECK_OUTPUT_BYTES_MAX) done();
+    });
+    res.once('end', done);
+    res.once('error', done);
   });
 }
 
