@@ -2,7 +2,7 @@
  * Real Consul clients against a member's HTTP API on 127.0.0.1: the `consul` npm package
  * (register, deregister, catalog and health reads, a watch over blocking queries; then every
  * ordinary agent, check, maintenance, catalog, health and status call it makes) and Debian's
- * python3-consul. A second member checks that what the API registered spread by gossip.
+ * python3-consul, against three members: the others check that what the API registered spread by gossip.
  */
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -19,6 +19,7 @@ const hasPythonConsul = available('python3-consul', runs(PYTHON, ['-c', 'import 
 
 let a: Grapevine;
 let b: Grapevine;
+let c: Grapevine;
 let host = '';
 let port = 0;
 
@@ -41,12 +42,13 @@ describe('real Consul clients', () => {
   beforeAll(async () => {
     a = await Grapevine.start({ name: 'a', bind: '127.0.0.1:0', profile: 'local', http: '127.0.0.1:0' });
     b = await Grapevine.start({ name: 'b', bind: '127.0.0.1:0', profile: 'local', seeds: [a.address] });
+    c = await Grapevine.start({ name: 'c', bind: '127.0.0.1:0', profile: 'local', seeds: [a.address] });
     [host, port] = [(a.listening('http') as string).split(':')[0] as string, Number((a.listening('http') as string).split(':')[1])];
-    await until(() => a.members().length === 2 && b.members().length === 2);
+    await until(() => [a, b, c].every((m) => m.members().length === 3));
   }, 30_000);
 
   afterAll(async () => {
-    await Promise.all([a?.close(), b?.close()]);
+    await Promise.all([a?.close(), b?.close(), c?.close()]);
   });
 
   test('the consul npm client: register, catalog and health reads, a watch, deregister', async () => {
@@ -61,7 +63,7 @@ describe('real Consul clients', () => {
     const healthy = await consul.health.service({ service: 'billing', passing: true }) as { Service: { ID: string } }[];
     expect(healthy.map((e) => e.Service.ID)).toEqual(['billing-1']);
     const members = await consul.agent.members() as { Name: string }[];
-    expect(members.map((m) => m.Name).sort()).toEqual(['a', 'b']);
+    expect(members.map((m) => m.Name).sort()).toEqual(['a', 'b', 'c']);
 
     // A watch: the client's own blocking-query loop sees another member's registration.
     const watch = consul.watch({ method: consul.health.service, options: { service: 'billing', wait: '30s' } });
@@ -95,7 +97,7 @@ describe('real Consul clients', () => {
       expect(self.Config).toMatchObject({ NodeName: 'a', Datacenter: 'dc1', Server: false });
       expect(self.Member).toMatchObject({ Name: 'a', Port: Number(a.address.split(':')[1]), Status: 1 });
       const members = await consul.agent.members() as { Name: string; Status: number }[];
-      expect(members.map((m) => [m.Name, m.Status]).sort()).toEqual([['a', 1], ['b', 1]]);
+      expect(members.map((m) => [m.Name, m.Status]).sort()).toEqual([['a', 1], ['b', 1], ['c', 1]]);
 
       // A service with an HTTP check and a TTL check; neither names its ID, so both get Consul's default.
       await consul.agent.service.register({
@@ -156,7 +158,7 @@ describe('real Consul clients', () => {
 
       // Catalog and health reads.
       expect(await consul.catalog.datacenters()).toEqual(['dc1']);
-      expect((await consul.catalog.node.list() as { Node: string }[]).map((n) => n.Node).sort()).toEqual(['a', 'b']);
+      expect((await consul.catalog.node.list() as { Node: string }[]).map((n) => n.Node).sort()).toEqual(['a', 'b', 'c']);
       const onA = await consul.catalog.node.services('a') as { Node: { Node: string }; Services: Record<string, unknown> };
       expect(onA.Node.Node).toBe('a');
       expect(onA.Services).toEqual({ 'payments-1': expect.objectContaining({ ID: 'payments-1', Service: 'payments', Port: 9200, Tags: ['v3'] }) });
@@ -168,7 +170,7 @@ describe('real Consul clients', () => {
 
       // No leader: the first live member by name, and the live members.
       expect(await consul.status.leader()).toBe(a.address);
-      expect(await consul.status.peers()).toEqual([a.address, b.address]);
+      expect(await consul.status.peers()).toEqual([a.address, b.address, c.address]);
 
       // What is not served is an error the client raises, with the reason, not "no such key" or "no sessions".
       const notServed = { statusCode: 501, message: expect.stringMatching(/not served|no servers/) };

@@ -219,4 +219,22 @@ describe('Consul-compatible HTTP API', () => {
       expect(r.index, bad).toMatch(/^\d+$/);
     }
   });
+
+  test('Consul\'s headers on every answer, errors included; consistency modes answered locally and said so; one datacenter', async () => {
+    const res = async (path: string): Promise<Response> => fetch(`http://${api}${path}`);
+    for (const path of ['/v1/catalog/services', '/v1/catalog/services?consistent', '/v1/catalog/services?stale', '/v1/agent/service/nope', '/v1/no/such/endpoint', '/v1/kv/missing']) {
+      const r = await res(path);
+      await r.text();
+      expect(r.headers.get('x-consul-index'), path).toMatch(/^[1-9]\d*$/);
+      expect([r.headers.get('x-consul-knownleader'), r.headers.get('x-consul-lastcontact'), r.headers.get('x-consul-effective-consistency')], path).toEqual(['true', '0', 'stale']);
+    }
+    const cached = await res('/v1/catalog/services?cached');
+    expect([cached.headers.get('x-cache'), cached.headers.get('age')]).toEqual(['HIT', '0']);
+    expect((await res('/v1/agent/service/nope')).status).toBe(404);
+    expect((await res('/v1/kv/missing')).status).toBe(501);
+    const otherDc = await res('/v1/catalog/services?dc=dc2');
+    expect([otherDc.status, (await otherDc.text()).trim()]).toEqual([500, 'No path to datacenter']);
+    expect((await res('/v1/catalog/services?dc=dc1')).status).toBe(200);
+    expect((await res('/v1/health/service/x?ns=team')).status).toBe(400);
+  });
 });
