@@ -40,9 +40,14 @@ function canonicalQuery(query: URLSearchParams): string {
   return [...query].filter(([k]) => k !== 'index' && k !== 'wait').sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join('&');
 }
 
-/** An answer without the indexes it carries (every entry's Create/ModifyIndex is the endpoint's index): what a watcher would see change. */
-function content(json: string): string {
-  return json.replace(/"(Create|Modify)Index":\d+/g, '');
+/**
+ * An answer without the indexes it carries (every entry's Create/ModifyIndex is the endpoint's
+ * index): what a watcher would see change. Worked out once per answer: thousands of watchers
+ * woken together share one.
+ */
+function content(a: Answer): string {
+  a.content ??= a.json.replace(/"(Create|Modify)Index":\d+/g, '');
+  return a.content;
 }
 
 /** A read's answer, serialized, with the index it was made at. */
@@ -51,6 +56,7 @@ interface Answer {
   index: number;
   status: number;
   headers: Record<string, string>;
+  content?: string;
 }
 
 interface Route extends RouteOptions {
@@ -87,8 +93,8 @@ export class HttpApi implements Extension, Api {
   private readonly blocking: Blocking;
   private readonly agent: AgentEndpoints;
   private memberChanges = 0;
-  /** Serialized catalog and health answers by query, with the indexes they were made at. */
-  private readonly answers = new Map<string, { stamp: string; json: string }>();
+  /** Catalog and health answers by query, with the indexes they were made at. */
+  private readonly answers = new Map<string, { stamp: string; answer: Answer }>();
   /** For the status page: recent events, and when each member last changed. */
   private readonly events: { at: number; text: string }[] = [];
   private readonly changedAt = new Map<string, number>();
@@ -232,10 +238,10 @@ export class HttpApi implements Extension, Api {
     }
     // An index other than the current one (older, or from before a restart) is answered at once.
     if (index === undefined || index !== indexOf()) return;
-    const before = content((await answer()).json);
+    const before = content(await answer());
     while (!signal.aborted && Date.now() < until) {
       if (!(await this.blocking.wait(indexOf(), indexOf, until - Date.now(), signal))) return;
-      if (content((await answer()).json) !== before) return;
+      if (content(await answer()) !== before) return;
     }
   }
 
@@ -249,14 +255,14 @@ export class HttpApi implements Extension, Api {
     const key = path.startsWith('/v1/catalog/') || path.startsWith('/v1/health/') ? `${path}?${canonicalQuery(request.query)}` : undefined;
     const stamp = `${index}:${this.nodeIndex()}`;
     const cached = key === undefined ? undefined : this.answers.get(key);
-    if (cached !== undefined && cached.stamp === stamp) return { json: cached.json, index, status: 200, headers: {} };
+    if (cached !== undefined && cached.stamp === stamp) return cached.answer;
     const reply = await route.handle(request);
-    const json = JSON.stringify(reply.body);
-    if (key !== undefined && (reply.status ?? 200) === 200) {
+    const answer: Answer = { json: JSON.stringify(reply.body), index, status: reply.status ?? 200, headers: reply.headers ?? {} };
+    if (key !== undefined && answer.status === 200) {
       if (this.answers.size >= ANSWERS_KEPT) this.answers.delete(this.answers.keys().next().value as string);
-      this.answers.set(key, { stamp, json });
+      this.answers.set(key, { stamp, answer });
     }
-    return { json, index, status: reply.status ?? 200, headers: reply.headers ?? {} };
+    return answer;
   }
 
   /**
