@@ -116,7 +116,7 @@ describe('grapevine command line', () => {
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     for (let i = 0; i < 200 && !stdout.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(stdout).toMatch(/^sig listening on 127\.0\.0\.1:\d+ \(pid \d+\), HTTP API on 127\.0\.0\.1:\d+/);
+    expect(stdout).toMatch(/^sig listening on 127\.0\.0\.1:\d+ \(pid \d+\), HTTP API on 127\.0\.0\.1:(\d+) \(http:\/\/127\.0\.0\.1:\1\/v1\/, status page http:\/\/127\.0\.0\.1:\1\/ui\/, metrics http:\/\/127\.0\.0\.1:\1\/metrics\)/);
     const http = (/HTTP API on (\S+)/.exec(stdout) as RegExpExecArray)[1] as string;
     const [members, services, lookup, empty] = await Promise.all([
       cli(['members', '--http-addr', http]), cli(['services', '--http-addr', http]), cli(['lookup', 'web', '--http-addr', http]), cli(['lookup', 'nothing', '--http-addr', http]),

@@ -236,5 +236,8 @@ describe('Consul-compatible HTTP API', () => {
     expect([otherDc.status, (await otherDc.text()).trim()]).toEqual([500, 'No path to datacenter']);
     expect((await res('/v1/catalog/services?dc=dc1')).status).toBe(200);
     expect((await res('/v1/health/service/x?ns=team')).status).toBe(400);
+    // Where a browser lands: the status page.
+    const root = await fetch(`http://${api}/`, { redirect: 'manual' });
+    expect([root.status, root.headers.get('location')]).toEqual([302, '/ui/']);
   });
 });

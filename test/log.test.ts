@@ -24,3 +24,20 @@ test('dropped input is summarized once per period, key errors called out', () =>
   vi.advanceTimersByTime(DROP_SUMMARY_MS);
   expect(warnings).toHaveLength(1);
 });
+
+test('logLevel: info by default (no suspicions or health scores), debug to see them, silent for nothing; a bad level names the option', async () => {
+  const { Grapevine } = await import('../src/index.js');
+  const levels = async (logLevel?: 'debug' | 'info' | 'warn' | 'silent'): Promise<Set<string>> => {
+    const seen = new Set<string>();
+    const logger = { debug: () => seen.add('debug'), info: () => seen.add('info'), warn: () => seen.add('warn'), error: () => seen.add('error') };
+    // A seed that never answers: the start logs at info, and the failed join at error.
+    const gv = Grapevine.start({ bind: '127.0.0.1:0', profile: 'local', logger, seeds: ['127.0.0.1:9'], joinTimeoutMs: 300, ...(logLevel !== undefined ? { logLevel } : {}) });
+    await gv.then((g) => g.close(), () => undefined);
+    return seen;
+  };
+  expect(await levels()).toEqual(new Set(['info', 'error']));
+  expect(await levels('warn')).toEqual(new Set(['error']));
+  expect(await levels('silent')).toEqual(new Set());
+  expect((await levels('debug')).has('info')).toBe(true);
+  await expect(Grapevine.start({ bind: '127.0.0.1:0', logLevel: 'loud' as 'info' })).rejects.toMatchObject({ option: 'logLevel' });
+});

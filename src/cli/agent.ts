@@ -114,6 +114,8 @@ export async function runAgent(argv: string[]): Promise<void> {
       ...(values.pool !== undefined ? { pool: values.pool } : {}),
       ...(bridges.length > 0 ? { bridges } : {}),
       logger,
+      // Our stderr logger filters by --log-level itself; the member passes it everything it would log.
+      logLevel: 'debug',
     });
   } catch (e) {
     fail(e, print);
@@ -132,7 +134,7 @@ export async function runAgent(argv: string[]): Promise<void> {
   });
   gv.on('member', ({ type, member }) => print({ event: type, member: member.name, incarnation: member.incarnation }));
   print({ ready: { name: gv.name, address: gv.address, ...(http !== undefined ? { http: gv.listening('http') } : {}), ...(values.dns !== undefined ? { dns: gv.listening('dns') } : {}) } });
-  if (!json) process.stdout.write(`${gv.name} listening on ${gv.address} (pid ${process.pid})${http !== undefined ? `, HTTP API on ${gv.listening('http') as string}` : ''}\n`);
+  if (!json) process.stdout.write(`${startLine(gv, http !== undefined, values.dns !== undefined)}\n`);
   // Members learned while joining were announced before anyone could listen: report them now.
   for (const m of gv.members()) if (m.name !== gv.name) print({ event: 'joined', member: m.name, incarnation: m.incarnation });
   const rl = createInterface({ input: process.stdin });
@@ -235,4 +237,15 @@ function parseMeta(pairs: string[]): Record<string, string> | undefined {
     meta[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return meta;
+}
+
+/** What the agent serves, each with where: gossip, the HTTP API with its status page and metrics, DNS. */
+function startLine(gv: Grapevine, http: boolean, dns: boolean): string {
+  const parts = [`${gv.name} listening on ${gv.address} (pid ${process.pid})`];
+  if (http) {
+    const base = `http://${gv.listening('http') as string}`;
+    parts.push(`HTTP API on ${gv.listening('http') as string} (${base}/v1/, status page ${base}/ui/, metrics ${base}/metrics)`);
+  }
+  if (dns) parts.push(`DNS on ${gv.listening('dns') as string}`);
+  return parts.join(', ');
 }

@@ -146,7 +146,7 @@ export class HttpApi implements Extension, Api {
     });
     const a = this.server.address() as { address: string; port: number };
     this.address = a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
-    this.log.info(`HTTP API on http://${this.address}/ (Consul-compatible /v1/)`, { http: this.address });
+    this.log.info(`HTTP API on http://${this.address}/ (Consul-compatible /v1/, status page /ui/, metrics /metrics)`, { http: this.address });
   }
 
   async close(): Promise<void> {
@@ -203,7 +203,7 @@ export class HttpApi implements Extension, Api {
       }
       const reply = await route.handle(request);
       if (reply.text !== undefined) {
-        res.writeHead(reply.status ?? 200, { ...this.consulHeaders(reply.index ?? this.nodeIndex(), query), 'Content-Type': reply.text.contentType });
+        res.writeHead(reply.status ?? 200, { ...this.consulHeaders(reply.index ?? this.nodeIndex(), query), ...reply.headers, 'Content-Type': reply.text.contentType });
         res.end(reply.text.body);
         return;
       }
@@ -326,6 +326,8 @@ export class HttpApi implements Extension, Api {
     this.route('GET', '/v1/prometheus/sd', () => ({ body: gv.services().sort().flatMap((s) => gv.lookup(s).map(sdTarget)) }), { index: catalogIndex });
 
     // The status page, and the state it long-polls.
+    // The root is where a browser lands first: the status page.
+    this.route('GET', '/', () => ({ body: undefined, status: 302, headers: { Location: '/ui/' }, text: { contentType: 'text/plain; charset=utf-8', body: 'Found: /ui/\n' } }));
     this.route('GET', '/ui', () => ({ body: undefined, text: { contentType: 'text/html; charset=utf-8', body: STATUS_PAGE } }));
     this.route('GET', '/ui/', () => ({ body: undefined, text: { contentType: 'text/html; charset=utf-8', body: STATUS_PAGE } }));
     this.route('GET', '/v1/grapevine/state', () => ({
@@ -440,5 +442,11 @@ function readBody(req: IncomingMessage): Promise<unknown> {
 export async function serveHttp(gv: Grapevine, value: unknown, context: ExtensionContext): Promise<HttpApi> {
   const api = new HttpApi(gv, validate(value), context.logger);
   await api.listen();
+  // Found without loading it: a member serving HTTP but no metrics pays nothing for prom-client.
+  try {
+    import.meta.resolve('prom-client');
+  } catch {
+    context.logger.warn(`/metrics on http://${api.address}/ answers 400 until prom-client is installed (npm install prom-client)`, {});
+  }
   return api;
 }

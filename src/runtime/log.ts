@@ -32,6 +32,16 @@ export function checkLogger(logger: unknown, option = 'logger'): Logger {
   return l as unknown as Logger;
 }
 
+/** `logger` passing on only `level` and above (`silent`: nothing); InvalidOptionError('logLevel') for another level. */
+export function atLevel(logger: Logger, level: LogLevel | 'silent'): Logger {
+  if (level !== 'silent' && !LOG_LEVELS.includes(level)) throw new InvalidOptionError('logLevel', `must be one of ${LOG_LEVELS.join(', ')} or silent; got ${JSON.stringify(level)}`);
+  if (logger === SILENT || level === 'silent') return SILENT;
+  const min = LOG_LEVELS.indexOf(level);
+  if (min === 0) return logger;
+  const pass = (l: LogLevel): Logger[LogLevel] => (LOG_LEVELS.indexOf(l) >= min ? (m, f) => logger[l](m, f) : noop);
+  return { debug: pass('debug'), info: pass('info'), warn: pass('warn'), error: pass('error') };
+}
+
 /** Dropped input is counted and logged as one summary line after this long. */
 export const DROP_SUMMARY_MS = 10_000;
 /** Drop reasons that mean keys differ between members: a configuration problem, worth a warning. */

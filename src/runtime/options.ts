@@ -7,7 +7,7 @@ import { Keyring } from '../core/seal.js';
 import { checkMeta } from '../registry/record.js';
 import { extensionFor } from './extensions.js';
 import { parseSeed } from './seeds.js';
-import { checkLogger, type Logger } from './log.js';
+import { atLevel, checkLogger, type Logger, type LogLevel } from './log.js';
 
 /** The DNS interface's options (src/dns serves them). */
 export interface DnsOptions {
@@ -138,6 +138,8 @@ export interface GrapevineOptions {
    * fields. Default: silent.
    */
   logger?: Logger;
+  /** The least level passed to `logger`: debug (suspicions, health scores), info (default), warn, error or silent. */
+  logLevel?: LogLevel | 'silent';
   /**
    * Serve the Consul-compatible HTTP API, /metrics and the status page: "127.0.0.1:8500", or
    * options. Loaded only when given.
@@ -174,7 +176,7 @@ export interface ValidOptions {
 
 const KNOWN_OPTIONS = new Set([
   'name', 'bind', 'advertise', 'seeds', 'seedResolvers', 'profile', 'protocol', 'keyring', 'meta', 'joinTimeoutMs', 'retryJoin', 'streamTimeoutMs',
-  'inboundStreamsMax', 'signal', 'includeSuspect', 'logger', 'pool', 'detection',
+  'inboundStreamsMax', 'signal', 'includeSuspect', 'logger', 'logLevel', 'pool', 'detection',
 ]);
 
 export function validate(options: GrapevineOptions): ValidOptions {
@@ -234,7 +236,7 @@ export function validate(options: GrapevineOptions): ValidOptions {
     retryJoin: options.retryJoin ?? false,
     streamTimeoutMs: positive(options.streamTimeoutMs, 'streamTimeoutMs', 10_000),
     inboundStreamsMax: positive(options.inboundStreamsMax, 'inboundStreamsMax', 64),
-    logger: checkLogger(options.logger),
+    logger: atLevel(checkLogger(options.logger), options.logLevel ?? 'info'),
   };
 }
 
