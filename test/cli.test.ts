@@ -73,6 +73,26 @@ describe('grapevine command line', () => {
     expectUsageError(await cli(['agent', '--etcd-prefix', 'svc/']), /^grapevine agent: --etcd-prefix needs --etcd/);
   }, 60_000);
 
+  test('every value is checked before the member starts, and the mistake names the flag, not the library option', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--seed', 'not an address'], /^grapevine agent: --seed: /],
+      [['--bind', '127.0.0.1:99999'], /^grapevine agent: --bind: /],
+      [['--protocol', '{"probeIntervalMs":-5}'], /^grapevine agent: --protocol: probeIntervalMs: /],
+      [['--http', 'nowhere'], /^grapevine agent: --http: must be "host:port"/],
+      [['--dns', '127.0.0.1:0', '--dns-domain', 'bad_domain!'], /^grapevine agent: --dns-domain: not a domain name/],
+      [['--service', '{"name":"web","port":8080,"check":{"http":"ftp://x","intervalMs":5000}}'], /^grapevine agent: --service \{.*\}: check.http: /],
+      [['--service', 'ok:1', '--service', '{"name":"web","port":-1}'], /^grapevine agent: --service \{"name":"web","port":-1\}: service.port: /],
+    ];
+    const runs = await Promise.all(cases.map(([args]) => cli(['agent', '--bind', '127.0.0.1:0', '--http', 'off', ...args])));
+    runs.forEach((r, n) => {
+      expectUsageError(r, cases[n]?.[1] as RegExp);
+      // Nothing started: no listening line, no member.
+      expect(r.stdout).toBe('');
+    });
+    const help = await cli(['agent', '--help']);
+    expect(help.stdout).toMatch(/Exit codes: 0 .*; 2 a\s+mistake on the command line/s);
+  }, 60_000);
+
   test('--version prints the package version', async () => {
     const r = await cli(['--version']);
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };

@@ -10,7 +10,7 @@
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { ProfileName } from '../core/config.js';
-import { Grapevine, LOG_LEVELS, type LogFields, type Logger, type LogLevel, type Registration } from '../runtime/index.js';
+import { checkOptions, Grapevine, type GrapevineOptions, InvalidOptionError, LOG_LEVELS, type LogFields, type Logger, type LogLevel, type Registration } from '../runtime/index.js';
 import { HELP, parse, UsageError } from './args.js';
 import { loadKeyring, readSecret } from './keys.js';
 import { TOKEN_ENV } from './query.js';
@@ -44,6 +44,11 @@ Runs one member of a grapevine cluster in this process.
   --log-json             log one JSON object per line
   --json                 machine interface: JSON events on stdout, commands on stdin
   -h, --help             this text
+
+Every value is checked before the member starts. Exit codes: 0 left or closed as asked; 2 a
+mistake on the command line (the flag is named); 3 could not start (address in use, no seed
+answered with --no-retry-join, the name taken by a live member, an interface that would not
+start); 1 any other failure.
 `;
 
 export async function runAgent(argv: string[]): Promise<void> {
@@ -97,9 +102,7 @@ export async function runAgent(argv: string[]): Promise<void> {
   const print = (o: Record<string, unknown>): void => {
     if (json) process.stdout.write(`${JSON.stringify({ t: Date.now(), ...o })}\n`);
   };
-  let gv: Grapevine;
-  try {
-    gv = await Grapevine.start({
+  const options: GrapevineOptions = {
       ...(values.name !== undefined ? { name: values.name } : {}),
       bind: values.bind,
       ...(values.advertise !== undefined ? { advertise: values.advertise } : {}),
@@ -116,7 +119,18 @@ export async function runAgent(argv: string[]): Promise<void> {
       logger,
       // Our stderr logger filters by --log-level itself; the member passes it everything it would log.
       logLevel: 'debug',
-    });
+  };
+  // Every value is checked before anything binds: a mistake is a usage error naming its flag.
+  const asUsage = (flag?: string) => (e: unknown): never => {
+    throw e instanceof InvalidOptionError ? new UsageError(flagged(e, flag)) : e;
+  };
+  // Protocol overrides are named by their own key ("probeIntervalMs"): checked apart, under --protocol.
+  if (protocol !== undefined) await checkOptions({ protocol }).catch(asUsage('--protocol'));
+  await checkOptions(options).catch(asUsage());
+  for (const [n, registration] of services.entries()) await checkOptions({}, [registration]).catch(asUsage(`--service ${values.service[n] as string}`));
+  let gv: Grapevine;
+  try {
+    gv = await Grapevine.start(options);
   } catch (e) {
     fail(e, print);
     return;
@@ -248,4 +262,22 @@ function startLine(gv: Grapevine, http: boolean, dns: boolean): string {
   }
   if (dns) parts.push(`DNS on ${gv.listening('dns') as string}`);
   return parts.join(', ');
+}
+
+/** Library options as the agent's flags name them. */
+const FLAGS: readonly [RegExp, string][] = [
+  [/^name$/, '--name'], [/^bind$/, '--bind'], [/^advertise$/, '--advertise'], [/^seeds/, '--seed'], [/^profile$/, '--profile'],
+  [/^keyring/, '--keyring-file'], [/^meta/, '--meta'], [/^pool$/, '--pool'],
+  [/^http\.token$/, '--http-token-file'], [/^http/, '--http'], [/^dns\.domain$/, '--dns-domain'], [/^dns/, '--dns'],
+];
+
+/**
+ * An option error in the agent's words: the flag instead of the library option, or, for what
+ * only one flag holds (a --service's fields, --protocol's keys), that flag and the field.
+ */
+function flagged(e: InvalidOptionError, flag: string | undefined): string {
+  if (flag !== undefined) return `${flag}: ${e.message}`;
+  const reason = e.message.startsWith(`${e.option}: `) ? e.message.slice(e.option.length + 2) : e.message;
+  const named = FLAGS.find(([re]) => re.test(e.option))?.[1];
+  return named === undefined ? e.message : `${named}: ${reason}`;
 }

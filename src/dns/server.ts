@@ -244,7 +244,9 @@ export class DnsServer implements Extension {
 }
 
 /** The ExtensionStarter for start() option `dns`. */
-export async function serveDns(gv: Grapevine, value: unknown, context: ExtensionContext): Promise<DnsServer> {
+export const serveDns = Object.assign(startDns, { check: (value: unknown): void => void validate(value) });
+
+async function startDns(gv: Grapevine, value: unknown, context: ExtensionContext): Promise<DnsServer> {
   const server = new DnsServer(gv, validate(value), context.logger);
   await server.listen();
   return server;

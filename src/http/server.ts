@@ -439,7 +439,9 @@ function readBody(req: IncomingMessage): Promise<unknown> {
 }
 
 /** The ExtensionStarter for start() option `http`. */
-export async function serveHttp(gv: Grapevine, value: unknown, context: ExtensionContext): Promise<HttpApi> {
+export const serveHttp = Object.assign(startHttp, { check: (value: unknown): void => void validate(value) });
+
+async function startHttp(gv: Grapevine, value: unknown, context: ExtensionContext): Promise<HttpApi> {
   const api = new HttpApi(gv, validate(value), context.logger);
   await api.listen();
   // Found without loading it: a member serving HTTP but no metrics pays nothing for prom-client.

@@ -26,8 +26,11 @@ export interface ExtensionContext {
   imports: ImportSink;
 }
 
-/** Starts an interface for `member` from the option's value; throws InvalidOptionError for a bad value. */
-export type ExtensionStarter = (member: Grapevine, value: unknown, context: ExtensionContext) => Promise<Extension>;
+/**
+ * Starts an interface for `member` from the option's value; throws InvalidOptionError for a bad
+ * value. `check`, if there, validates a value without starting anything (checkOptions).
+ */
+export type ExtensionStarter = ((member: Grapevine, value: unknown, context: ExtensionContext) => Promise<Extension>) & { check?: (value: unknown) => void };
 
 const loaders = new Map<string, () => Promise<ExtensionStarter>>();
 

@@ -2,6 +2,7 @@
 export { Grapevine, JoinError, NameConflictError, WaitTimeoutError } from './grapevine.js';
 export type { BridgeCommonOptions, BridgeOptions, CheckHandle, DnsOptions, EtcdBridgeOptions, GrapevineEvents, GrapevineOptions, HttpOptions, Registration, ServiceHandle, StandaloneCheck, ZookeeperBridgeOptions } from './grapevine.js';
 export { provideExtension } from './extensions.js';
+export { checkOptions } from './check.js';
 export { packageVersion } from './system.js';
 // Address helpers and the errors the runtime's methods throw, for interfaces that import only this surface.
 export { formatAddress, hostOf, ipFamily, parseAddress } from '../core/address.js';

@@ -7,7 +7,7 @@
  */
 import { InvalidOptionError, OversizedError } from '../core/errors.js';
 import type { Catalog } from '../registry/catalog.js';
-import { type CheckRecord, type Health, type ServiceDefinition, truncateUtf8, worstHealth } from '../registry/record.js';
+import { type CheckRecord, type Health, type ServiceDefinition, toServiceRecord, truncateUtf8, worstHealth } from '../registry/record.js';
 import { type CheckDefinition, HealthCheck } from './health-check.js';
 import type { Logger } from './log.js';
 
@@ -236,6 +236,17 @@ export class OwnServices {
 
 function entry(base: Health): Own {
   return { base, checks: [], maintenance: undefined, timer: undefined, writtenAt: -Infinity };
+}
+
+/** Validates a registration as register() would (InvalidOptionError naming the field), registering nothing. */
+export function checkRegistration(registration: Registration): void {
+  const { check: one, checks: many, ...def } = registration ?? ({} as Registration);
+  if (many !== undefined && !Array.isArray(many)) throw new InvalidOptionError('checks', 'must be an array');
+  const defs = [...(one !== undefined ? [one] : []), ...(many ?? [])];
+  if (defs.length > CHECKS_MAX) throw new InvalidOptionError('checks', `at most ${CHECKS_MAX} checks per instance`);
+  toServiceRecord(def, def?.id ?? def?.name);
+  // A check validates when made and does nothing until started.
+  for (const d of defs) new HealthCheck(d, () => undefined);
 }
 
 /** A check as its handle shows it: Consul's default id and name unless the definition names them. */
