@@ -158,6 +158,11 @@ describe('Consul-compatible HTTP API', () => {
     expect((await fetch(`http://${api}/v1/agent/metrics?format=prometheus`)).status).toBe(200);
     const after = await (await fetch(`http://${api}/metrics`)).text();
     expect(after).toMatch(/^grapevine_http_requests_total\{method="GET",code="200"\} [1-9]\d*$/m);
+    // By route template, one series per endpoint; the build and the process too.
+    expect(after).toMatch(/^grapevine_http_request_duration_seconds_count\{method="GET",route="\/v1\/agent\/metrics"\} 1$/m);
+    expect(after).toMatch(/^grapevine_build_info\{version="\d+\.\d+\.\d+[^"]*",member="a"\} 1$/m);
+    expect(after).toMatch(/^process_resident_memory_bytes \d+$/m);
+    expect(after).toMatch(/^nodejs_heap_size_used_bytes \d+$/m);
     const sd = (await call('GET', '/v1/prometheus/sd')).json as { targets: string[]; labels: Record<string, string> }[];
     expect(sd.find((t) => t.labels.__meta_grapevine_id === 's-1')).toEqual({
       targets: ['127.0.0.1:9100'],

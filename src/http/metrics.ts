@@ -6,15 +6,15 @@
  * that registry if there is one, else its own.
  */
 import type { Grapevine } from '../runtime/index.js';
-import { InvalidOptionError } from '../runtime/index.js';
+import { InvalidOptionError, packageVersion } from '../runtime/index.js';
 
 type PromClient = typeof import('prom-client');
 type Registry = import('prom-client').Registry;
 
 export interface Metrics {
   readonly registry: Registry;
-  /** Counts one HTTP request (the HTTP API calls this). */
-  httpRequest(method: string, code: number): void;
+  /** Counts one HTTP request and its duration by route (the HTTP API calls this; blocking reads count their wait too, as Consul's). */
+  httpRequest(method: string, route: string, code: number, seconds: number): void;
 }
 
 const byMember = new WeakMap<Grapevine, Metrics>();
@@ -38,6 +38,8 @@ export async function metricsOf(gv: Grapevine, registry?: Registry): Promise<Met
   if (existing !== undefined) return existing;
   const prom = await promClient();
   const reg = registry ?? new prom.Registry();
+  // Process and heap metrics in our own registry; a service's registry has its own if it wants them.
+  if (registry === undefined) prom.collectDefaultMetrics({ register: reg });
   const metrics = define(prom, reg, gv);
   byMember.set(gv, metrics);
   return metrics;
@@ -124,8 +126,24 @@ function define(prom: PromClient, registry: Registry, gv: Grapevine): Metrics {
       for (const outcome of ['queries', 'dropped', 'truncated']) this.inc({ outcome: outcome === 'queries' ? 'answered' : outcome }, dns[outcome] ?? 0);
     },
   });
+  new prom.Gauge({
+    name: 'grapevine_build_info', help: 'Always 1: the version running, and the member.', labelNames: ['version', 'member'], registers,
+    collect() {
+      this.set({ version: packageVersion(), member: gv.name }, 1);
+    },
+  });
   const http = new prom.Counter({ name: 'grapevine_http_requests_total', help: 'HTTP API requests, by method and status code.', labelNames: ['method', 'code'], registers });
-  return { registry, httpRequest: (method, code) => http.inc({ method, code: String(code) }) };
+  const duration = new prom.Histogram({
+    name: 'grapevine_http_request_duration_seconds', help: 'HTTP API requests by route: time to answer, blocking waits included.',
+    labelNames: ['method', 'route'], buckets: [0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10, 60, 300, 600], registers,
+  });
+  return {
+    registry,
+    httpRequest: (method, route, code, seconds) => {
+      http.inc({ method, code: String(code) });
+      duration.observe({ method, route }, seconds);
+    },
+  };
 }
 
 /** The ExtensionStarter for start() option `metrics: { registry }`. */

@@ -61,6 +61,7 @@ interface Answer {
 
 interface Route extends RouteOptions {
   method: Method;
+  path: string;
   /** Path parameters it captures. */
   params: number;
   pattern: RegExp;
@@ -167,13 +168,16 @@ export class HttpApi implements Extension, Api {
   route(method: Method, path: string, handle: Handler, options: RouteOptions = {}): void {
     // ":name" captures one path segment (Consul's service and node names hold no "/"), "*" the rest of the path.
     const pattern = new RegExp(`^${path.replace(/:[a-z_]+/g, '([^/]+)').replace('*', '(.*)')}$`);
-    this.routes.push({ ...options, method, pattern, params: path.split(/[:*]/).length - 1, write: options.write ?? method !== 'GET', handle });
+    this.routes.push({ ...options, method, path, pattern, params: path.split(/[:*]/).length - 1, write: options.write ?? method !== 'GET', handle });
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const ac = new AbortController();
     res.once('close', () => ac.abort());
-    res.once('finish', () => loadedMetrics(this.gv)?.httpRequest(req.method ?? '?', res.statusCode));
+    const started = performance.now();
+    // The route's template ("/v1/health/service/:name"), not the path: one series per endpoint.
+    let template = 'unknown';
+    res.once('finish', () => loadedMetrics(this.gv)?.httpRequest(req.method ?? '?', template, res.statusCode, (performance.now() - started) / 1_000));
     let query = new URLSearchParams();
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
@@ -189,6 +193,7 @@ export class HttpApi implements Extension, Api {
         res.setHeader('Allow', matches.map((r) => r.method).join(', '));
         throw new HttpError(405, `method ${req.method ?? '?'} not allowed`);
       }
+      template = route.path;
       this.authorize(req, route.write);
       checkScope(query);
       const params = (route.pattern.exec(path) as RegExpExecArray).slice(1).map((p) => decodeURIComponent(p));
