@@ -81,6 +81,7 @@ describe('grapevine command line', () => {
       [['--http', 'nowhere'], /^grapevine agent: --http: must be "host:port"/],
       [['--dns', '127.0.0.1:0', '--dns-domain', 'bad_domain!'], /^grapevine agent: --dns-domain: not a domain name/],
       [['--service', '{"name":"web","port":8080,"check":{"http":"ftp://x","intervalMs":5000}}'], /^grapevine agent: --service \{.*\}: check.http: /],
+      [['--http-tls-cert', '/nonexistent/cert.pem'], /^grapevine agent: --http-tls-cert and --http-tls-key go together/],
       [['--service', 'ok:1', '--service', '{"name":"web","port":-1}'], /^grapevine agent: --service \{"name":"web","port":-1\}: service.port: /],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(['agent', '--bind', '127.0.0.1:0', '--http', 'off', ...args])));

@@ -10,7 +10,7 @@
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { ProfileName } from '../core/config.js';
-import { checkOptions, Grapevine, type GrapevineOptions, InvalidOptionError, LOG_LEVELS, type LogFields, type Logger, type LogLevel, type Registration } from '../runtime/index.js';
+import { checkOptions, Grapevine, type GrapevineOptions, type HttpTls, InvalidOptionError, LOG_LEVELS, type LogFields, type Logger, type LogLevel, type Registration } from '../runtime/index.js';
 import { HELP, parse, UsageError } from './args.js';
 import { loadKeyring, readSecret } from './keys.js';
 import { TOKEN_ENV } from './query.js';
@@ -33,6 +33,10 @@ Runs one member of a grapevine cluster in this process.
   --meta KEY=VALUE       node metadata; repeat for several
   --http HOST:PORT       serve the Consul-compatible HTTP API here (default 127.0.0.1:8500; "off": none)
   --http-token-file PATH a token the HTTP API requires for writes and reads (or $GRAPEVINE_HTTP_TOKEN)
+  --http-tls-cert PATH   serve the HTTP API over HTTPS with this PEM certificate chain ...
+  --http-tls-key PATH    ... and this PEM key
+  --http-tls-ca PATH     a PEM CA to verify client certificates with
+  --http-require-client-cert  only clients with a certificate from that CA (it stands for the token)
   --dns HOST:PORT        serve DNS here (A, AAAA, SRV, TXT), e.g. 127.0.0.1:8600; default off
   --dns-domain NAME      the DNS domain (default grapevine; "consul" for Consul-era tooling)
   --pool NAME            this gossip pool's name (default "default"); pools federate through a store
@@ -74,6 +78,10 @@ export async function runAgent(argv: string[]): Promise<void> {
       meta: { type: 'string', multiple: true, default: [] },
       http: { type: 'string', default: '127.0.0.1:8500' },
       'http-token-file': { type: 'string' },
+      'http-tls-cert': { type: 'string' },
+      'http-tls-key': { type: 'string' },
+      'http-tls-ca': { type: 'string' },
+      'http-require-client-cert': { type: 'boolean', default: false },
       dns: { type: 'string' },
       'dns-domain': { type: 'string' },
       pool: { type: 'string' },
@@ -91,7 +99,8 @@ export async function runAgent(argv: string[]): Promise<void> {
   const meta = parseMeta(values.meta);
   const keyring = loadKeyring(values['keyring-file']);
   const token = values['http-token-file'] !== undefined ? readSecret(values['http-token-file'], '--http-token-file').trim() : process.env[TOKEN_ENV];
-  const http = values.http === 'off' ? undefined : { bind: values.http, ...(token !== undefined && token !== '' ? { token } : {}) };
+  const tls = httpTls(values['http-tls-cert'], values['http-tls-key'], values['http-tls-ca'], values['http-require-client-cert']);
+  const http = values.http === 'off' ? undefined : { bind: values.http, ...(token !== undefined && token !== '' ? { token } : {}), ...(tls !== undefined ? { tls } : {}) };
   const bridges = [
     ...(values.etcd !== undefined ? [{ etcd: { endpoints: values.etcd, ...(values['etcd-prefix'] !== undefined ? { prefix: values['etcd-prefix'] } : {}) } }] : []),
     ...(values.zookeeper !== undefined ? [{ zookeeper: { connect: values.zookeeper, ...(values['zookeeper-root'] !== undefined ? { root: values['zookeeper-root'] } : {}) } }] : []),
@@ -148,7 +157,7 @@ export async function runAgent(argv: string[]): Promise<void> {
   });
   gv.on('member', ({ type, member }) => print({ event: type, member: member.name, incarnation: member.incarnation }));
   print({ ready: { name: gv.name, address: gv.address, ...(http !== undefined ? { http: gv.listening('http') } : {}), ...(values.dns !== undefined ? { dns: gv.listening('dns') } : {}) } });
-  if (!json) process.stdout.write(`${startLine(gv, http !== undefined, values.dns !== undefined)}\n`);
+  if (!json) process.stdout.write(`${startLine(gv, http !== undefined, tls !== undefined, values.dns !== undefined)}\n`);
   // Members learned while joining were announced before anyone could listen: report them now.
   for (const m of gv.members()) if (m.name !== gv.name) print({ event: 'joined', member: m.name, incarnation: m.incarnation });
   const rl = createInterface({ input: process.stdin });
@@ -254,21 +263,35 @@ function parseMeta(pairs: string[]): Record<string, string> | undefined {
 }
 
 /** What the agent serves, each with where: gossip, the HTTP API with its status page and metrics, DNS. */
-function startLine(gv: Grapevine, http: boolean, dns: boolean): string {
+function startLine(gv: Grapevine, http: boolean, tlsOn: boolean, dns: boolean): string {
   const parts = [`${gv.name} listening on ${gv.address} (pid ${process.pid})`];
   if (http) {
-    const base = `http://${gv.listening('http') as string}`;
+    const base = `${tlsOn ? 'https' : 'http'}://${gv.listening('http') as string}`;
     parts.push(`HTTP API on ${gv.listening('http') as string} (${base}/v1/, status page ${base}/ui/, metrics ${base}/metrics)`);
   }
   if (dns) parts.push(`DNS on ${gv.listening('dns') as string}`);
   return parts.join(', ');
 }
 
+/** The HTTPS flags as `http.tls`: a certificate needs its key, a required client certificate a CA. */
+function httpTls(cert: string | undefined, key: string | undefined, ca: string | undefined, requireClientCert: boolean): HttpTls | undefined {
+  if (cert === undefined && key === undefined) {
+    if (ca !== undefined || requireClientCert) throw new UsageError('--http-tls-ca and --http-require-client-cert need --http-tls-cert and --http-tls-key');
+    return undefined;
+  }
+  if (cert === undefined || key === undefined) throw new UsageError('--http-tls-cert and --http-tls-key go together');
+  if (requireClientCert && ca === undefined) throw new UsageError('--http-require-client-cert needs --http-tls-ca');
+  return {
+    cert: readSecret(cert, '--http-tls-cert'), key: readSecret(key, '--http-tls-key'),
+    ...(ca !== undefined ? { ca: readSecret(ca, '--http-tls-ca') } : {}), requireClientCert,
+  };
+}
+
 /** Library options as the agent's flags name them. */
 const FLAGS: readonly [RegExp, string][] = [
   [/^name$/, '--name'], [/^bind$/, '--bind'], [/^advertise$/, '--advertise'], [/^seeds/, '--seed'], [/^profile$/, '--profile'],
   [/^keyring/, '--keyring-file'], [/^meta/, '--meta'], [/^pool$/, '--pool'],
-  [/^http\.token$/, '--http-token-file'], [/^http/, '--http'], [/^dns\.domain$/, '--dns-domain'], [/^dns/, '--dns'],
+  [/^http\.token$/, '--http-token-file'], [/^http\.tls\.key$/, '--http-tls-key'], [/^http\.tls\.ca$/, '--http-tls-ca'], [/^http\.tls/, '--http-tls-cert'], [/^http/, '--http'], [/^dns\.domain$/, '--dns-domain'], [/^dns/, '--dns'],
 ];
 
 /**

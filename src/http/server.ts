@@ -12,9 +12,11 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import type { Instance, Member } from '../registry/index.js';
 import {
-  BindError, type Extension, type ExtensionContext, type Grapevine, GrapevineError, type HttpOptions, hostOf, InvalidOptionError, type Logger, packageVersion,
+  BindError, type Extension, type ExtensionContext, type Grapevine, GrapevineError, type HttpOptions, type HttpTls, hostOf, InvalidOptionError, type Logger, packageVersion,
 } from '../runtime/index.js';
 import { AgentEndpoints } from './agent.js';
 import { Blocking, BlockingFull, blockingParams } from './blocking.js';
@@ -73,19 +75,44 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
-function validate(value: unknown): Required<Pick<HttpOptions, 'bind' | 'readOpen' | 'allowInsecure' | 'blockingQueriesMax'>> & { token: string | undefined } {
+type ValidTls = { cert: string; key: string; ca: string | undefined; requireClientCert: boolean };
+type ValidHttp = Required<Pick<HttpOptions, 'bind' | 'readOpen' | 'allowInsecure' | 'blockingQueriesMax'>> & { token: string | undefined; tls: ValidTls | undefined };
+
+function validate(value: unknown): ValidHttp {
   const o: HttpOptions = typeof value === 'string' ? { bind: value } : value === true ? {} : (value as HttpOptions);
   if (o === null || typeof o !== 'object') throw new InvalidOptionError('http', 'must be "host:port" or { bind, token, readOpen }');
   const bind = o.bind ?? DEFAULT_BIND;
   if (typeof bind !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(bind)) throw new InvalidOptionError('http.bind', `must be "host:port", got ${JSON.stringify(bind)}`);
   if (o.token !== undefined && (typeof o.token !== 'string' || o.token.length < 8)) throw new InvalidOptionError('http.token', 'must be a string of at least 8 characters');
+  const tls = o.tls === undefined ? undefined : validateTls(o.tls);
   const host = hostOf(bind);
-  if (!isLoopback(host) && o.token === undefined && o.allowInsecure !== true) {
-    throw new InvalidOptionError('http.bind', `${bind} is reachable beyond this host: set http.token, or allowInsecure: true to serve it open`);
+  // A required client certificate authenticates as a token would.
+  if (!isLoopback(host) && o.token === undefined && tls?.requireClientCert !== true && o.allowInsecure !== true) {
+    throw new InvalidOptionError('http.bind', `${bind} is reachable beyond this host: set http.token (with http.tls, so it does not travel in clear), require client certificates, or allowInsecure: true to serve it open`);
   }
   const max = o.blockingQueriesMax ?? 4_096;
   if (!Number.isInteger(max) || max < 1) throw new InvalidOptionError('http.blockingQueriesMax', 'must be a positive integer');
-  return { bind, token: o.token, readOpen: o.readOpen === true, allowInsecure: o.allowInsecure === true, blockingQueriesMax: max };
+  return { bind, token: o.token, readOpen: o.readOpen === true, allowInsecure: o.allowInsecure === true, blockingQueriesMax: max, tls };
+}
+
+/** PEM certificate and key (and a CA for client certificates), tried in a TLS context now so a bad one fails at start, naming what. */
+function validateTls(tls: HttpTls): ValidTls {
+  if (tls === null || typeof tls !== 'object') throw new InvalidOptionError('http.tls', 'must be { cert, key, ca?, requireClientCert? }');
+  const pem = (v: unknown, field: string): string => {
+    if (typeof v === 'string') return v;
+    if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+    throw new InvalidOptionError(`http.tls.${field}`, 'must be PEM text (a string or bytes)');
+  };
+  const valid: ValidTls = {
+    cert: pem(tls.cert, 'cert'), key: pem(tls.key, 'key'), ca: tls.ca === undefined ? undefined : pem(tls.ca, 'ca'), requireClientCert: tls.requireClientCert === true,
+  };
+  if (valid.requireClientCert && valid.ca === undefined) throw new InvalidOptionError('http.tls.ca', 'is needed to verify client certificates');
+  try {
+    createSecureContext({ cert: valid.cert, key: valid.key, ...(valid.ca !== undefined ? { ca: valid.ca } : {}) });
+  } catch (e) {
+    throw new InvalidOptionError('http.tls', `certificate, key or CA not usable: ${(e as Error).message}`);
+  }
+  return valid;
 }
 
 export class HttpApi implements Extension, Api {
@@ -104,11 +131,16 @@ export class HttpApi implements Extension, Api {
 
   constructor(
     readonly gv: Grapevine,
-    private readonly options: ReturnType<typeof validate>,
+    private readonly options: ValidHttp,
     readonly log: Logger,
   ) {
     this.blocking = new Blocking(options.blockingQueriesMax);
-    this.server = createServer((req, res) => void this.serve(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.serve(req, res);
+    const tls = options.tls;
+    this.server = tls === undefined ? createServer(handler) : createHttpsServer({
+      cert: tls.cert, key: tls.key, ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+      requestCert: tls.requireClientCert, rejectUnauthorized: tls.requireClientCert,
+    }, handler);
     this.server.headersTimeout = HEADERS_TIMEOUT_MS;
     this.server.requestTimeout = REQUEST_TIMEOUT_MS;
     // Room for every blocked query plus ordinary traffic; past it the OS queue holds the rest rather than our file descriptors.
@@ -147,7 +179,7 @@ export class HttpApi implements Extension, Api {
     });
     const a = this.server.address() as { address: string; port: number };
     this.address = a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
-    this.log.info(`HTTP API on http://${this.address}/ (Consul-compatible /v1/, status page /ui/, metrics /metrics)`, { http: this.address });
+    this.log.info(`HTTP API on ${this.options.tls === undefined ? 'http' : 'https'}://${this.address}/ (Consul-compatible /v1/, status page /ui/, metrics /metrics)`, { http: this.address });
   }
 
   async close(): Promise<void> {
@@ -453,7 +485,7 @@ async function startHttp(gv: Grapevine, value: unknown, context: ExtensionContex
   try {
     import.meta.resolve('prom-client');
   } catch {
-    context.logger.warn(`/metrics on http://${api.address}/ answers 400 until prom-client is installed (npm install prom-client)`, {});
+    context.logger.warn(`/metrics on ${api.address} answers 400 until prom-client is installed (npm install prom-client)`, {});
   }
   return api;
 }

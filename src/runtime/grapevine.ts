@@ -27,7 +27,7 @@ import { Transport, type TransportStats } from './transport.js';
 
 export type { Member } from '../registry/catalog.js';
 export type { CheckHandle, Registration, ServiceHandle, StandaloneCheck } from './services.js';
-export type { BridgeCommonOptions, BridgeOptions, DnsOptions, EtcdBridgeOptions, GrapevineOptions, HttpOptions, ZookeeperBridgeOptions } from './options.js';
+export type { BridgeCommonOptions, BridgeOptions, DnsOptions, EtcdBridgeOptions, GrapevineOptions, HttpOptions, HttpTls, ZookeeperBridgeOptions } from './options.js';
 
 /** Events a Grapevine emits. `member` carries every membership change; each also has its own name. */
 export type GrapevineEvents = {

@@ -35,6 +35,15 @@ export interface HttpOptions {
   allowInsecure?: boolean;
   /** Blocking queries held at once; more get 429. Default 4,096. */
   blockingQueriesMax?: number;
+  /** Serve HTTPS: PEM certificate chain and key, a CA (PEM) for client certificates, and whether one is required (it then stands for the token). */
+  tls?: HttpTls;
+}
+
+export interface HttpTls {
+  cert: string | Uint8Array;
+  key: string | Uint8Array;
+  ca?: string | Uint8Array;
+  requireClientCert?: boolean;
 }
 
 /** What every bridge (src/bridge) takes besides its store's address. */
