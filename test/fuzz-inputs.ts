@@ -66,12 +66,19 @@ function hostPort(addr: string): { host: string; port: number } {
   return { host: addr.slice(0, i), port: Number(addr.slice(i + 1)) };
 }
 
-/** Sends inputs from one UDP socket on 127.0.0.1 and counts what comes back to it. */
+/** Sends inputs from one UDP socket on 127.0.0.1 and counts what comes back to it (key notices apart). */
 export class HostileSender {
   readonly replies = { count: 0, bytes: 0, largest: 0 };
+  /** Key notices ("keys differ", 4 bytes in clear, src/core/key-notice.ts), from each member's address. */
+  readonly notices = new Map<string, number>();
   readonly sent = { datagrams: 0, datagramBytes: 0, frames: 0 };
   private constructor(private readonly socket: UdpSocket) {
-    socket.on('message', (msg) => {
+    socket.on('message', (msg, rinfo) => {
+      if (msg.length === 4 && msg[0] === 0x47 && msg[1] === 0x4b) {
+        const from = `${rinfo.address}:${rinfo.port}`;
+        this.notices.set(from, (this.notices.get(from) ?? 0) + 1);
+        return;
+      }
       this.replies.count++;
       this.replies.bytes += msg.length;
       this.replies.largest = Math.max(this.replies.largest, msg.length);

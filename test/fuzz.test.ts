@@ -3,7 +3,8 @@
  * minute: valid, mutated, truncated, spliced, random and wrongly sealed packets and frames, from
  * a seeded fast-check stream (FUZZ_SEED=n replays one). Asserts: nothing throws out of a socket
  * callback (vitest fails the run on any), no answer to the fuzzer is larger than what it sent,
- * with a keyring nothing changes at all, and every member still answers a ping afterwards.
+ * with a keyring nothing changes at all and nothing is answered but a key notice (once a second
+ * at most per member), and every member still answers a ping afterwards.
  * (Without a keyring, forged alives add phantom members by design; they dilute gossip until they
  * are found dead, so the real members' own views can take minutes to agree again.)
  * The long run with heap and event-loop figures is `npm run fuzz`.
@@ -44,14 +45,17 @@ describe.each([false, true])('fuzzing real members (keyring: %s)', (sealed) => {
     for (const g of members) g.on('suspect', (m) => suspicions.push(`${g.name} suspected ${m.name}`));
     const inputs = fc.sample(fc.tuple(hostileInputs(names, addrs, sealed), fc.integer({ min: 0, max: 2 })), { seed: SEED, numRuns: INPUTS });
     const sender = await HostileSender.open();
+    const started = Date.now();
     try {
       for (const [input, to] of inputs) await sender.send(addrs[to]!, input);
       await new Promise((r) => setTimeout(r, 500));
     } finally {
       sender.close();
     }
+    const seconds = (Date.now() - started) / 1_000;
     console.log(`fuzz (keyring ${sealed}, seed ${SEED}): ${sender.sent.datagrams} datagrams (${sender.sent.datagramBytes} bytes), ${sender.sent.frames} frames; `
-      + `${sender.replies.count} replies (${sender.replies.bytes} bytes, largest ${sender.replies.largest}); dropped ${JSON.stringify(members[0]!.stats().core.dropped)}`);
+      + `${sender.replies.count} replies (${sender.replies.bytes} bytes, largest ${sender.replies.largest}), key notices ${JSON.stringify(Object.fromEntries(sender.notices))} `
+      + `in ${seconds.toFixed(1)} s; dropped ${JSON.stringify(members[0]!.stats().core.dropped)}`);
     expect(sender.replies.count, replay).toBeLessThanOrEqual(sender.sent.datagrams);
     expect(sender.replies.bytes, replay).toBeLessThanOrEqual(sender.sent.datagramBytes);
     if (sealed) {
@@ -59,6 +63,11 @@ describe.each([false, true])('fuzzing real members (keyring: %s)', (sealed) => {
       expect(members.map((g) => g.catalog.index), replay).toEqual(indexBefore);
       expect(suspicions, replay).toEqual([]);
       expect(sender.replies.count, replay).toBe(0);
+    }
+    // What a member says in clear to an input it cannot read: that keys differ, once a second at most.
+    for (const [from, n] of sender.notices) {
+      expect(addrs, replay).toContain(from);
+      expect(n, `${replay}: ${n} key notices from ${from} in ${seconds} s`).toBeLessThanOrEqual(Math.ceil(seconds) + 1);
     }
     // Legitimate probes are still answered: a ping to each member, sealed when the cluster is.
     const prober = await HostileSender.open();

@@ -8,6 +8,7 @@ import { Awareness } from './awareness.js';
 import { BroadcastQueue } from './broadcast-queue.js';
 import { type Config, retransmitLimit } from './config.js';
 import { Fifo } from './fifo.js';
+import { encodeKeyNotice, isKeyProblem, KEY_NOTICE_BYTES, KeyNotices, type KeyProblem, readKeyNotice } from './key-notice.js';
 import { type HeldRecord, MemberTable, SELF, type Slot } from './member-table.js';
 import { isLive, type MemberInfo, STATE_NAMES } from './members.js';
 import { type Rng, randomInt, shuffle } from './rng.js';
@@ -125,6 +126,7 @@ export class Context {
     verifications: 0, accusersAnswered: 0, confirmingProbes: 0,
   };
   readonly outbox = new Fifo<Transmit>();
+  private readonly notices = new KeyNotices();
   readonly events = new Fifo<MembershipEvent>();
   /** Members in state alive or suspect, self included. */
   liveCount = 1;
@@ -311,22 +313,39 @@ export class Context {
     return this.keyring.seal((this.stamp as ReplayStamp).stamp(plain, channel), this.rng);
   }
 
-  /** The plaintext of a packet, or undefined (dropped and counted) if it is not acceptable: unsealed, wrongly sealed or replayed. */
-  unseal(nowMs: number, from: string, bytes: Uint8Array): Uint8Array | undefined {
+  /**
+   * The plaintext of a packet, or undefined (dropped and counted) if it is not acceptable:
+   * unsealed, wrongly sealed or replayed. A key notice (key-notice.ts) is counted as dropped
+   * input too; for a packet refused because keys differ, `notice` is the one to send back (at most
+   * one per source a second).
+   */
+  unseal(nowMs: number, from: string, bytes: Uint8Array): { plain: Uint8Array } | { notice: Uint8Array | undefined } {
+    const meaning = readKeyNotice(bytes);
+    if (meaning !== undefined) {
+      this.drop(from, 'key-refused', meaning);
+      return { notice: undefined };
+    }
     if (this.keyring === undefined) {
-      if (!isSealed(bytes)) return bytes;
+      if (!isSealed(bytes)) return { plain: bytes };
       this.drop(from, 'encrypted', 'sealed packet but no keyring configured');
-      return undefined;
+      return { notice: this.keyNotice(nowMs, from, 'encrypted', bytes) };
     }
     const opened = this.keyring.open(bytes);
     if (!opened.ok) {
       this.drop(from, opened.reason);
-      return undefined;
+      return { notice: isKeyProblem(opened.reason) ? this.keyNotice(nowMs, from, opened.reason, bytes) : undefined };
     }
     const fresh = (this.guard as ReplayGuard).check(nowMs, opened.plain);
-    if (fresh.ok) return fresh.plain;
+    if (fresh.ok) return { plain: fresh.plain };
     this.drop(from, fresh.reason);
-    return undefined;
+    return { notice: undefined };
+  }
+
+  /** The notice for a packet refused for `problem`, unless `from` had one within the second (or the packet is smaller). */
+  private keyNotice(nowMs: number, from: string, problem: KeyProblem, refused: Uint8Array): Uint8Array | undefined {
+    if (refused.length < KEY_NOTICE_BYTES || !this.notices.allow(nowMs, from)) return undefined;
+    this.counters.bytesOut += KEY_NOTICE_BYTES;
+    return encodeKeyNotice(problem);
   }
 
   emitMember(type: MemberChange, s: Slot): void {

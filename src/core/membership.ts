@@ -159,9 +159,16 @@ export class Membership {
       ctx.drop(from, 'oversized', `${bytes.length} bytes`);
       return;
     }
-    const plain = ctx.unseal(nowMs, from, bytes);
-    if (plain === undefined) return;
-    const decoded = decodePacket(plain, this.datagramLimits);
+    const opened = ctx.unseal(nowMs, from, bytes);
+    if (!('plain' in opened)) {
+      // Sent in clear: the sender cannot read our sealed packets, which is the point of it.
+      if (opened.notice !== undefined) {
+        ctx.counters.packetsOut++;
+        ctx.outbox.push({ addr: from, bytes: opened.notice, stream: false });
+      }
+      return;
+    }
+    const decoded = decodePacket(opened.plain, this.datagramLimits);
     if (!decoded.ok) {
       ctx.drop(from, decoded.error.reason, decoded.error.detail);
       return;
@@ -189,9 +196,9 @@ export class Membership {
       ctx.drop(from, 'oversized', `stream frame of ${bytes.length} bytes`);
       return undefined;
     }
-    const plain = ctx.unseal(nowMs, from, bytes);
-    if (plain === undefined) return undefined;
-    const decoded = decodePacket(plain, this.streamLimits);
+    const opened = ctx.unseal(nowMs, from, bytes);
+    if (!('plain' in opened)) return opened.notice;
+    const decoded = decodePacket(opened.plain, this.streamLimits);
     if (!decoded.ok) {
       ctx.drop(from, decoded.error.reason, decoded.error.detail);
       return undefined;

@@ -439,10 +439,18 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
           this.input((now) => this.core.join(now, list));
         });
       };
+      // Seeds that answered that they cannot read our packets (keys differ): said at once, and in the outcome.
+      const refused = new Map<string, string>();
+      const onDropped = ({ from, reason, detail }: { from: string; reason: string; detail?: string }): void => {
+        if (reason !== 'key-refused' || refused.has(from) || !asked.includes(from)) return;
+        refused.set(from, detail ?? '');
+        this.log.warn(`seed ${from} answered, but ${detail ?? 'keys differ'}`, { seed: from });
+      };
       const cleanup = (): void => {
         done = true;
         clearTimeout(deadline);
         clearInterval(retry);
+        this.off('dropped', onDropped);
         this.internal.off('synced', onSynced);
         this.internal.off('conflict', onConflict);
         signal?.removeEventListener('abort', onAbort);
@@ -471,8 +479,10 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
           resolve();
         } else reject(new JoinError(`no seed answered within ${timeoutMs} ms: ${described()}`));
       }, timeoutMs);
-      const described = (): string => (asked.length === 0 ? 'no seed address resolved' : asked.join(', '));
+      const described = (): string => (asked.length === 0 ? 'no seed address resolved'
+        : asked.map((a) => (refused.has(a) ? `${a} (answered: ${refused.get(a) as string})` : a)).join(', '));
       const retry = setInterval(ask, JOIN_RETRY_MS);
+      this.on('dropped', onDropped);
       this.internal.on('synced', onSynced);
       this.internal.on('conflict', onConflict);
       signal?.addEventListener('abort', onAbort, { once: true });

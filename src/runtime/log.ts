@@ -45,7 +45,7 @@ export function atLevel(logger: Logger, level: LogLevel | 'silent'): Logger {
 /** Dropped input is counted and logged as one summary line after this long. */
 export const DROP_SUMMARY_MS = 10_000;
 /** Drop reasons that mean keys differ between members: a configuration problem, worth a warning. */
-const KEY_REASONS = new Set(['wrong-key', 'plaintext', 'encrypted', 'bad-seal']);
+const KEY_REASONS = new Set(['wrong-key', 'plaintext', 'encrypted', 'bad-seal', 'key-refused']);
 const SOURCES_SHOWN = 3;
 
 /** Counts dropped input and logs a summary once per DROP_SUMMARY_MS while drops keep coming. */
