@@ -158,8 +158,10 @@ describe('name conflicts (issue 11: both were accepted and lookups flipped betwe
       const [winner, loser] = b1.address < b2.address ? [b1, b2] : [b2, b1];
       const observers = [a, c, d];
       const settled = await until(() => loser.nameLostTo === winner.address
-        && observers.every((g) => g.member('b')?.addr === winner.address && g.member('b')?.state === 'alive'), 30_000).then(() => true, () => false);
-      expect(settled, `lost: ${lost.join(', ')}; views: ${observers.map((g) => JSON.stringify(g.member('b'))).join(' ')}`).toBe(true);
+        // 5-25 s measured on 2 busy cores (push-pull every 2 s carries the contest); one full-suite run of about ten missed 30 s.
+        && observers.every((g) => g.member('b')?.addr === winner.address && g.member('b')?.state === 'alive'), 45_000).then(() => true, () => false);
+      const said = (g: Grapevine): string => `${g.address} inc ${g.member('b')?.incarnation} lost to ${g.nameLostTo}`;
+      expect(settled, `winner ${said(winner)}, loser ${said(loser)}; lost: ${lost.join(', ')}; views: ${observers.map((g) => JSON.stringify(g.member('b'))).join(' ')}`).toBe(true);
       expect(lost).toEqual([loser.address]);
       expect(winner.nameLostTo).toBeUndefined();
       // It has nothing to announce: leave() closes at once instead of waiting out its 5 s timeout.
@@ -169,5 +171,5 @@ describe('name conflicts (issue 11: both were accepted and lookups flipped betwe
     } finally {
       await Promise.all([a, b1, c, b2, d].map((g) => g?.close()));
     }
-  }, 60_000);
+  }, 75_000);
 });
