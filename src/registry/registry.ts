@@ -437,12 +437,25 @@ function makeInstance(node: string, host: string, s: ServiceRecord, suspect: boo
 function sameInstance(a: Instance, b: Instance): boolean {
   return a.service === b.service && a.address === b.address && a.port === b.port && a.weight === b.weight && a.id === b.id && a.node === b.node
     && a.pool === b.pool && a.health === b.health && a.suspect === b.suspect && a.warningWeight === b.warningWeight && sameList(a.tags, b.tags)
-    && sameMeta(a.meta, b.meta) && sameJson(a.checks, b.checks) && sameJson(a.taggedAddresses, b.taggedAddresses) && sameJson(a.external, b.external);
+    && sameMeta(a.meta, b.meta) && sameChecks(a.checks, b.checks) && sameTagged(a.taggedAddresses, b.taggedAddresses) && sameExternal(a.external, b.external);
 }
 
-/** Checks and tagged addresses are small and rarely change: compared by their JSON. */
-function sameJson(a: unknown, b: unknown): boolean {
-  return a === b || JSON.stringify(a) === JSON.stringify(b);
+/** Field by field: this runs for every instance of every record that changes, so no serializing. */
+function sameChecks(a: readonly CheckRecord[], b: readonly CheckRecord[]): boolean {
+  return a.length === b.length && a.every((c, n) => {
+    const d = b[n] as CheckRecord;
+    return c.id === d.id && c.name === d.name && c.type === d.type && c.status === d.status && c.output === d.output
+      && c.notes === d.notes && c.intervalMs === d.intervalMs && c.timeoutMs === d.timeoutMs;
+  });
+}
+
+function sameTagged(a: Readonly<Record<string, TaggedAddress>>, b: Readonly<Record<string, TaggedAddress>>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k]?.address === b[k]?.address && a[k]?.port === b[k]?.port);
+}
+
+function sameExternal(a: ExternalNode | undefined, b: ExternalNode | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.node === b.node && a.address === b.address && sameMeta(a.meta, b.meta));
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

@@ -113,11 +113,6 @@ export class HealthCheck {
     return this.ttlMs > 0;
   }
 
-  /** Its status is set by pass()/warn()/fail() (a TTL or a manual check), not by running anything. */
-  get isReported(): boolean {
-    return this.run === undefined;
-  }
-
   /** Time between runs and a run's deadline (0 for a TTL check, which does not run). */
   get timing(): { intervalMs: number; timeoutMs: number } {
     return this.run === undefined ? { intervalMs: 0, timeoutMs: 0 } : { intervalMs: this.intervalMs, timeoutMs: this.timeoutMs };
