@@ -5,11 +5,14 @@
 export * from './runtime/index.js';
 export * from './registry/index.js';
 export * from './core/index.js';
+export { DataDirError } from './persist/index.js';
 import { provideBridges } from './bridge/provide.js';
 import { provideDns } from './dns/provide.js';
 import { provideHttp } from './http/provide.js';
+import { providePersistence } from './persist/provide.js';
 
 // Interfaces started by start() options, imported only when a member uses them.
 provideHttp();
 provideDns();
 provideBridges();
+providePersistence();

@@ -8,7 +8,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const INTERFACES = ['src/http', 'src/dns', 'src/bridge', 'src/client'];
+const INTERFACES = ['src/http', 'src/dns', 'src/bridge', 'src/client', 'src/persist'];
 
 interface Rule {
   /** Our folders or files this layer may import (its own folder always). */

@@ -7,6 +7,8 @@
  * SIGTERM and SIGINT leave gracefully. The demo, the integration tests and the cluster
  * benchmark drive agents this way.
  */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { ProfileName } from '../core/config.js';
@@ -31,6 +33,10 @@ Runs one member of a grapevine cluster in this process.
   --service SPEC         register a service: name:port, or JSON such as
                          '{"name":"web","port":8080,"check":{"http":"http://127.0.0.1:8080/health","intervalMs":5000}}'
   --meta KEY=VALUE       node metadata; repeat for several
+  --data-dir DIR         keep what the HTTP API registered, the name, the keyring as rotated and
+                         the members last seen here across restarts ("off": nothing kept). Default
+                         $XDG_STATE_HOME/grapevine/agent-PORT (~/.local/state/...) when --bind
+                         names a port, none with port 0
   --http HOST:PORT       serve the Consul-compatible HTTP API here (default 127.0.0.1:8500; "off": none)
   --http-token-file PATH a token the HTTP API requires for writes and reads (or $GRAPEVINE_HTTP_TOKEN)
   --http-tls-cert PATH   serve the HTTP API over HTTPS with this PEM certificate chain ...
@@ -76,6 +82,7 @@ export async function runAgent(argv: string[]): Promise<void> {
       json: { type: 'boolean', default: false },
       service: { type: 'string', multiple: true, default: [] },
       meta: { type: 'string', multiple: true, default: [] },
+      'data-dir': { type: 'string' },
       http: { type: 'string', default: '127.0.0.1:8500' },
       'http-token-file': { type: 'string' },
       'http-tls-cert': { type: 'string' },
@@ -107,6 +114,7 @@ export async function runAgent(argv: string[]): Promise<void> {
   ];
   if (values['etcd-prefix'] !== undefined && values.etcd === undefined) throw new UsageError('--etcd-prefix needs --etcd');
   if (values['zookeeper-root'] !== undefined && values.zookeeper === undefined) throw new UsageError('--zookeeper-root needs --zookeeper');
+  const dataDir = agentDataDir(values['data-dir'], values.bind);
   const json = values.json;
   const print = (o: Record<string, unknown>): void => {
     if (json) process.stdout.write(`${JSON.stringify({ t: Date.now(), ...o })}\n`);
@@ -125,6 +133,7 @@ export async function runAgent(argv: string[]): Promise<void> {
       ...(values.dns !== undefined ? { dns: { bind: values.dns, ...(values['dns-domain'] !== undefined ? { domain: values['dns-domain'] } : {}) } } : {}),
       ...(values.pool !== undefined ? { pool: values.pool } : {}),
       ...(bridges.length > 0 ? { bridges } : {}),
+      ...(dataDir !== undefined ? { dataDir } : {}),
       logger,
       // Our stderr logger filters by --log-level itself; the member passes it everything it would log.
       logLevel: 'debug',
@@ -273,6 +282,16 @@ function startLine(gv: Grapevine, http: boolean, tlsOn: boolean, dns: boolean): 
   return parts.join(', ');
 }
 
+/** --data-dir, or the default for a fixed port under the user's state directory (XDG); undefined for none. */
+function agentDataDir(flag: string | undefined, bind: string): string | undefined {
+  if (flag === 'off') return undefined;
+  if (flag !== undefined) return flag;
+  const port = /:(\d+)$/.exec(bind)?.[1];
+  if (port === undefined || Number(port) === 0) return undefined;
+  const state = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
+  return join(state, 'grapevine', `agent-${port}`);
+}
+
 /** The HTTPS flags as `http.tls`: a certificate needs its key, a required client certificate a CA. */
 function httpTls(cert: string | undefined, key: string | undefined, ca: string | undefined, requireClientCert: boolean): HttpTls | undefined {
   if (cert === undefined && key === undefined) {
@@ -290,7 +309,7 @@ function httpTls(cert: string | undefined, key: string | undefined, ca: string |
 /** Library options as the agent's flags name them. */
 const FLAGS: readonly [RegExp, string][] = [
   [/^name$/, '--name'], [/^bind$/, '--bind'], [/^advertise$/, '--advertise'], [/^seeds/, '--seed'], [/^profile$/, '--profile'],
-  [/^keyring/, '--keyring-file'], [/^meta/, '--meta'], [/^pool$/, '--pool'],
+  [/^keyring/, '--keyring-file'], [/^meta/, '--meta'], [/^pool$/, '--pool'], [/^dataDir$/, '--data-dir'],
   [/^http\.token$/, '--http-token-file'], [/^http\.tls\.key$/, '--http-tls-key'], [/^http\.tls\.ca$/, '--http-tls-ca'], [/^http\.tls/, '--http-tls-cert'], [/^http/, '--http'], [/^dns\.domain$/, '--dns-domain'], [/^dns/, '--dns'],
 ];
 

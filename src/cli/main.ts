@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { provideBridges } from '../bridge/provide.js';
 import { provideDns } from '../dns/provide.js';
 import { provideHttp } from '../http/provide.js';
+import { providePersistence } from '../persist/provide.js';
 import { packageVersion } from '../runtime/index.js';
 import { AGENT_USAGE, runAgent } from './agent.js';
 import { HELP, HelpRequested, parse, UsageError } from './args.js';
@@ -54,6 +55,7 @@ async function run(command: string | undefined, rest: string[]): Promise<void> {
 provideHttp();
 provideDns();
 provideBridges();
+providePersistence();
 const [command, ...rest] = process.argv.slice(2);
 if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
   const topic = command === 'help' ? rest[0] : undefined;

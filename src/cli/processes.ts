@@ -81,6 +81,8 @@ export class AgentProcess {
     if (options.dnsDomain !== undefined) flags.push('--dns-domain', options.dnsDomain);
     for (const s of options.services ?? []) flags.push('--service', JSON.stringify(s));
     flags.push(...options.flags ?? []);
+    // Agents run here are throwaway: nothing kept between runs unless the caller names a directory.
+    if (!flags.includes('--data-dir')) flags.push('--data-dir', 'off');
     const execArgs = FROM_SOURCE && options.compiled !== true ? ['--import', 'tsx', join(HERE, 'main.ts'), ...flags] : [BUNDLED, ...flags];
     const env = { ...process.env };
     delete env[KEYRING_ENV];

@@ -12,7 +12,8 @@ export type GrapevineErrorCode =
   | 'grapevine.name-conflict'
   | 'grapevine.watch-overflow'
   | 'grapevine.timeout'
-  | 'grapevine.no-instance';
+  | 'grapevine.no-instance'
+  | 'grapevine.data-dir';
 
 export class GrapevineError extends Error {
   readonly code: GrapevineErrorCode;

@@ -5,6 +5,7 @@
  * old one. A sealed packet is the 3-byte header "GE" + seal version, the nonce, then the box.
  */
 import { xsalsa20poly1305 } from '@noble/ciphers/salsa.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { InvalidOptionError } from './errors.js';
 import type { Rng } from './rng.js';
 
@@ -19,6 +20,7 @@ export const SEAL_OVERHEAD_BYTES = SEAL_HEADER.length + NONCE_BYTES + TAG_BYTES;
 
 export class Keyring {
   private ring: Uint8Array[] = [];
+  private readonly listeners = new Set<() => void>();
 
   /** `keys[0]` becomes the primary. Throws InvalidOptionError('keyring') on a bad key; nothing is kept then. */
   constructor(keys: readonly Uint8Array[]) {
@@ -40,7 +42,9 @@ export class Keyring {
   /** Accepts packets sealed with `key` from now on (no-op if present). */
   add(key: Uint8Array): void {
     checkKey(key);
-    if (this.indexOf(key) < 0) this.ring.push(Uint8Array.from(key));
+    if (this.indexOf(key) >= 0) return;
+    this.ring.push(Uint8Array.from(key));
+    this.changed();
   }
 
   /** Makes `key`, which must already be in the ring, the primary. */
@@ -48,8 +52,10 @@ export class Keyring {
     checkKey(key);
     const i = this.indexOf(key);
     if (i < 0) throw new InvalidOptionError('keyring', 'key to use is not in the ring; add it first');
+    if (i === 0) return;
     const [k] = this.ring.splice(i, 1);
     this.ring.unshift(k as Uint8Array);
+    this.changed();
   }
 
   /** Stops accepting `key`. The primary cannot be removed. */
@@ -57,7 +63,15 @@ export class Keyring {
     checkKey(key);
     const i = this.indexOf(key);
     if (i === 0) throw new InvalidOptionError('keyring', 'cannot remove the primary key; use another one first');
-    if (i > 0) this.ring.splice(i, 1);
+    if (i < 0) return;
+    this.ring.splice(i, 1);
+    this.changed();
+  }
+
+  /** Calls `listener` after every change to the ring (a key added, made primary or removed). Returns the unsubscribe function. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Seals `plain` under the primary key with a nonce drawn from `rng`. */
@@ -87,9 +101,24 @@ export class Keyring {
     return { ok: false, reason: 'wrong-key' };
   }
 
+  private changed(): void {
+    for (const l of this.listeners) l();
+  }
+
   private indexOf(key: Uint8Array): number {
     return this.ring.findIndex((k) => k.length === key.length && k.every((b, i) => b === key[i]));
   }
+}
+
+/**
+ * A key's public name: the first 8 bytes of its SHA-256, hex. Members show which keys they hold
+ * by these (a preimage of a 32-byte random key is out of reach), never by the keys.
+ */
+export function keyFingerprint(key: Uint8Array): string {
+  checkKey(key);
+  let hex = '';
+  for (const b of sha256(key).subarray(0, 8)) hex += b.toString(16).padStart(2, '0');
+  return hex;
 }
 
 /** True if `bytes` carries the sealed-packet header. */

@@ -131,7 +131,7 @@ export class AgentEndpoints {
       const { def, deregisterAfterMs } = parseCheck(GoObject.of(await req.body()), (m) => api.log.warn(m, {}));
       if (def.id === undefined && def.name === undefined) throw new HttpError(400, 'Name: missing check name');
       // Consul: a standalone check's ID defaults to its Name.
-      const check = { ...def, id: def.id ?? (def.name as string) };
+      const check = { ...def, id: def.id ?? (def.name as string), persist: true };
       if (check.serviceId !== undefined) this.ownInstance(check.serviceId);
       await Promise.race([gv.addCheck(check), new Promise((r) => setImmediate(r))]);
       if (check.serviceId !== undefined && deregisterAfterMs > 0) this.deregisterAfter(check.serviceId, deregisterAfterMs);
@@ -182,7 +182,8 @@ export class AgentEndpoints {
   private async register(body: unknown): Promise<Reply> {
     const parsed = parseRegistration(body, (m) => this.api.log.warn(m, {}));
     const id = parsed.registration.id as string;
-    const handle = this.api.gv.register(parsed.registration);
+    // Kept across the agent's restarts when it has a data directory, as Consul keeps what its API registered.
+    const handle = this.api.gv.register({ ...parsed.registration, persist: true });
     // register() records the instance at once and then awaits its checks' first results; Consul
     // answers without waiting for them. Validation errors reject before the next turn.
     await Promise.race([handle, new Promise((r) => setImmediate(r))]);

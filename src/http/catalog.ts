@@ -95,7 +95,7 @@ export function catalogEndpoints(api: Api): void {
       const mine = gv.catalog.nodeInstances(gv.name).find((i) => i.id === id);
       if (mine !== undefined && mine.external?.node !== r.node) throw new HttpError(400, `Service.ID: ${id} is already an instance on this member; external service ids are unique per member`);
       refuseForeign(r.node, id);
-      const handle = gv.register(r.registration);
+      const handle = gv.register({ ...r.registration, persist: true });
       await Promise.race([handle, new Promise((done) => setImmediate(done))]);
       handle.catch(() => undefined);
       restate(r.stated);
@@ -109,7 +109,7 @@ export function catalogEndpoints(api: Api): void {
       }
       const id = c.id ?? `service:${serviceId}`;
       // A check whose status is only stated again (Consul's ESM updates them so) is kept; anything else adds or replaces it.
-      if (!(r.stated.has(id) && gv.check(id)?.type === '')) await gv.addCheck({ ...c, id });
+      if (!(r.stated.has(id) && gv.check(id)?.type === '')) await gv.addCheck({ ...c, id, persist: true });
     }
     restate(r.stated);
     return { body: true };

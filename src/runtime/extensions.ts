@@ -8,6 +8,7 @@
 import type { ImportSink } from '../registry/catalog.js';
 import type { Grapevine } from './grapevine.js';
 import type { Logger } from './log.js';
+import type { GrapevineOptions } from './options.js';
 
 /** A running interface; closed with its member (before the sockets). */
 export interface Extension {
@@ -29,8 +30,13 @@ export interface ExtensionContext {
 /**
  * Starts an interface for `member` from the option's value; throws InvalidOptionError for a bad
  * value. `check`, if there, validates a value without starting anything (checkOptions).
+ * `prepare`, if there, may amend the start options before the member is made (a data
+ * directory's saved name and keyring); it validates its value first.
  */
-export type ExtensionStarter = ((member: Grapevine, value: unknown, context: ExtensionContext) => Promise<Extension>) & { check?: (value: unknown) => void };
+export type ExtensionStarter = ((member: Grapevine, value: unknown, context: ExtensionContext) => Promise<Extension>) & {
+  check?: (value: unknown) => void;
+  prepare?: (value: unknown, options: GrapevineOptions) => Promise<GrapevineOptions>;
+};
 
 const loaders = new Map<string, () => Promise<ExtensionStarter>>();
 
@@ -42,4 +48,15 @@ export function provideExtension(option: string, load: () => Promise<ExtensionSt
 /** The loader for `option`, if an interface provides it. */
 export function extensionFor(option: string): (() => Promise<ExtensionStarter>) | undefined {
   return loaders.get(option);
+}
+
+/** `options` as the interfaces they start would amend them before the member is made. */
+export async function prepareOptions(options: GrapevineOptions): Promise<GrapevineOptions> {
+  let out = options;
+  for (const [option, value] of Object.entries(options ?? {})) {
+    const load = value === undefined ? undefined : loaders.get(option);
+    const prepare = load === undefined ? undefined : (await load()).prepare;
+    if (prepare !== undefined) out = await prepare(value, out);
+  }
+  return out;
 }

@@ -17,16 +17,16 @@ import { Catalog, type CatalogView, type Member } from '../registry/catalog.js';
 import type { Instance, LookupFilter, PickOptions, ServiceChange } from '../registry/registry.js';
 import type { WatchOptions } from '../registry/watch.js';
 import { Driver } from './driver.js';
-import { type Extension, extensionFor } from './extensions.js';
+import { type Extension, extensionFor, prepareOptions } from './extensions.js';
 import { DropSummary, type Logger } from './log.js';
 import { Seeds } from './seeds.js';
-import { type CheckHandle, OwnServices, type Registration, type ServiceHandle, type StandaloneCheck } from './services.js';
+import { type CheckHandle, OwnServices, type Registration, type RegistrationJournal, type ServiceHandle, type StandaloneCheck } from './services.js';
 import { defaultAdvertise, type GrapevineOptions, positive, validate } from './options.js';
 import { cryptoRng, monotonicMs } from './system.js';
 import { Transport, type TransportStats } from './transport.js';
 
 export type { Member } from '../registry/catalog.js';
-export type { CheckHandle, Registration, ServiceHandle, StandaloneCheck } from './services.js';
+export type { CheckHandle, Persisted, Registration, RegistrationJournal, ServiceHandle, StandaloneCheck } from './services.js';
 export type { BridgeCommonOptions, BridgeOptions, DnsOptions, EtcdBridgeOptions, GrapevineOptions, HttpOptions, HttpTls, ZookeeperBridgeOptions } from './options.js';
 
 /** Events a Grapevine emits. `member` carries every membership change; each also has its own name. */
@@ -120,6 +120,10 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   private readonly driver: Driver;
   /** This member's instances and their checks. */
   private readonly own: OwnServices;
+  /** What was registered with `persist: true`, for a data directory. */
+  get registrations(): RegistrationJournal {
+    return this.own;
+  }
   private closing: Promise<void> | undefined;
   private leaving: Promise<void> | undefined;
   private readonly internal = new EventEmitter();
@@ -157,6 +161,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
    * the signal's reason if aborted.
    */
   static async start(options: GrapevineOptions = {}): Promise<Grapevine> {
+    options = await prepareOptions(options);
     const o = validate(options);
     const transport = await Transport.open(o.bind, {
       frameBytesMax: o.config.streamBytesMax + SEAL_OVERHEAD_BYTES + REPLAY_STAMP_BYTES,

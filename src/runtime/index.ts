@@ -1,6 +1,6 @@
 /** The Node runtime: sockets, clock and timers around the pure core, with the registry and health checks. */
 export { Grapevine, JoinError, NameConflictError, WaitTimeoutError } from './grapevine.js';
-export type { BridgeCommonOptions, BridgeOptions, CheckHandle, DnsOptions, EtcdBridgeOptions, GrapevineEvents, GrapevineOptions, HttpOptions, HttpTls, Registration, ServiceHandle, StandaloneCheck, ZookeeperBridgeOptions } from './grapevine.js';
+export type { BridgeCommonOptions, BridgeOptions, CheckHandle, DnsOptions, EtcdBridgeOptions, GrapevineEvents, GrapevineOptions, HttpOptions, HttpTls, Persisted, Registration, RegistrationJournal, ServiceHandle, StandaloneCheck, ZookeeperBridgeOptions } from './grapevine.js';
 export { provideExtension } from './extensions.js';
 export { checkOptions } from './check.js';
 export { packageVersion } from './system.js';

@@ -163,6 +163,13 @@ export interface GrapevineOptions {
    * find seeds there; pools that cannot reach each other federate through one. Loaded only when given.
    */
   bridges?: readonly BridgeOptions[];
+  /**
+   * A directory this member keeps what it was told in across restarts: registrations and checks
+   * made with `persist: true`, its name (used when `name` is not given), its keyring as rotated
+   * (used instead of `keyring` once saved) and the members last seen alive (seeds for the next
+   * start). One member per directory. Loaded only when given.
+   */
+  dataDir?: string;
 }
 
 export interface ValidOptions {

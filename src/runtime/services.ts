@@ -15,7 +15,12 @@ import type { Logger } from './log.js';
  * A service to register, optionally with health checks that keep its health current: `check`,
  * `checks`, or both. With several, the instance's health is the worst of them.
  */
-export type Registration = ServiceDefinition & { check?: CheckDefinition; checks?: readonly CheckDefinition[] };
+export type Registration = ServiceDefinition & {
+  check?: CheckDefinition;
+  checks?: readonly CheckDefinition[];
+  /** Kept across restarts by a member with a data directory (the agent's HTTP API sets it); not for function checks. */
+  persist?: boolean;
+};
 
 /** One of an instance's checks: what it says, and TTL heartbeats (`note` becomes its output). */
 export interface CheckHandle {
@@ -55,7 +60,19 @@ const OUTPUT_BYTES_SHORT = 256;
 const NODE = '';
 
 /** A check added to a running member (Consul's /v1/agent/check/register): of one instance, or of the node. */
-export type StandaloneCheck = CheckDefinition & { serviceId?: string };
+export type StandaloneCheck = CheckDefinition & { serviceId?: string; persist?: boolean };
+
+/** The registrations and checks made with `persist: true`, as given (ids resolved), for a data directory to keep. */
+export interface Persisted {
+  services: Registration[];
+  checks: StandaloneCheck[];
+}
+
+/** What a data directory reads: the persisted registrations now, and a call after each change to them. */
+export interface RegistrationJournal {
+  list(): Persisted;
+  onChange(listener: () => void): () => void;
+}
 
 interface Own {
   /** Health as registered, for an instance without checks. */
@@ -72,9 +89,12 @@ interface Check extends CheckHandle {
   readonly run: HealthCheck;
 }
 
-export class OwnServices {
+export class OwnServices implements RegistrationJournal {
   private readonly own = new Map<string, Own>([[NODE, entry('passing')]]);
   private closed = false;
+  private readonly kept = new Map<string, Registration>();
+  private readonly keptChecks = new Map<string, StandaloneCheck>();
+  private readonly listeners = new Set<() => void>();
 
   constructor(
     private readonly node: string,
@@ -85,10 +105,8 @@ export class OwnServices {
   ) {}
 
   async register(registration: Registration, deregister: (id: string) => Promise<boolean>): Promise<ServiceHandle> {
-    const { check: one, checks: many, ...def } = registration ?? ({} as Registration);
-    if (many !== undefined && !Array.isArray(many)) throw new InvalidOptionError('checks', 'must be an array');
-    const defs = [...(one !== undefined ? [one] : []), ...(many ?? [])];
-    if (defs.length > CHECKS_MAX) throw new InvalidOptionError('checks', `at most ${CHECKS_MAX} checks per instance`);
+    const { check: one, checks: many, persist, ...def } = registration ?? ({} as Registration);
+    const defs = checkDefinitions(one, many, persist);
     const e = entry(def.health ?? 'passing');
     let id = '';
     const runs = defs.map((d) => this.healthCheck(d, () => id, e));
@@ -102,6 +120,7 @@ export class OwnServices {
     }
     this.stop(id);
     this.own.set(id, e);
+    if (persist === true) this.keep(() => this.kept.set(id, { ...registration, id }));
     if (runs.length > 0) {
       this.write(id, e);
       await Promise.all(runs.map((r) => r.start()));
@@ -127,8 +146,9 @@ export class OwnServices {
 
   /** Adds a check to instance `serviceId`, or to the node (it then counts against every instance here). */
   async addCheck(def: StandaloneCheck): Promise<CheckHandle> {
-    const { serviceId = NODE, ...check } = def ?? ({} as StandaloneCheck);
+    const { serviceId = NODE, persist, ...check } = def ?? ({} as StandaloneCheck);
     if (typeof serviceId !== 'string') throw new InvalidOptionError('check.serviceId', 'must be a string');
+    checkDefinitions(check, undefined, persist);
     const e = this.own.get(serviceId);
     if (e === undefined) throw new InvalidOptionError('check.serviceId', `no instance ${JSON.stringify(serviceId)} on this member`);
     if (e.checks.length >= CHECKS_MAX) throw new InvalidOptionError('check', `at most ${CHECKS_MAX} checks per instance`);
@@ -137,6 +157,7 @@ export class OwnServices {
     if (check.id === undefined) throw new InvalidOptionError('check.id', 'a check added on its own needs an id');
     this.removeCheck(handle.id);
     e.checks.push(handle);
+    if (persist === true) this.keep(() => this.keptChecks.set(handle.id, def));
     this.write(serviceId, e);
     await run.start();
     return handle;
@@ -149,6 +170,7 @@ export class OwnServices {
       if (n < 0) continue;
       e.checks[n]?.run.stop();
       e.checks.splice(n, 1);
+      if (this.keptChecks.has(checkId)) this.keep(() => this.keptChecks.delete(checkId));
       this.write(id, e);
       return true;
     }
@@ -182,6 +204,22 @@ export class OwnServices {
     clearTimeout(e.timer);
     for (const c of e.checks) c.run.stop();
     this.own.delete(id);
+    const checks = [...this.keptChecks].filter(([, c]) => c.serviceId === id).map(([k]) => k);
+    if (this.kept.has(id) || checks.length > 0) {
+      this.keep(() => {
+        this.kept.delete(id);
+        for (const k of checks) this.keptChecks.delete(k);
+      });
+    }
+  }
+
+  list(): Persisted {
+    return { services: [...this.kept.values()], checks: [...this.keptChecks.values()] };
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   close(): void {
@@ -191,6 +229,13 @@ export class OwnServices {
       for (const c of e.checks) c.run.stop();
     }
     this.own.clear();
+  }
+
+  /** Changes what is persisted, then says so (not while closing: what is kept outlives the process). */
+  private keep(change: () => void): void {
+    if (this.closed) return;
+    change();
+    for (const l of this.listeners) l();
   }
 
   private serviceName(id: string): string {
@@ -240,13 +285,23 @@ function entry(base: Health): Own {
 
 /** Validates a registration as register() would (InvalidOptionError naming the field), registering nothing. */
 export function checkRegistration(registration: Registration): void {
-  const { check: one, checks: many, ...def } = registration ?? ({} as Registration);
-  if (many !== undefined && !Array.isArray(many)) throw new InvalidOptionError('checks', 'must be an array');
-  const defs = [...(one !== undefined ? [one] : []), ...(many ?? [])];
-  if (defs.length > CHECKS_MAX) throw new InvalidOptionError('checks', `at most ${CHECKS_MAX} checks per instance`);
+  const { check: one, checks: many, persist, ...def } = registration ?? ({} as Registration);
+  const defs = checkDefinitions(one, many, persist);
   toServiceRecord(def, def?.id ?? def?.name);
   // A check validates when made and does nothing until started.
   for (const d of defs) new HealthCheck(d, () => undefined);
+}
+
+/** An instance's check definitions as one list, within the limit; `persist` needs checks a file can hold. */
+function checkDefinitions(one: CheckDefinition | undefined, many: readonly CheckDefinition[] | undefined, persist: unknown): CheckDefinition[] {
+  if (many !== undefined && !Array.isArray(many)) throw new InvalidOptionError('checks', 'must be an array');
+  const defs = [...(one !== undefined ? [one] : []), ...(many ?? [])];
+  if (defs.length > CHECKS_MAX) throw new InvalidOptionError('checks', `at most ${CHECKS_MAX} checks per instance`);
+  if (persist !== undefined && typeof persist !== 'boolean') throw new InvalidOptionError('persist', 'must be a boolean');
+  if (persist === true && defs.some((d) => d !== null && typeof d === 'object' && typeof (d as { run?: unknown }).run === 'function')) {
+    throw new InvalidOptionError('persist', 'a function check cannot be kept across restarts');
+  }
+  return defs;
 }
 
 /** A check as its handle shows it: Consul's default id and name unless the definition names them. */
