@@ -36,6 +36,10 @@ export const message: fc.Arbitrary<Message> = fc.oneof(
   fc.record({ type: fc.constant(MessageType.Dead), node: name, incarnation: u32 }),
   fc.record({ type: fc.constant(MessageType.Left), node: name, incarnation: u32 }),
   fc.record({
+    type: fc.constant(MessageType.KeyringOp), action: fc.constantFrom(1, 2, 3) as fc.Arbitrary<1 | 2 | 3>,
+    key: fc.uint8Array({ minLength: 32, maxLength: 32 }), version: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), origin: name,
+  }),
+  fc.record({
     type: fc.constant(MessageType.PushPull), join: fc.boolean(), reply: fc.boolean(),
     members: fc.array(entry, { maxLength: 20 }),
   }),

@@ -142,6 +142,19 @@ describe('grapevine command line', () => {
     const [members, services, lookup, empty] = await Promise.all([
       cli(['members', '--http-addr', http]), cli(['services', '--http-addr', http]), cli(['lookup', 'web', '--http-addr', http]), cli(['lookup', 'nothing', '--http-addr', http]),
     ]);
+    // A rotation through the agent, the key never on the command line.
+    const next = join(dir, 'next-key');
+    writeFileSync(next, `${'cd'.repeat(32)}\n`);
+    const newKey = Buffer.from('cd'.repeat(32), 'hex').toString('base64');
+    const oldKey = Buffer.from('ab'.repeat(32), 'hex').toString('base64');
+    expect(await cli(['keyring', 'install', '--key-file', next, '--http-addr', http])).toMatchObject({ code: 0, stdout: 'installed on every live member\n' });
+    expect(await cli(['keyring', 'use', '--key-file', next, '--http-addr', http])).toMatchObject({ code: 0, stdout: 'now the primary key of every live member\n' });
+    expect((await cli(['keyring', 'list', '--http-addr', http])).stdout).toBe(`${newKey}  1/1 members, primary on 1\n${oldKey}  1/1 members\n`);
+    expect(await cli(['keyring', 'remove', '--key-file', file, '--http-addr', http])).toMatchObject({ code: 0, stdout: 'removed from every live member\n' });
+    const removeNew = await cli(['keyring', 'remove', '--key-file', next, '--http-addr', http]);
+    expect([removeNew.code, removeNew.stderr]).toEqual([1, expect.stringMatching(/answered 400: Removing the primary key is not allowed/)]);
+    expectUsageError(await cli(['keyring', 'install', '--http-addr', http]), /keyring install needs --key-file PATH/);
+    expectUsageError(await cli(['keyring', 'spin']), /name what to do: grapevine keyring list\|install\|use\|remove/);
     expect(members.stdout).toMatch(/^sig\s+alive\s+127\.0\.0\.1:\d+\n$/);
     expect(services.stdout).toBe(`${'web'.padEnd(24)} \n`);
     expect(lookup.stdout).toMatch(/^127\.0\.0\.1:8080\s+passing\s+sig web/);

@@ -46,7 +46,7 @@ describe('codec round trip', () => {
 
   test('message type numbers are the protocol and never change', () => {
     // Append-only: a renumbering would break mixed-version clusters, so pin them.
-    expect(MessageType).toEqual({ Ping: 1, PingReq: 2, Ack: 3, Nack: 4, Suspect: 5, Alive: 6, Dead: 7, Left: 8, PushPull: 9, RecordPull: 10 });
+    expect(MessageType).toEqual({ Ping: 1, PingReq: 2, Ack: 3, Nack: 4, Suspect: 5, Alive: 6, Dead: 7, Left: 8, PushPull: 9, RecordPull: 10, KeyringOp: 11 });
   });
 
   test('buildPacket concatenates pre-encoded bodies', () => {
@@ -126,6 +126,12 @@ describe('decoder on hostile input', () => {
     expect(!accented.ok && accented.error.reason).toBe('bad-field');
     expect(bad([MessageType.PushPull, true, false, [['n', 'a:1', new Uint8Array(0), 1, 1, 9]]])).toBe('bad-field');
     expect(bad([MessageType.PushPull, true, false, 'nope'])).toBe('bad-field');
+    const key = new Uint8Array(32);
+    expect(bad([MessageType.KeyringOp, 1, key, 1, 'a'])).toBe('ok');
+    expect(bad([MessageType.KeyringOp, 4, key, 1, 'a'])).toBe('bad-field');
+    expect(bad([MessageType.KeyringOp, 1, key.subarray(1), 1, 'a'])).toBe('bad-field');
+    expect(bad([MessageType.KeyringOp, 1, key, -1, 'a'])).toBe('bad-field');
+    expect(bad([MessageType.KeyringOp, 1, key, 1, ''])).toBe('bad-field');
     expect(bad(['1', 1])).toBe('bad-field');
   });
 

@@ -131,6 +131,20 @@ describe('Consul-compatible HTTP API', () => {
     expect((await call('GET', '/v1/no/such')).status).toBe(404);
   });
 
+  test('with a token, /v1/status answers probes without one while every other read needs it', async () => {
+    const t = await Grapevine.start({ name: 't2', bind: '127.0.0.1:0', http: { bind: '127.0.0.1:0', token: 'secret-token-2' } });
+    try {
+      const at = `http://${t.listening('http') as string}`;
+      expect(await (await fetch(`${at}/v1/status/leader`)).json()).toBe(t.address);
+      expect((await fetch(`${at}/v1/status/peers`)).status).toBe(200);
+      expect((await fetch(`${at}/v1/agent/self`)).status).toBe(403);
+      expect((await fetch(`${at}/v1/catalog/services`)).status).toBe(403);
+      expect((await fetch(`${at}/v1/operator/keyring`)).status).toBe(403);
+    } finally {
+      await t.close();
+    }
+  });
+
   test('with a token, writes (and reads unless readOpen) need it; a non-loopback bind needs one', async () => {
     const t = await Grapevine.start({ name: 't', bind: '127.0.0.1:0', http: { bind: '127.0.0.1:0', token: 'secret-token-1', readOpen: true } });
     try {
@@ -163,17 +177,55 @@ describe('Consul-compatible HTTP API', () => {
     expect(after).toMatch(/^grapevine_build_info\{version="\d+\.\d+\.\d+[^"]*",member="a"\} 1$/m);
     expect(after).toMatch(/^process_resident_memory_bytes \d+$/m);
     expect(after).toMatch(/^nodejs_heap_size_used_bytes \d+$/m);
+    // The core's own timings, as histograms in seconds, and its broadcast queue.
+    await until(() => a.stats().core.probeRttMs.count >= 2);
+    const timed = await (await fetch(`http://${api}/metrics`)).text();
+    expect(timed).toMatch(/^# TYPE grapevine_probe_rtt_seconds histogram$/m);
+    expect(timed).toMatch(/^grapevine_probe_rtt_seconds_bucket\{le="0\.00025"\} \d+$/m);
+    expect(timed).toMatch(/^grapevine_probe_rtt_seconds_bucket\{le="10"\} \d+$/m);
+    expect(Number(/^grapevine_probe_rtt_seconds_count (\d+)$/m.exec(timed)?.[1])).toBeGreaterThanOrEqual(2);
+    expect(timed).toMatch(/^# TYPE grapevine_push_pull_duration_seconds histogram$/m);
+    expect(timed).toMatch(/^grapevine_push_pull_duration_seconds_count \d+$/m);
+    expect(timed).toMatch(/^grapevine_broadcast_queue_depth \d+$/m);
     const sd = (await call('GET', '/v1/prometheus/sd')).json as { targets: string[]; labels: Record<string, string> }[];
     expect(sd.find((t) => t.labels.__meta_grapevine_id === 's-1')).toEqual({
       targets: ['127.0.0.1:9100'],
       labels: { __meta_grapevine_service: 'scraped', __meta_grapevine_node: 'b', __meta_grapevine_id: 's-1', __meta_grapevine_tags: ',x,', __meta_grapevine_health: 'passing', __meta_grapevine_meta_team_name: 'core' },
     });
+    // A service's own registry, on a member of a cluster of its own (n and m) that joined
+    // through n: its join is a push-pull. The scrape shows exactly what the core measured.
     const registry = new Registry();
-    const m = await Grapevine.start({ name: 'm', bind: '127.0.0.1:0', profile: 'local', metrics: { registry } });
+    const n = await Grapevine.start({ name: 'n', bind: '127.0.0.1:0', profile: 'local' });
+    const m = await Grapevine.start({ name: 'm', bind: '127.0.0.1:0', profile: 'local', seeds: [n.address], metrics: { registry }, http: '127.0.0.1:0' });
     try {
-      expect(await registry.metrics()).toMatch(/^grapevine_members\{state="alive"\} 1$/m);
+      await until(() => m.stats().core.pushPullMs.count >= 1 && m.stats().core.probeRttMs.count >= 2);
+      for (let scrape = 0; scrape < 2; scrape++) {
+        // No I/O runs during a scrape of this registry, so the core cannot move on meanwhile.
+        const text = await registry.metrics();
+        const core = m.stats().core;
+        expect(text).toMatch(/^grapevine_members\{state="alive"\} 2$/m);
+        for (const [name, h] of [['grapevine_probe_rtt_seconds', core.probeRttMs], ['grapevine_push_pull_duration_seconds', core.pushPullMs]] as const) {
+          let cumulative = 0;
+          h.boundsMs.forEach((boundMs, i) => {
+            cumulative += h.counts[i] as number;
+            expect(text).toContain(`${name}_bucket{le="${boundMs / 1_000}"} ${cumulative}\n`);
+          });
+          expect(text).toContain(`${name}_bucket{le="+Inf"} ${h.count}\n`);
+          expect(text).toContain(`${name}_count ${h.count}\n`);
+          expect(Number(new RegExp(`^${name}_sum (\\S+)$`, 'm').exec(text)?.[1])).toBeCloseTo(h.sumMs / 1_000, 9);
+        }
+        expect(text).toContain(`grapevine_broadcast_queue_depth ${core.broadcastQueueDepth}\n`);
+        // Loopback: every direct ack well inside the 200 ms probe timeout of the local profile.
+        expect(core.probeRttMs.sumMs / core.probeRttMs.count).toBeLessThan(200);
+        const probes = core.probeRttMs.count;
+        await until(() => m.stats().core.probeRttMs.count > probes); // the second scrape replays only what is new
+      }
+      // The HTTP API of a member given a registry serves that registry.
+      const served = await (await fetch(`http://${m.listening('http') as string}/metrics`)).text();
+      expect(served).toMatch(/^grapevine_probe_rtt_seconds_count [1-9]\d*$/m);
+      expect(served).not.toMatch(/^process_resident_memory_bytes/m);
     } finally {
-      await m.close();
+      await Promise.all([m.close(), n.close()]);
     }
   });
 

@@ -117,7 +117,7 @@ const { simulate } = require('${pkg.name}/sim');
     expect(failures).toEqual([]);
   }, 120_000);
 
-  test('the grapevine binary: --version, and `npx grapevine agent` stops its agent on SIGTERM', async () => {
+  test('the grapevine binary: --version, and `npx grapevine agent` serves /metrics (it brings prom-client) and stops on SIGTERM', async () => {
     const { stdout } = await run(join(app, 'node_modules', '.bin', 'grapevine'), ['--version'], { cwd: app });
     expect(stdout.trim()).toBe(pkg.version);
     const npx = spawn('npx', ['--no-install', 'grapevine', 'agent', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--log-level', 'silent'], { cwd: app, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -126,6 +126,11 @@ const { simulate } = require('${pkg.name}/sim');
     for (let i = 0; i < 300 && !/\(pid \d+\)/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
     const agentPid = Number(/\(pid (\d+)\)/.exec(out)?.[1]);
     expect(agentPid).toBeGreaterThan(0);
+    // Installed as users install it, with nothing else: /metrics answers, the core's histograms in it.
+    const api = /(http:\/\/127\.0\.0\.1:\d+)\/metrics/.exec(out)?.[1];
+    const metrics = await fetch(`${api ?? 'http://127.0.0.1:1'}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toMatch(/^grapevine_probe_rtt_seconds_count \d+$/m);
     const alive = (pid: number): boolean => {
       try {
         process.kill(pid, 0);

@@ -185,18 +185,20 @@ function tupleWith({ tag = 'v2', output = 'ok', intervalMs = 10_000, checks = 1,
 
 describe('registry record format across versions', () => {
   test('a record in the previous format (8-field services, no node checks) decodes with the new fields at their defaults', () => {
-    expect(decodeRecord(pack([1, ['rack', 'r1'], [SERVICE_8]]))).toEqual({ meta: { rack: 'r1' }, services: [BILLING], checks: [] });
+    expect(decodeRecord(pack([1, ['rack', 'r1'], [SERVICE_8]]))).toEqual({ meta: { rack: 'r1' }, services: [BILLING], checks: [], keys: [] });
   });
 
   test('a record from a future version, with trailing fields on the record, a service and a check, decodes without them', () => {
     const futureCheck = flatCheck('c1', OUTPUT, { later: ['a later check field', 7] });
     // Fields 9 to 12 as this version knows them (checks, tagged addresses, warning weight, no external node), then two it does not.
     const futureService = [...SERVICE_8, futureCheck, ['wan', '203.0.113.9', 443], 0.5, [], 'a later service field', ['x', 'y']];
-    const bytes = pack([1, ['rack', 'r1'], [futureService], flatCheck('c1', OUTPUT, { later: [null] }), 'a later record field', [[1, 2]]]);
+    // Record fields 4 and 5 as this version knows them (node checks, key fingerprints), then two it does not.
+    const bytes = pack([1, ['rack', 'r1'], [futureService], flatCheck('c1', OUTPUT, { later: [null] }), ['0123456789abcdef'], 'a later record field', [[1, 2]]]);
     expect(decodeRecord(bytes)).toEqual({
       meta: { rack: 'r1' },
       services: [{ ...BILLING, checks: [ALIVE], taggedAddresses: { wan: { address: '203.0.113.9', port: 443 } }, warningWeight: 0.5 }],
       checks: [ALIVE],
+      keys: ['0123456789abcdef'],
     });
   });
 
@@ -210,6 +212,7 @@ describe('registry record format across versions', () => {
       .toEqual(pack([1, [], [[...SERVICE_8, [], ['wan', '203.0.113.9', 443]]]]));
     expect(encoded({ meta: {}, services: [{ ...BILLING, checks: [ALIVE] }] })).toEqual(pack([1, [], [[...SERVICE_8, CHECK_FLAT]]]));
     expect(encoded({ meta: {}, services: [], checks: [ALIVE] })).toEqual(pack([1, [], [], CHECK_FLAT]));
+    expect(encoded({ meta: {}, services: [], keys: ['0123456789abcdef'] })).toEqual(pack([1, [], [], [], ['0123456789abcdef']]));
   });
 
   test('whatever this version adds, a member of the first format scans it: four levels deep, strings of 1 KiB at most', () => {
@@ -273,6 +276,7 @@ describe('registry record format across versions', () => {
     meta: fc.dictionary(short, short, { maxKeys: RECORD_LIMITS.metaEntriesMax }),
     services: fc.uniqueArray(service, { selector: (s) => s.id, maxLength: 4 }),
     checks,
+    keys: fc.array(fc.stringMatching(/^[0-9a-f]{16}$/), { maxLength: RECORD_LIMITS.keysMax }),
   });
 
   propTest.prop([record])('encodeRecord then decodeRecord is the identity', (r) => {

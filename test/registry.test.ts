@@ -27,9 +27,10 @@ function member(name: string, services: ServiceRecord[], state: MemberInfo['stat
 
 describe('record codec', () => {
   test('round trip, and hostile records are refused with a reason', () => {
-    const record = { meta: { zone: 'a' }, services: [service('b1', 'billing', { tags: ['v2'], meta: { k: 'v' }, health: 'warning' })], checks: [] };
+    const record = { meta: { zone: 'a' }, services: [service('b1', 'billing', { tags: ['v2'], meta: { k: 'v' }, health: 'warning' })], checks: [], keys: [] };
     expect(decodeRecord(encodeRecord(record))).toEqual(record);
-    expect(decodeRecord(new Uint8Array(0))).toEqual({ meta: {}, services: [], checks: [] });
+    expect(decodeRecord(new Uint8Array(0))).toEqual({ meta: {}, services: [], checks: [], keys: [] });
+    expect(decodeRecord(encodeRecord({ ...record, keys: ['not hex'] }))).toBe('record: bad key fingerprints');
     expect(decodeRecord(Uint8Array.from([0x81, 0xa1, 0x61, 0x01]))).toMatch(/unsupported-type/); // a map
     expect(decodeRecord(Uint8Array.from([0x93, 0x01, 0x90]))).toMatch(/truncated/);
     const twice = encodeRecord({ meta: {}, services: [service('x', 'a'), service('x', 'b')] });

@@ -21,6 +21,7 @@ commands:
   members    list the cluster's members, asking through a seed
   services   list the cluster's services
   lookup     list the instances of one service
+  keyring    list, install, use or remove gossip keys across the cluster, live
   keygen     print a new random encryption key
   demo       run a small cluster on 127.0.0.1 and watch it detect a crash
   help       this text
@@ -42,7 +43,8 @@ async function run(command: string | undefined, rest: string[]): Promise<void> {
     case 'demo': return runDemo(rest);
     case 'members':
     case 'services':
-    case 'lookup': return runQuery(command, rest);
+    case 'lookup':
+    case 'keyring': return runQuery(command, rest);
     case 'keygen': {
       const { values } = parse(() => parseArgs({ args: rest, strict: true, options: { ...HELP, hex: { type: 'boolean', default: false } } }));
       process.stdout.write(`${newKey(values.hex)}\n`);

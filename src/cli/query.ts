@@ -1,28 +1,41 @@
 /**
- * Operator commands: `grapevine members|services|lookup <service>` ask a running agent's HTTP
+ * Operator commands: `grapevine members|services|lookup <service>|keyring` ask a running agent's HTTP
  * API (`--http-addr`, default $GRAPEVINE_HTTP_ADDR or 127.0.0.1:8500) rather than joining the
  * cluster themselves: no tombstone, no joined/left pair in every member's log, one round trip.
  * An empty answer says so on stderr and exits 1.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../http/decode.js';
 import { HELP, parse, UsageError } from './args.js';
-import { readSecret } from './keys.js';
+import { parseKey, readSecret } from './keys.js';
 
 const DEFAULT_HTTP_ADDR = '127.0.0.1:8500';
 export const TOKEN_ENV = 'GRAPEVINE_HTTP_TOKEN';
 
-const COMMON = `  --http-addr HOST:PORT  the agent's HTTP API (default $GRAPEVINE_HTTP_ADDR or ${DEFAULT_HTTP_ADDR})
+export const COMMON = `  --http-addr HOST:PORT  the agent's HTTP API (default $GRAPEVINE_HTTP_ADDR or ${DEFAULT_HTTP_ADDR}; https://HOST:PORT for HTTPS)
   --token-file PATH      the API token, if the agent has one (or $${TOKEN_ENV})
   --timeout DURATION     give up after this long, e.g. 5s (default 10s)
   --json                 print the API's JSON
   -h, --help             this text
 `;
 
+const KEYRING_ACTIONS = ['list', 'install', 'use', 'remove'] as const;
+
 export const QUERY_USAGE = {
   members: `usage: grapevine members [options]\n\nLists the cluster's members and their states, as the local agent sees them.\n\n${COMMON}`,
   services: `usage: grapevine services [options]\n\nLists the cluster's services and their tags.\n\n${COMMON}`,
   lookup: `usage: grapevine lookup SERVICE [options]\n\nLists the instances of SERVICE.\n\n${COMMON}  --healthy              only passing instances\n  --tag TAG              only instances with TAG; repeat for several\n`,
+  keyring: `usage: grapevine keyring list|install|use|remove [--key-file PATH] [options]
+
+Rotates the cluster's gossip keys live, through an agent (Consul's keyring): "list" shows each
+key and how many members hold it; "install" adds the key in --key-file (one key, hex or base64;
+"-" reads stdin) on every member, "use" makes it the key every member seals with (once all hold
+it), "remove" takes it off every member (once none seals with it). Each change returns when
+every live member shows it. A rotation: keygen, install, use, remove the old key.
+
+${COMMON}  --key-file PATH        the key to install, use or remove (never given on the command line)
+`,
 } as const;
 
 /** An error reaching the agent: printed as one line, exit 1. */
@@ -34,23 +47,26 @@ interface HealthEntry {
   Checks: { Status: string }[];
 }
 
-export async function runQuery(command: 'members' | 'services' | 'lookup', argv: string[]): Promise<void> {
+export async function runQuery(command: keyof typeof QUERY_USAGE, argv: string[]): Promise<void> {
   const { values, positionals } = parse(() => parseArgs({
     args: argv,
     strict: true,
-    allowPositionals: command === 'lookup',
+    allowPositionals: command === 'lookup' || command === 'keyring',
     options: {
       ...HELP,
       'http-addr': { type: 'string', default: process.env.GRAPEVINE_HTTP_ADDR ?? DEFAULT_HTTP_ADDR },
       'token-file': { type: 'string' },
-      timeout: { type: 'string', default: '10s' },
+      // A keyring change is answered once every member shows it, which the agent waits up to 10 s for.
+      timeout: { type: 'string', default: command === 'keyring' ? '15s' : '10s' },
       json: { type: 'boolean', default: false },
       ...(command === 'lookup' ? { healthy: { type: 'boolean', default: false }, tag: { type: 'string', multiple: true, default: [] } } as const : {}),
+      ...(command === 'keyring' ? { 'key-file': { type: 'string' } } as const : {}),
     },
   }));
   const service = positionals[0];
   if (command === 'lookup' && service === undefined) throw new UsageError('name the service: grapevine lookup SERVICE');
-  if (positionals.length > 1) throw new UsageError(`one service at a time; got ${positionals.join(', ')}`);
+  if (command === 'keyring' && !(KEYRING_ACTIONS as readonly string[]).includes(service ?? '')) throw new UsageError('name what to do: grapevine keyring list|install|use|remove');
+  if (positionals.length > 1) throw new UsageError(`one ${command === 'keyring' ? 'action' : 'service'} at a time; got ${positionals.join(', ')}`);
   // Go-style durations, parsed as the HTTP API parses Consul's ("5s", "500ms", "1m30s").
   let timeoutMs: number;
   try {
@@ -69,6 +85,10 @@ export async function runQuery(command: 'members' | 'services' | 'lookup', argv:
     if (values.json) process.stdout.write(`${JSON.stringify(json)}\n`);
     else if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
   };
+  if (command === 'keyring') {
+    const keyFile = (values as { 'key-file'?: string })['key-file'];
+    return keyring(service as (typeof KEYRING_ACTIONS)[number], keyFile, (path, init) => request(values['http-addr'], path, token, timeoutMs, init), out);
+  }
   if (command === 'members') {
     const members = await get('/v1/agent/members') as { Name: string; Addr: string; Port: number; Status: number }[];
     const states = ['none', 'alive', 'leaving', 'left', 'failed'];
@@ -89,15 +109,47 @@ export async function runQuery(command: 'members' | 'services' | 'lookup', argv:
   }
 }
 
-async function request(addr: string, path: string, token: string | undefined, timeoutMs: number): Promise<unknown> {
+type Call = (path: string, init?: { method?: string; body?: unknown }) => Promise<unknown>;
+
+async function keyring(action: (typeof KEYRING_ACTIONS)[number], keyFile: string | undefined, call: Call, out: (json: unknown, lines: string[], empty: string) => void): Promise<void> {
+  if (action === 'list') {
+    if (keyFile !== undefined) throw new UsageError('--key-file is for install, use and remove');
+    const rings = await call('/v1/operator/keyring') as { Keys: Record<string, number>; PrimaryKeys: Record<string, number>; NumNodes: number; Messages?: Record<string, string> }[];
+    const lines = rings.flatMap((r) => [
+      ...Object.entries(r.Keys).map(([k, n]) => `${k}  ${n}/${r.NumNodes} members${r.PrimaryKeys[k] !== undefined ? `, primary on ${r.PrimaryKeys[k]}` : ''}`),
+      ...Object.entries(r.Messages ?? {}).map(([node, m]) => `${node}: ${m}`),
+    ]);
+    return out(rings, lines, 'no keys');
+  }
+  if (keyFile === undefined) throw new UsageError(`keyring ${action} needs --key-file PATH ("-" for stdin)`);
+  const text = keyFile === '-' ? readFileSync(0, 'utf8') : readSecret(keyFile, '--key-file');
+  const lines = text.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter((l) => l !== '');
+  if (lines.length !== 1) throw new UsageError(`--key-file ${keyFile}: expected one key, found ${lines.length}`);
+  const key = Buffer.from(parseKey(lines[0] as string, `--key-file ${keyFile}`)).toString('base64');
+  await call('/v1/operator/keyring', { method: { install: 'POST', use: 'PUT', remove: 'DELETE' }[action], body: { Key: key } });
+  process.stdout.write(`${{ install: 'installed on', use: 'now the primary key of', remove: 'removed from' }[action]} every live member\n`);
+}
+
+/**
+ * One call to the agent's API; `addr` is HOST:PORT, or a URL for HTTPS ("https://host:8501";
+ * NODE_EXTRA_CA_CERTS names a private CA). An empty answer is undefined.
+ */
+export async function request(addr: string, path: string, token: string | undefined, timeoutMs: number, init: { method?: string; body?: unknown } = {}): Promise<unknown> {
   let res: Response;
+  const base = /^https?:\/\//.test(addr) ? addr.replace(/\/+$/, '') : `http://${addr}`;
   try {
-    res = await fetch(`http://${addr}${path}`, { headers: token !== undefined ? { 'X-Consul-Token': token } : {}, signal: AbortSignal.timeout(timeoutMs) });
+    res = await fetch(`${base}${path}`, {
+      method: init.method ?? 'GET',
+      headers: token !== undefined ? { 'X-Consul-Token': token } : {},
+      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
   } catch (e) {
     const c = (e as { cause?: { code?: string; message?: string } }).cause;
     const cause = c?.code ?? c?.message ?? (e as Error).message;
     throw new AgentUnreachable(`no agent answering at ${addr} (${cause}); start one with "grapevine agent", or point --http-addr at it`);
   }
-  if (!res.ok) throw new AgentUnreachable(`the agent at ${addr} answered ${res.status}: ${(await res.text()).trim()}`);
-  return res.json();
+  const text = await res.text();
+  if (!res.ok) throw new AgentUnreachable(`the agent at ${addr} answered ${res.status}: ${text.trim()}`);
+  return text === '' ? undefined : JSON.parse(text);
 }

@@ -8,6 +8,7 @@ import { Awareness } from './awareness.js';
 import { BroadcastQueue } from './broadcast-queue.js';
 import { type Config, retransmitLimit } from './config.js';
 import { Fifo } from './fifo.js';
+import { Histogram, type HistogramView, ROUND_TRIP_BOUNDS_MS } from './histogram.js';
 import { encodeKeyNotice, isKeyProblem, KEY_NOTICE_BYTES, KeyNotices, type KeyProblem, readKeyNotice } from './key-notice.js';
 import { type HeldRecord, MemberTable, SELF, type Slot } from './member-table.js';
 import { isLive, type MemberInfo, STATE_NAMES } from './members.js';
@@ -88,6 +89,12 @@ export interface MembershipStats {
   /** Push-pull exchanges this member started, and records it pulled over streams. */
   pushPulls: number;
   recordPulls: number;
+  /** From a probe's ping to its ack, for probes acked directly (not through helpers or the stream path): memberlist's probeNode. */
+  readonly probeRttMs: HistogramView;
+  /** From sending a push-pull request (join, rejoin, periodic) to its answer merged: memberlist's pushPullNode. */
+  readonly pushPullMs: HistogramView;
+  /** Broadcasts waiting in the gossip queue (memberlist's queue.broadcasts), as of the last read of `Membership.stats`. */
+  broadcastQueueDepth: number;
 }
 
 /** Every timer the core arms, by kind; `deferred` marks the one extra wait after a stall. */
@@ -120,10 +127,14 @@ export class Context {
   readonly awareness: Awareness;
   /** Largest plaintext packet: the payload budget less any sealing overhead. */
   readonly packetBytesMax: number;
+  /** The durations in `counters`, written by the modules that measure them (probe.ts, dissemination.ts). */
+  readonly probeRtt = new Histogram(ROUND_TRIP_BOUNDS_MS);
+  readonly pushPullTime = new Histogram(ROUND_TRIP_BOUNDS_MS);
   readonly counters: MembershipStats = {
     packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, streamsOut: 0, dropped: {}, eventsDropped: 0,
     probes: 0, probesFailed: 0, indirectProbes: 0, suspicions: 0, suspicionsRefuted: 0, deathsDeclared: 0, refutations: 0, pushPulls: 0, recordPulls: 0,
     verifications: 0, accusersAnswered: 0, confirmingProbes: 0,
+    probeRttMs: this.probeRtt, pushPullMs: this.pushPullTime, broadcastQueueDepth: 0,
   };
   readonly outbox = new Fifo<Transmit>();
   private readonly notices = new KeyNotices();

@@ -50,6 +50,8 @@ const LEAVE_DIRECT_MAX = 64;
 const JOIN_SYNC_FACTOR = 5;
 /** Join-time push-pulls that teach nothing, in a row, before the regular period resumes. */
 const JOIN_SYNC_QUIET_MAX = 3;
+/** Push-pull requests awaiting their answer that are timed; the oldest is forgotten beyond this (a peer that never answers). */
+const PUSH_PULLS_TIMED_MAX = 64;
 
 export class Dissemination {
   private pushPullTimer: Timer<TimerKind> | undefined;
@@ -75,6 +77,11 @@ export class Dissemination {
   /** When we last push-pulled with a departed member that pinged us, by name (onPingFromDeparted). */
   private readonly departedSyncs = new Map<string, number>();
   private encodeTokensAtMs = 0;
+  /**
+   * When the latest push-pull request to each address went out, until its answer is merged
+   * (`stats.pushPullMs`). Answers come back on the request's own stream, from the address asked.
+   */
+  private readonly requestsSentMs = new Map<string, number>();
 
   constructor(
     private readonly ctx: Context,
@@ -102,7 +109,7 @@ export class Dissemination {
     }
     const request = this.statePacket(now, true, false);
     for (const seed of seeds) {
-      if (seed !== ctx.table.addrs[SELF]) ctx.sendStream(seed, request, 'state');
+      if (seed !== ctx.table.addrs[SELF]) this.request(now, seed, request);
     }
     this.seeds = seeds.filter((seed) => seed !== ctx.table.addrs[SELF]);
     if (ctx.config.rejoinIntervalMs > 0 && this.seeds.length > 0 && this.rejoinTimer === undefined) this.scheduleRejoin(now);
@@ -120,7 +127,7 @@ export class Dissemination {
     const missing = this.seeds.filter((seed) => !this.aliveAt(seed));
     if (missing.length > 0) {
       const request = this.statePacket(now, true, false);
-      for (const seed of missing) ctx.sendStream(seed, request, 'state');
+      for (const seed of missing) this.request(now, seed, request);
     }
     this.scheduleRejoin(now);
   }
@@ -142,7 +149,7 @@ export class Dissemination {
     this.departedSyncs.delete(name);
     if (this.departedSyncs.size >= DEPARTED_SYNCS_MAX) this.departedSyncs.delete(this.departedSyncs.keys().next().value as string);
     this.departedSyncs.set(name, now);
-    ctx.sendStream(from, this.statePacket(now, false, false), 'state');
+    this.request(now, from, this.statePacket(now, false, false));
     ctx.counters.pushPulls++;
   }
 
@@ -199,8 +206,8 @@ export class Dissemination {
     const [lost] = ctx.sample(1, (s) => ctx.stateOf(s) === MemberState.Dead && ctx.isVisible(s));
     if (peer === undefined && lost === undefined) return;
     const request = this.statePacket(now, false, false);
-    if (peer !== undefined) ctx.sendStream(ctx.table.addrs[peer] as string, request, 'state');
-    if (lost !== undefined) ctx.sendStream(ctx.table.addrs[lost] as string, request, 'state');
+    if (peer !== undefined) this.request(now, ctx.table.addrs[peer] as string, request);
+    if (lost !== undefined) this.request(now, ctx.table.addrs[lost] as string, request);
     ctx.counters.pushPulls += (peer === undefined ? 0 : 1) + (lost === undefined ? 0 : 1);
   }
 
@@ -258,6 +265,11 @@ export class Dissemination {
       }
     }
     if (!m.reply) return this.statePacket(now, m.join, true);
+    const sentMs = this.requestsSentMs.get(merge.from);
+    if (sentMs !== undefined) {
+      this.requestsSentMs.delete(merge.from);
+      ctx.pushPullTime.observe(now - sentMs);
+    }
     if (this.joinSyncMs > 0) this.noteJoinSync(now, ctx.tableChanges !== merge.changesBefore);
     return undefined;
   }
@@ -324,6 +336,14 @@ export class Dissemination {
         return t.onDeadOrLeft(now, r.name, r.incarnation, MemberState.Dead, false);
       case MemberState.Left: return t.onDeadOrLeft(now, r.name, r.incarnation, MemberState.Left, false);
     }
+  }
+
+  /** Sends a push-pull request (a join request too) over a stream, and notes when, to time its answer. */
+  private request(now: number, addr: string, packet: Uint8Array): void {
+    this.requestsSentMs.delete(addr);
+    if (this.requestsSentMs.size >= PUSH_PULLS_TIMED_MAX) this.requestsSentMs.delete(this.requestsSentMs.keys().next().value as string);
+    this.requestsSentMs.set(addr, now);
+    this.ctx.sendStream(addr, packet, 'state');
   }
 
   /** This member's table as a push-pull packet, from the kept encoding while the table is unchanged. */

@@ -28,6 +28,7 @@ import { type Config, type ConfigOptions, resolveConfig } from './config.js';
 import { Context, type MembershipStats, type Transmit, type MembershipEvent } from './context.js';
 import { Dissemination } from './dissemination.js';
 import { InvalidOptionError, InvalidStateError, OversizedError } from './errors.js';
+import { KeyringOps } from './keyring-ops.js';
 import { heldRecord, SELF } from './member-table.js';
 import type { MemberInfo } from './members.js';
 import { NameClaim } from './name-claim.js';
@@ -40,7 +41,7 @@ import type { Keyring } from './seal.js';
 import { Suspicions } from './suspicion.js';
 import { Transitions } from './transitions.js';
 import { Upkeep } from './upkeep.js';
-import { decodePacket, EMPTY_BYTES, isPrintable, MemberState, type Message, MessageType, utf8Length, type WireLimits } from './wire.js';
+import { decodePacket, EMPTY_BYTES, isPrintable, type KeyringAction, MemberState, type Message, MessageType, utf8Length, type WireLimits } from './wire.js';
 
 export type { MemberChange, MembershipEvent, MembershipStats, Transmit } from './context.js';
 
@@ -100,6 +101,7 @@ export class Membership {
   private readonly upkeep: Upkeep;
   private readonly suspicions: Suspicions;
   private readonly claim: NameClaim;
+  private readonly keyringOps: KeyringOps;
   private readonly datagramLimits: WireLimits;
   private readonly streamLimits: WireLimits;
 
@@ -128,6 +130,7 @@ export class Membership {
     this.transitions = new Transitions(ctx, this.suspicions, this.pulls, round, this.upkeep);
     this.prober = new Prober(ctx, round, this.transitions);
     this.claim = new NameClaim(ctx, this.transitions);
+    this.keyringOps = new KeyringOps(ctx);
     this.dissemination = new Dissemination(ctx, this.transitions, this.claim);
     this.datagramLimits = {
       nameBytesMax: config.nameBytesMax, addrBytesMax: ADDR_BYTES_MAX, carriedRecordBytesMax: config.recordInlineBytesMax,
@@ -266,6 +269,15 @@ export class Membership {
   }
 
   /** Replaces this member's record and announces it under the next version. */
+  /**
+   * Installs, uses (makes primary) or removes `key` here and on every member that hears it
+   * (keyring-ops.ts). `wallMs` orders changes across members: pass the wall clock.
+   * InvalidStateError without a keyring; InvalidOptionError for a bad key or removing the primary.
+   */
+  changeKeyring(_nowMs: number, action: KeyringAction, key: Uint8Array, wallMs: number): void {
+    this.keyringOps.issue(action, key, wallMs);
+  }
+
   setLocalRecord(_nowMs: number, record: Uint8Array): void {
     const ctx = this.ctx;
     if (ctx.leaving) throw new InvalidStateError('setLocalRecord after leave');
@@ -341,8 +353,11 @@ export class Membership {
     return this.ctx.awareness.score;
   }
 
+  /** The counters and histograms, live (one object, updated in place); the gauges are filled as of this read. */
   get stats(): Readonly<MembershipStats> {
-    return this.ctx.counters;
+    const ctx = this.ctx;
+    ctx.counters.broadcastQueueDepth = ctx.broadcasts.size;
+    return ctx.counters;
   }
 
   // ---------------------------------------------------------------- message handling
@@ -372,6 +387,7 @@ export class Membership {
       case MessageType.Suspect: return void (t.plausible(from, m.node, m.incarnation) && t.onSuspect(now, m.node, m.incarnation, m.from, true));
       case MessageType.Dead: return void (t.plausible(from, m.node, m.incarnation) && t.onDeadOrLeft(now, m.node, m.incarnation, MemberState.Dead, true));
       case MessageType.Left: return void (t.plausible(from, m.node, m.incarnation) && t.onDeadOrLeft(now, m.node, m.incarnation, MemberState.Left, true));
+      case MessageType.KeyringOp: return this.keyringOps.onMessage(from, m);
       case MessageType.PushPull:
       case MessageType.RecordPull:
         // These only travel on streams, where their size is bounded separately.

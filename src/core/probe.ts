@@ -25,6 +25,8 @@ interface ProbeInFlight {
   /** The probed member's name: its slot may move if another member is removed meanwhile. */
   target: string;
   seq: number;
+  /** When the ping went out, for the round-trip time of a direct ack. */
+  sentMs: number;
   acked: boolean;
   indirect: boolean;
   nacksExpected: number;
@@ -117,7 +119,11 @@ export class Prober {
       p.acked = true;
       if (p.ackTimer !== undefined) p.ackTimer.cancelled = true;
       p.ackTimer = undefined;
-      if (!p.indirect) this.ctx.applyAwareness(-1);
+      if (!p.indirect) {
+        this.ctx.applyAwareness(-1);
+        // Only a direct ack times the path: after the ack timeout it may come through a helper or the stream.
+        this.ctx.probeRtt.observe(now - p.sentMs);
+      }
     }
     const relay = this.relays.get(seq);
     if (relay !== undefined) {
@@ -178,7 +184,7 @@ export class Prober {
     ctx.sendPacket(t.addrs[s] as string, bodies);
     ctx.counters.probes++;
     const ackTimer = ctx.timers.schedule(now + ctx.awareness.scale(ctx.config.probeTimeoutMs), { kind: 'probe-ack', deferred: false });
-    this.probe = { target, seq, acked: false, indirect: false, nacksExpected: 0, nacksReceived: 0, ackTimer };
+    this.probe = { target, seq, sentMs: now, acked: false, indirect: false, nacksExpected: 0, nacksReceived: 0, ackTimer };
   }
 
   private finish(now: number): void {

@@ -23,6 +23,8 @@ export const MessageType = {
   Left: 8,
   PushPull: 9,
   RecordPull: 10,
+  /** A keyring change spreading through the cluster (keyring-ops.ts); only ever sealed. */
+  KeyringOp: 11,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
@@ -84,9 +86,19 @@ export interface PushPullMessage {
   type: typeof MessageType.PushPull; join: boolean; reply: boolean; members: PushPullEntry[];
 }
 
+/** What a keyring change does with its key: install it, make it the primary, or remove it. ONLY APPEND. */
+export const KeyringAction = { Install: 1, Use: 2, Remove: 3 } as const;
+export type KeyringAction = (typeof KeyringAction)[keyof typeof KeyringAction];
+
+/**
+ * A keyring change, ordered by `version` (the issuer's wall clock, or one past the newest it
+ * heard) then `origin`, the issuing member's name: the newest per key, and the newest use, win.
+ */
+export interface KeyringOpMessage { type: typeof MessageType.KeyringOp; action: KeyringAction; key: Uint8Array; version: number; origin: string }
+
 export type Message =
   | PingMessage | PingReqMessage | AckMessage | NackMessage | SuspectMessage
-  | AliveMessage | DeadMessage | LeftMessage | PushPullMessage | RecordPullMessage;
+  | AliveMessage | DeadMessage | LeftMessage | PushPullMessage | RecordPullMessage | KeyringOpMessage;
 
 /** Limits applied while decoding peer input. */
 export interface WireLimits {
@@ -132,6 +144,7 @@ function toTuple(m: Message): unknown[] {
     case MessageType.Left: return [m.type, m.node, m.incarnation];
     case MessageType.PushPull: return [m.type, m.join, m.reply, m.members.map(entryTuple)];
     case MessageType.RecordPull: return [m.type, m.node, m.incarnation, m.version];
+    case MessageType.KeyringOp: return [m.type, m.action, m.key, m.version, m.origin];
   }
 }
 
@@ -263,6 +276,13 @@ function fromTuple(value: unknown, limits: WireLimits): Message | typeof UNKNOWN
     }
     case MessageType.PushPull:
       return need(v, 4) ?? bool(v[1], 'join') ?? bool(v[2], 'reply') ?? pushPullMembers(v, limits);
+    case MessageType.KeyringOp: {
+      const action = v[1];
+      const bad = need(v, 5) ?? (action === 1 || action === 2 || action === 3 ? undefined : 'action is not 1, 2 or 3')
+        ?? (v[2] instanceof Uint8Array && v[2].length === 32 ? undefined : 'key is not 32 bytes')
+        ?? incarnation(v[3], 'version') ?? name(v[4], 'origin', limits);
+      return bad ?? { type: t, action: action as KeyringAction, key: v[2] as Uint8Array, version: v[3] as number, origin: v[4] as string };
+    }
     default:
       return UNKNOWN;
   }

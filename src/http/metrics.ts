@@ -1,15 +1,22 @@
 /**
- * grapevine's metrics for Prometheus, through prom-client (an optional peer dependency, loaded
- * only here). Every figure is read when Prometheus scrapes, from the member's counters and
- * catalog, so nothing is counted twice and an idle member does no work for its metrics.
- * `metrics: { registry }` adds them to a service's own registry; the HTTP API's /metrics uses
- * that registry if there is one, else its own.
+ * grapevine's metrics for Prometheus, through prom-client (a dependency, loaded only here and
+ * only when metrics are asked for). Every figure is read when Prometheus scrapes, from the
+ * member's counters and catalog, so nothing is counted twice and an idle member does no work
+ * for its metrics. `metrics: { registry }` adds them to a service's own registry; the HTTP
+ * API's /metrics uses that registry if there is one, else its own.
+ *
+ * The probe and push-pull histograms are the core's own (src/core/histogram.ts: it times them
+ * from the `now`s it is given). prom-client has no way to set a histogram's buckets, so each
+ * scrape replays what the core observed since the last one into a prom-client Histogram:
+ * per bucket, the new observations at their mean (which lies in that bucket), so buckets,
+ * count and sum come out as the core's. Once a probe interval, so a scrape replays a few.
  */
 import type { Grapevine } from '../runtime/index.js';
 import { InvalidOptionError, packageVersion } from '../runtime/index.js';
 
 type PromClient = typeof import('prom-client');
 type Registry = import('prom-client').Registry;
+type CoreHistogram = ReturnType<Grapevine['stats']>['core']['probeRttMs'];
 
 export interface Metrics {
   readonly registry: Registry;
@@ -23,7 +30,7 @@ async function promClient(): Promise<PromClient> {
   try {
     return await import('prom-client');
   } catch {
-    throw new InvalidOptionError('metrics', 'needs the prom-client package: npm install prom-client');
+    throw new InvalidOptionError('metrics', 'needs the prom-client package, which grapevine-registry depends on: reinstall it, or npm install prom-client');
   }
 }
 
@@ -100,6 +107,36 @@ function define(prom: PromClient, registry: Registry, gv: Grapevine): Metrics {
       for (const [reason, n] of Object.entries(core().dropped)) this.inc({ reason }, n);
     },
   });
+  /** One of the core's histograms (ms), as a prom-client Histogram in seconds: what is new at each scrape is replayed into it. */
+  const coreHistogram = (name: string, help: string, read: () => CoreHistogram): void => {
+    const boundsMs = read().boundsMs;
+    const boundsS = boundsMs.map((b) => b / 1_000);
+    const seenCounts = new Float64Array(boundsMs.length + 1);
+    const seenSumsMs = new Float64Array(boundsMs.length + 1);
+    new prom.Histogram({
+      name, help, buckets: boundsS, registers,
+      collect() {
+        const h = read();
+        for (let i = 0; i <= boundsS.length; i++) {
+          const n = (h.counts[i] as number) - (seenCounts[i] as number);
+          if (n <= 0) continue;
+          const meanS = ((h.sumsMs[i] as number) - (seenSumsMs[i] as number)) / n / 1_000;
+          const valueS = inBucket(meanS, boundsS, i);
+          for (let k = 0; k < n; k++) this.observe(valueS);
+          seenCounts[i] = h.counts[i] as number;
+          seenSumsMs[i] = h.sumsMs[i] as number;
+        }
+      },
+    });
+  };
+  coreHistogram('grapevine_probe_rtt_seconds', 'Probes acked directly: time from the ping to its ack (memberlist probeNode). Probes answered through helpers or the stream path are not timed.', () => core().probeRttMs);
+  coreHistogram('grapevine_push_pull_duration_seconds', 'Push-pulls this node started and got an answer to: time from the request to the answer merged (memberlist pushPullNode).', () => core().pushPullMs);
+  new prom.Gauge({
+    name: 'grapevine_broadcast_queue_depth', help: 'Broadcasts waiting to be gossiped (memberlist queue.broadcasts).', registers,
+    collect() {
+      this.set(core().broadcastQueueDepth);
+    },
+  });
   new prom.Gauge({
     name: 'grapevine_health_score', help: 'Lifeguard local health score (0 is healthy; higher: this process answers slowly).', registers,
     collect() {
@@ -144,6 +181,18 @@ function define(prom: PromClient, registry: Registry, gv: Grapevine): Metrics {
       duration.observe({ method, route }, seconds);
     },
   };
+}
+
+/**
+ * `valueS` moved into bucket `i` of `boundsS` (upper bounds; the last bucket is above them all),
+ * if rounding of a mean put it on a neighbour's side of a bound.
+ */
+function inBucket(valueS: number, boundsS: readonly number[], i: number): number {
+  const upper = boundsS[i];
+  const lower = boundsS[i - 1];
+  let v = upper === undefined ? valueS : Math.min(valueS, upper);
+  if (lower !== undefined && !(v > lower)) v = upper === undefined ? lower * (1 + 1e-9) : lower + (upper - lower) * 1e-9;
+  return v;
 }
 
 /** The ExtensionStarter for start() option `metrics: { registry }`. */

@@ -1,5 +1,5 @@
 /**
- * What the endpoint modules (agent.ts, catalog.ts) get from the server: the member, a way to add
+ * What the endpoint modules (agent.ts, catalog.ts, operator.ts) get from the server: the member, a way to add
  * routes, and the change indexes their answers carry.
  */
 import type { Grapevine, Logger } from '../runtime/index.js';
@@ -27,6 +27,8 @@ export interface Request {
   query: URLSearchParams;
   body: () => Promise<unknown>;
   signal: AbortSignal;
+  /** The client's address, as the socket says. */
+  remote: string;
 }
 
 export type Handler = (req: Request) => Reply | Promise<Reply>;
@@ -34,17 +36,21 @@ export type Handler = (req: Request) => Reply | Promise<Reply>;
 export interface RouteOptions {
   /** Needs the token when one is set (default: PUT and DELETE routes). */
   write?: boolean;
+  /** Needs no token at all (Consul's /v1/status endpoints, which probes ask). */
+  open?: boolean;
   /** For blocking reads: the endpoint's index given its path parameters. */
   index?: (params: string[]) => number;
   /** For reads that block on `?hash=` (Consul's content hash) rather than an index. */
   hash?: (params: string[]) => string;
 }
 
-export type Method = 'GET' | 'PUT' | 'DELETE';
+export type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
 
 export interface Api {
   readonly gv: Grapevine;
   readonly log: Logger;
+  /** Whether requests must carry a token (http.token). */
+  readonly tokenRequired: boolean;
   route(method: Method, path: string, handle: Handler, options?: RouteOptions): void;
   catalogIndex(): number;
   serviceIndex(name: string): number;

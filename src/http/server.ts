@@ -21,6 +21,7 @@ import {
 import { AgentEndpoints } from './agent.js';
 import { Blocking, BlockingFull, blockingParams } from './blocking.js';
 import { catalogEndpoints } from './catalog.js';
+import { operatorEndpoints } from './operator.js';
 import { DATACENTER, liveMembers } from './consul.js';
 import { loadedMetrics, metricsOf } from './metrics.js';
 import { type Api, type Handler, HttpError, type Method, type Reply, type Request, type RouteOptions } from './routes.js';
@@ -129,6 +130,10 @@ export class HttpApi implements Extension, Api {
   private readonly unsubscribe: (() => void)[] = [];
   address = '';
 
+  get tokenRequired(): boolean {
+    return this.options.token !== undefined;
+  }
+
   constructor(
     readonly gv: Grapevine,
     private readonly options: ValidHttp,
@@ -161,6 +166,7 @@ export class HttpApi implements Extension, Api {
     this.unsubscribe.push(() => gv.off('member', onMember), () => gv.off('service', onService));
     this.agent = new AgentEndpoints(this);
     catalogEndpoints(this);
+    operatorEndpoints(this);
     this.defineRoutes();
   }
 
@@ -226,10 +232,10 @@ export class HttpApi implements Extension, Api {
         throw new HttpError(405, `method ${req.method ?? '?'} not allowed`);
       }
       template = route.path;
-      this.authorize(req, route.write);
+      if (route.open !== true) this.authorize(req, route.write);
       checkScope(query);
       const params = (route.pattern.exec(path) as RegExpExecArray).slice(1).map((p) => decodeURIComponent(p));
-      const request: Request = { params, query, body: () => readBody(req), signal: ac.signal };
+      const request: Request = { params, query, body: () => readBody(req), signal: ac.signal, remote: req.socket.remoteAddress ?? '' };
       if (route.index !== undefined) {
         const answer = (): Promise<Answer> => this.answer(route, request, path);
         await this.block(route, params, query, answer, ac.signal);
@@ -390,8 +396,9 @@ export class HttpApi implements Extension, Api {
 
     // status: there is no leader. Clients that want one (and compare it across agents) get the
     // same answer from every member that sees the same members: the live member first by name.
-    this.route('GET', '/v1/status/leader', () => ({ body: [...liveMembers(gv).values()].sort((x, y) => (x.name < y.name ? -1 : 1))[0]?.addr ?? '' }), { index: nodeIndex });
-    this.route('GET', '/v1/status/peers', () => ({ body: [...liveMembers(gv).values()].sort((x, y) => (x.name < y.name ? -1 : 1)).map((m) => m.addr) }), { index: nodeIndex });
+    // Open without a token, as Consul's (ACL: none): liveness and readiness probes ask them.
+    this.route('GET', '/v1/status/leader', () => ({ body: [...liveMembers(gv).values()].sort((x, y) => (x.name < y.name ? -1 : 1))[0]?.addr ?? '' }), { index: nodeIndex, open: true });
+    this.route('GET', '/v1/status/peers', () => ({ body: [...liveMembers(gv).values()].sort((x, y) => (x.name < y.name ? -1 : 1)).map((m) => m.addr) }), { index: nodeIndex, open: true });
   }
 }
 
@@ -424,7 +431,7 @@ const NOT_SERVED: readonly [string, string][] = [
   ['/v1/acl/*', 'ACLs are not served: the HTTP API takes one token (http.token)'],
   ['/v1/connect/*', 'Consul Connect is not supported'],
   ['/v1/config/*', 'configuration entries (Connect) are not supported'],
-  ['/v1/operator/*', 'operator endpoints are not served yet'],
+  ['/v1/operator/*', 'only /v1/operator/keyring is served'],
   ['/v1/snapshot', 'there is no server state to snapshot'],
   ['/v1/agent/join/*', 'joining through the HTTP API is not served yet: give the member seeds'],
   ['/v1/agent/force-leave/*', 'force-leave is not served yet'],
@@ -485,7 +492,7 @@ async function startHttp(gv: Grapevine, value: unknown, context: ExtensionContex
   try {
     import.meta.resolve('prom-client');
   } catch {
-    context.logger.warn(`/metrics on ${api.address} answers 400 until prom-client is installed (npm install prom-client)`, {});
+    context.logger.warn(`/metrics on ${api.address} answers 400: prom-client, which grapevine-registry depends on, cannot be found (reinstall, or npm install prom-client)`, {});
   }
   return api;
 }

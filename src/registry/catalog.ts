@@ -16,7 +16,7 @@
 import type { MembershipEvent } from '../core/context.js';
 import type { MemberInfo } from '../core/members.js';
 import { InvalidOptionError, OversizedError } from '../core/errors.js';
-import { type CheckRecord, checkMeta, decodeRecord, encodeRecord, type Health, type ServiceDefinition, type ServiceRecord, toChecks, toServiceRecord } from './record.js';
+import { type CheckRecord, checkMeta, decodeRecord, encodeRecord, type Health, RECORD_LIMITS, type ServiceDefinition, type ServiceRecord, toChecks, toServiceRecord } from './record.js';
 import { DEFAULT_POOL, type ImportedInstance, type Instance, type InstanceSource, type LookupFilter, type PickOptions, type PickStrategy, Registry, type RegistryOptions, type ServiceChange } from './registry.js';
 import { watchService, type WatchOptions } from './watch.js';
 
@@ -37,7 +37,7 @@ export type Member = Omit<MemberInfo, 'record'> & { meta: Readonly<Record<string
 export type CatalogOptions = RegistryOptions;
 
 /** The read side of a Catalog: what interfaces (HTTP, DNS, bridges, clients) may use. */
-export type CatalogView = Pick<Catalog, 'pool' | 'lookup' | 'pick' | 'services' | 'nodeInstances' | 'nodeMeta' | 'nodeChecks' | 'toMember' | 'watch' | 'onChange' | 'index' | 'serviceIndex' | 'size' | 'badRecords'>;
+export type CatalogView = Pick<Catalog, 'pool' | 'lookup' | 'pick' | 'services' | 'nodeInstances' | 'nodeMeta' | 'nodeChecks' | 'nodeKeys' | 'toMember' | 'watch' | 'onChange' | 'index' | 'serviceIndex' | 'size' | 'badRecords'>;
 
 /** What bridges write into a catalog: instances read from a store, each under its key there. */
 export type ImportSink = Pick<Catalog, 'setImported'>;
@@ -47,6 +47,7 @@ export class Catalog {
   private own = new Map<string, ServiceRecord>();
   private meta: Readonly<Record<string, string>> = {};
   private checks: readonly CheckRecord[] = [];
+  private keys: readonly string[] = [];
   /** This member's gossip pool (every gossip instance carries it). */
   readonly pool: string;
 
@@ -118,6 +119,13 @@ export class Catalog {
     this.write(nowMs, this.own, this.meta, next);
   }
 
+  /** Says which keys this member's keyring holds (fingerprints, the primary first), so every member can count them. */
+  setKeyFingerprints(nowMs: number, keys: readonly string[]): void {
+    if (keys.length === this.keys.length && keys.every((k, i) => k === this.keys[i])) return;
+    if (keys.length > RECORD_LIMITS.keysMax) throw new InvalidOptionError('keyring', `at most ${RECORD_LIMITS.keysMax} keys`);
+    this.write(nowMs, this.own, this.meta, this.checks, [...keys]);
+  }
+
   /** Replaces this member's node metadata. */
   setNodeMeta(nowMs: number, meta: Readonly<Record<string, string>>): void {
     this.write(nowMs, this.own, checkMeta(meta, 'meta'));
@@ -167,6 +175,11 @@ export class Catalog {
   /** A live member's node checks, from its record. */
   nodeChecks(node: string): readonly CheckRecord[] {
     return this.registry.nodeChecks(node);
+  }
+
+  /** Fingerprints of the keys a live member's keyring holds, the primary first (empty: no keyring, or a member that predates them). */
+  nodeKeys(node: string): readonly string[] {
+    return this.registry.nodeKeys(node);
   }
 
   /** Node metadata from a live member's record. */
@@ -223,14 +236,15 @@ export class Catalog {
     return this.own.has(base) && this.own.get(base)?.port !== port ? `${base}-${String(port)}` : base;
   }
 
-  private write(nowMs: number, services: Map<string, ServiceRecord>, meta: Readonly<Record<string, string>>, checks = this.checks): void {
-    const bytes = encodeRecord({ meta, services: [...services.values()], checks });
+  private write(nowMs: number, services: Map<string, ServiceRecord>, meta: Readonly<Record<string, string>>, checks = this.checks, keys = this.keys): void {
+    const bytes = encodeRecord({ meta, services: [...services.values()], checks, keys });
     const limit = this.core.recordBytesMax;
     if (bytes.length > limit) throw new OversizedError('record', bytes.length, limit);
     this.core.setLocalRecord(nowMs, bytes);
     this.own = services;
     this.meta = meta;
     this.checks = checks;
+    this.keys = keys;
     this.registry.applyMember(this.core.self());
   }
 }

@@ -78,6 +78,8 @@ export interface NodeRecord {
   services: readonly ServiceRecord[];
   /** Checks of the node itself (maintenance, checks registered without a service): each counts against every instance of it. */
   checks: readonly CheckRecord[];
+  /** Fingerprints of the keys the member's keyring holds, the primary first (empty without a keyring): what keyring listings count. */
+  keys: readonly string[];
 }
 
 const FORMAT = 1;
@@ -89,21 +91,20 @@ export const RECORD_LIMITS = {
   metaEntriesMax: 64,
   checksMax: 16,
   taggedAddressesMax: 16,
+  keysMax: 16,
 } as const;
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 const unpackr = new Unpackr({ useRecords: false });
 
-/** A record to encode: node checks may be left out (none). */
-export function encodeRecord(record: Omit<NodeRecord, 'checks'> & { checks?: readonly CheckRecord[] }): Uint8Array {
+/** A record to encode: node checks and keys may be left out (none). */
+export function encodeRecord(record: Omit<NodeRecord, 'checks' | 'keys'> & { checks?: readonly CheckRecord[]; keys?: readonly string[] }): Uint8Array {
   const checks = record.checks ?? [];
-  return packr.pack([
-    FORMAT,
-    flatten(record.meta),
-    record.services.map(encodeService),
-    // Added later, left off while empty.
-    ...(checks.length > 0 ? [encodeChecks(checks)] : []),
-  ]);
+  const keys = record.keys ?? [];
+  // Added later, each left off while it and everything after it are empty.
+  const later = [encodeChecks(checks), [...keys]];
+  const used = keys.length > 0 ? 2 : checks.length > 0 ? 1 : 0;
+  return packr.pack([FORMAT, flatten(record.meta), record.services.map(encodeService), ...later.slice(0, used)]);
 }
 
 /**
@@ -145,7 +146,7 @@ function encodeService(s: ServiceRecord): unknown[] {
   return [s.id, s.name, s.address, s.port, s.tags, flatten(s.meta), s.weight, HEALTH.indexOf(s.health), ...[checks, tagged, s.warningWeight, external].slice(0, used)];
 }
 
-export const EMPTY_NODE_RECORD: NodeRecord = Object.freeze({ meta: Object.freeze({}), services: Object.freeze([]), checks: Object.freeze([]) });
+export const EMPTY_NODE_RECORD: NodeRecord = Object.freeze({ meta: Object.freeze({}), services: Object.freeze([]), checks: Object.freeze([]), keys: Object.freeze([]) });
 
 /** The record in `bytes`, or a description of what is wrong with it. Empty bytes are the empty record. */
 export function decodeRecord(bytes: Uint8Array): NodeRecord | string {
@@ -180,7 +181,9 @@ export function decodeRecord(bytes: Uint8Array): NodeRecord | string {
   }
   const checks = decodeChecks(v[3] ?? []);
   if (typeof checks === 'string') return `record: node ${checks}`;
-  return { meta, services, checks };
+  const keys = (v[4] ?? []) as unknown;
+  if (!Array.isArray(keys) || keys.length > RECORD_LIMITS.keysMax || !keys.every((k) => typeof k === 'string' && /^[0-9a-f]{16}$/.test(k))) return 'record: bad key fingerprints';
+  return { meta, services, checks, keys: keys as string[] };
 }
 
 function decodeService(s: unknown): ServiceRecord | string {

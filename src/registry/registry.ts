@@ -166,7 +166,7 @@ export class Registry {
       else record = decoded;
     }
     // Most members register nothing: keep no state for them (their next record is decoded afresh).
-    if (record !== undefined && record.services.length === 0 && old === undefined && isEmpty(record.meta) && record.checks.length === 0) return;
+    if (record !== undefined && record.services.length === 0 && old === undefined && isEmpty(record.meta) && record.checks.length === 0 && record.keys.length === 0) return;
     const state: NodeState = {
       bytes: member.record, addr: member.addr, suspect, record: record ?? EMPTY_NODE_RECORD, instances: new Map(),
     };
@@ -312,6 +312,11 @@ export class Registry {
   /** Node metadata from a member's record, if the member is known and live. */
   nodeMeta(node: string): Readonly<Record<string, string>> | undefined {
     return this.nodes.get(node)?.record.meta;
+  }
+
+  /** A live member's key fingerprints. */
+  nodeKeys(node: string): readonly string[] {
+    return this.nodes.get(node)?.record.keys ?? EMPTY_NODE_RECORD.keys;
   }
 
   /** A live member's node checks. */

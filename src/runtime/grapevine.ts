@@ -12,7 +12,8 @@ import { GrapevineError, InvalidOptionError, InvalidStateError } from '../core/e
 import type { MemberInfo } from '../core/members.js';
 import { type MemberChange, Membership, type MembershipEvent, type MembershipStats } from '../core/membership.js';
 import { REPLAY_STAMP_BYTES } from '../core/replay.js';
-import { Keyring, SEAL_OVERHEAD_BYTES } from '../core/seal.js';
+import { Keyring, keyFingerprint, SEAL_OVERHEAD_BYTES } from '../core/seal.js';
+import { KeyringAction } from '../core/wire.js';
 import { Catalog, type CatalogView, type Member } from '../registry/catalog.js';
 import type { Instance, LookupFilter, PickOptions, ServiceChange } from '../registry/registry.js';
 import type { WatchOptions } from '../registry/watch.js';
@@ -152,6 +153,10 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     this.address = core.self().addr;
     this.boundAddress = formatAddress(transport.bound.host, transport.bound.port);
     this.keyring = keyring;
+    // Every member's record says which keys it holds, so keyring listings count them (and a key is used only once all hold it).
+    const showKeys = (): void => this.input((now) => this.localCatalog.setKeyFingerprints(now, keyring?.keys().map(keyFingerprint) ?? []));
+    keyring?.onChange(showKeys);
+    showKeys();
   }
 
   /**
@@ -372,6 +377,18 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     const interfaces: Record<string, Readonly<Record<string, number>>> = {};
     for (const [option, e] of this.extensions) if (e.stats !== undefined) interfaces[option] = e.stats;
     return { core: this.core.stats, transport: this.transport.stats, interfaces };
+  }
+
+  /**
+   * Changes the keyring here and on every member that hears it (Consul's keyring install, use,
+   * remove): installs `key`, makes it the primary, or removes it. Members' records show the keys
+   * they hold (`catalog.nodeKeys`), by which the HTTP API checks that all hold a key before use.
+   */
+  changeKeyring(action: 'install' | 'use' | 'remove', key: Uint8Array): void {
+    this.assertOpen('changeKeyring');
+    const code = { install: KeyringAction.Install, use: KeyringAction.Use, remove: KeyringAction.Remove }[action];
+    if (code === undefined) throw new InvalidOptionError('action', 'must be install, use or remove');
+    this.input((now) => this.core.changeKeyring(now, code, key, Date.now()));
   }
 
   /** Replaces this node's metadata; it spreads with the record's next version. */

@@ -7,6 +7,7 @@ export { packageVersion } from './system.js';
 // Address helpers and the errors the runtime's methods throw, for interfaces that import only this surface.
 export { formatAddress, hostOf, ipFamily, parseAddress } from '../core/address.js';
 export { GrapevineError, InvalidOptionError, InvalidStateError, OversizedError } from '../core/errors.js';
+export { keyFingerprint } from '../core/seal.js';
 export type { Extension, ExtensionContext, ExtensionStarter } from './extensions.js';
 export { BindError } from './transport.js';
 export { bindPair } from './bind.js';
