@@ -218,7 +218,7 @@ async function main(): Promise<void> {
     all.push({ n, ...results });
   }
   console.log('\n"grapevine" and "serf" probe alike (LAN: every 1 s, timeout 500 ms); serf\'s suspicion timeout follows memberlist\'s');
-  console.log('formula (multiplier 4), grapevine\'s its 3 s pause tolerance (README, "Protocol parameters").');
+  console.log('formula (multiplier 4), grapevine\'s its 3 s pause tolerance (docs/core.md, "Protocol parameters").');
   console.log('"grapevine 500 ms" halves the probe interval and timeout, spending the bandwidth its smaller packets save,');
   console.log('with the same pause tolerance.');
   console.log(`\n${JSON.stringify({ baseline, results: all })}`);

@@ -1,9 +1,10 @@
 /**
- * Every TypeScript block in README.md, type-checked on its own under strict mode as a user's
- * ES module would be, with the package name mapped to this checkout's sources. A block that
- * stops compiling fails here with its line number, so the README cannot drift from the API.
+ * Every TypeScript block in README.md and in docs/*.md, type-checked on its own under strict
+ * mode as a user's ES module would be, with the package name mapped to this checkout's sources.
+ * A block that stops compiling fails here with its file and line number, so the docs cannot
+ * drift from the API.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { afterAll, expect, test } from 'vitest';
@@ -28,12 +29,16 @@ function blocks(markdown: string): { line: number; code: string }[] {
   return out;
 }
 
-test('every TypeScript block in the README compiles under strict mode', () => {
-  const found = blocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
-  expect(found.length).toBeGreaterThanOrEqual(5);
+/** README.md and every page under docs/, as paths from the repository root. */
+const PAGES = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+
+test('every TypeScript block in the README and the docs compiles under strict mode', () => {
+  const found = PAGES.flatMap((page) => blocks(readFileSync(join(ROOT, page), 'utf8')).map((b) => ({ ...b, page })));
+  expect(found.filter((b) => b.page === 'README.md').length).toBeGreaterThanOrEqual(1);
+  expect(found.length).toBeGreaterThanOrEqual(10);
   mkdirSync(work, { recursive: true });
   const files = found.map((b) => {
-    const file = join(work, `readme-line-${b.line}.mts`);
+    const file = join(work, `${b.page.replace(/[/.]/g, '-')}-line-${b.line}.mts`);
     // `export {}` keeps each block a module of its own even if it imports nothing.
     writeFileSync(file, `${b.code}\nexport {};\n`);
     return file;
@@ -52,8 +57,8 @@ test('every TypeScript block in the README compiles under strict mode', () => {
     .filter((d) => d.file !== undefined && files.includes(d.file.fileName))
     .map((d) => {
       const { line } = (d.file as ts.SourceFile).getLineAndCharacterOfPosition(d.start ?? 0);
-      const block = found[files.indexOf((d.file as ts.SourceFile).fileName)] as { line: number };
-      return `README.md:${block.line + line}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
+      const block = found[files.indexOf((d.file as ts.SourceFile).fileName)] as { line: number; page: string };
+      return `${block.page}:${block.line + line}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
     });
   expect(problems).toEqual([]);
 }, 120_000);

@@ -1,5 +1,5 @@
 /**
- * The simulator as users and CI use it: the README example, fixed-seed scenarios with asserted
+ * The simulator as users and CI use it: the example in docs/simulator.md, fixed-seed scenarios with asserted
  * bounds, and fast-check-generated fault schedules checked for safety and convergence.
  */
 import { test as propTest } from '@fast-check/vitest';
@@ -12,7 +12,7 @@ import { InvariantChecker } from '../sim/invariants.js';
 import { LIMITS } from './arbitraries.js';
 
 describe('grapevine-registry/sim for users', () => {
-  // The example from the README, as a user would paste it.
+  // The example from docs/simulator.md, as a user would paste it.
   test('a crashed member is declared dead everywhere; a partition heals', () => {
     const cluster = simulate({ nodes: 20, seed: 42 });
     cluster.runFor(10_000);
@@ -28,7 +28,7 @@ describe('grapevine-registry/sim for users', () => {
     expect(cluster.runUntilTrue(() => cluster.converged(), 120_000)).toBe(true);
   });
 
-  // The registry example from the README.
+  // The registry example from docs/simulator.md.
   test('instances follow their member: registered, unhealthy, crashed', () => {
     const cluster = simulate({ nodes: 20, seed: 7, network: { lossRate: 0.01 } });
     cluster.runFor(5_000);
