@@ -268,7 +268,6 @@ export class Membership {
     this.dissemination.announceLeave(incarnation);
   }
 
-  /** Replaces this member's record and announces it under the next version. */
   /**
    * Installs, uses (makes primary) or removes `key` here and on every member that hears it
    * (keyring-ops.ts). `wallMs` orders changes across members: pass the wall clock.
@@ -278,6 +277,7 @@ export class Membership {
     this.keyringOps.issue(action, key, wallMs);
   }
 
+  /** Replaces this member's record and announces it under the next version. */
   setLocalRecord(_nowMs: number, record: Uint8Array): void {
     const ctx = this.ctx;
     if (ctx.leaving) throw new InvalidStateError('setLocalRecord after leave');
