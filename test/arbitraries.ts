@@ -36,6 +36,10 @@ export const message: fc.Arbitrary<Message> = fc.oneof(
   fc.record({ type: fc.constant(MessageType.Dead), node: name, incarnation: u32 }),
   fc.record({ type: fc.constant(MessageType.Left), node: name, incarnation: u32 }),
   fc.record({
+    type: fc.constant(MessageType.App), channel: fc.integer({ min: 0, max: 255 }), payload: fc.uint8Array({ maxLength: 200 }),
+    kind: fc.constantFrom(0, 1, 2) as fc.Arbitrary<0 | 1 | 2>,
+  }),
+  fc.record({
     type: fc.constant(MessageType.KeyringOp), action: fc.constantFrom(1, 2, 3) as fc.Arbitrary<1 | 2 | 3>,
     key: fc.uint8Array({ minLength: 32, maxLength: 32 }), version: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), origin: name,
   }),

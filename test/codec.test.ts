@@ -46,7 +46,7 @@ describe('codec round trip', () => {
 
   test('message type numbers are the protocol and never change', () => {
     // Append-only: a renumbering would break mixed-version clusters, so pin them.
-    expect(MessageType).toEqual({ Ping: 1, PingReq: 2, Ack: 3, Nack: 4, Suspect: 5, Alive: 6, Dead: 7, Left: 8, PushPull: 9, RecordPull: 10, KeyringOp: 11 });
+    expect(MessageType).toEqual({ Ping: 1, PingReq: 2, Ack: 3, Nack: 4, Suspect: 5, Alive: 6, Dead: 7, Left: 8, PushPull: 9, RecordPull: 10, KeyringOp: 11, App: 12 });
   });
 
   test('buildPacket concatenates pre-encoded bodies', () => {

@@ -4,6 +4,8 @@ export type { MemberChange, MembershipEvent, MembershipOptions, MembershipStats,
 export type { MemberInfo, MemberStateName } from './members.js';
 export { PROFILES, resolveConfig, retransmitLimit, pushPullIntervalMs } from './config.js';
 export { suspicionTimeoutsMs } from './suspicion.js';
+export { APP_CHANNELS } from './app-channels.js';
+export type { AppHandler } from './app-channels.js';
 export { ROUND_TRIP_BOUNDS_MS } from './histogram.js';
 export type { HistogramView } from './histogram.js';
 export type { Config, ConfigOptions, ProfileName } from './config.js';

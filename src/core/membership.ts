@@ -28,6 +28,7 @@ import { type Config, type ConfigOptions, resolveConfig } from './config.js';
 import { Context, type MembershipStats, type Transmit, type MembershipEvent } from './context.js';
 import { Dissemination } from './dissemination.js';
 import { InvalidOptionError, InvalidStateError, OversizedError } from './errors.js';
+import { type AppHandler, AppChannels } from './app-channels.js';
 import { KeyringOps } from './keyring-ops.js';
 import { heldRecord, SELF } from './member-table.js';
 import type { MemberInfo } from './members.js';
@@ -41,7 +42,7 @@ import type { Keyring } from './seal.js';
 import { Suspicions } from './suspicion.js';
 import { Transitions } from './transitions.js';
 import { Upkeep } from './upkeep.js';
-import { decodePacket, EMPTY_BYTES, isPrintable, type KeyringAction, MemberState, type Message, MessageType, utf8Length, type WireLimits } from './wire.js';
+import { AppKind, decodePacket, EMPTY_BYTES, isPrintable, type KeyringAction, MemberState, type Message, MessageType, utf8Length, type WireLimits } from './wire.js';
 
 export type { MemberChange, MembershipEvent, MembershipStats, Transmit } from './context.js';
 
@@ -102,6 +103,7 @@ export class Membership {
   private readonly suspicions: Suspicions;
   private readonly claim: NameClaim;
   private readonly keyringOps: KeyringOps;
+  private readonly apps: AppChannels;
   private readonly datagramLimits: WireLimits;
   private readonly streamLimits: WireLimits;
 
@@ -131,13 +133,15 @@ export class Membership {
     this.prober = new Prober(ctx, round, this.transitions);
     this.claim = new NameClaim(ctx, this.transitions);
     this.keyringOps = new KeyringOps(ctx);
+    this.apps = new AppChannels(ctx);
     this.dissemination = new Dissemination(ctx, this.transitions, this.claim);
     this.datagramLimits = {
       nameBytesMax: config.nameBytesMax, addrBytesMax: ADDR_BYTES_MAX, carriedRecordBytesMax: config.recordInlineBytesMax,
-      recordBytesMax: config.recordBytesMax, membersMax: 0, messagesMax: DATAGRAM_MESSAGES_MAX,
+      recordBytesMax: config.recordBytesMax, membersMax: 0, messagesMax: DATAGRAM_MESSAGES_MAX, appBytesMax: this.apps.datagramBytesMax,
     };
     this.streamLimits = {
       ...this.datagramLimits, carriedRecordBytesMax: config.recordBytesMax, membersMax: config.membersMax, messagesMax: STREAM_MESSAGES_MAX,
+      appBytesMax: this.apps.streamBytesMax,
     };
     const now = options.nowMs;
     const t = ctx.table;
@@ -213,6 +217,7 @@ export class Membership {
       if (message.type === MessageType.Ping) answer = this.prober.streamPingReply(message);
       else if (message.type === MessageType.RecordPull) answer = this.pulls.serve(message);
       else if (message.type === MessageType.PushPull) answer = this.dissemination.onPushPull(nowMs, from, message);
+      else if (message.type === MessageType.App && message.kind === AppKind.Request) answer = this.apps.onMessage(nowMs, from, message);
       else this.dispatch(nowMs, from, message, true);
       if (answer !== undefined) reply = answer;
     }
@@ -275,6 +280,33 @@ export class Membership {
    */
   changeKeyring(_nowMs: number, action: KeyringAction, key: Uint8Array, wallMs: number): void {
     this.keyringOps.issue(action, key, wallMs);
+  }
+
+  /**
+   * Rooms built on the core (app-channels.ts): `onApp` sets channel `channel`'s handler (0-255;
+   * undefined removes it), `broadcastApp` gossips a payload of at most `appDatagramBytesMax`
+   * (a later one under the same `key` replaces it in the queue), `sendApp` sends one to `addr`
+   * in a datagram or as a stream request (up to `appStreamBytesMax`), whose answer reaches the
+   * handler as a `reply`. InvalidOptionError for a bad channel, OversizedError for a payload too large.
+   */
+  onApp(channel: number, handler: AppHandler | undefined): void {
+    this.apps.handle(channel, handler);
+  }
+
+  broadcastApp(_nowMs: number, channel: number, key: string, payload: Uint8Array): void {
+    this.apps.broadcast(channel, key, payload);
+  }
+
+  sendApp(_nowMs: number, addr: string, channel: number, payload: Uint8Array, stream: boolean): void {
+    this.apps.send(addr, channel, payload, stream);
+  }
+
+  get appDatagramBytesMax(): number {
+    return this.apps.datagramBytesMax;
+  }
+
+  get appStreamBytesMax(): number {
+    return this.apps.streamBytesMax;
   }
 
   /** Replaces this member's record and announces it under the next version. */
@@ -388,6 +420,7 @@ export class Membership {
       case MessageType.Dead: return void (t.plausible(from, m.node, m.incarnation) && t.onDeadOrLeft(now, m.node, m.incarnation, MemberState.Dead, true));
       case MessageType.Left: return void (t.plausible(from, m.node, m.incarnation) && t.onDeadOrLeft(now, m.node, m.incarnation, MemberState.Left, true));
       case MessageType.KeyringOp: return this.keyringOps.onMessage(from, m);
+      case MessageType.App: return void this.apps.onMessage(now, from, m);
       case MessageType.PushPull:
       case MessageType.RecordPull:
         // These only travel on streams, where their size is bounded separately.

@@ -25,6 +25,8 @@ export const MessageType = {
   RecordPull: 10,
   /** A keyring change spreading through the cluster (keyring-ops.ts); only ever sealed. */
   KeyringOp: 11,
+  /** A message of a room built on the core (the key-value store, events, queries): app-channels.ts. */
+  App: 12,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
@@ -96,9 +98,16 @@ export type KeyringAction = (typeof KeyringAction)[keyof typeof KeyringAction];
  */
 export interface KeyringOpMessage { type: typeof MessageType.KeyringOp; action: KeyringAction; key: Uint8Array; version: number; origin: string }
 
+/** How an app message travels: in a datagram (gossiped or sent to one member), as a stream request, or as its answer. ONLY APPEND. */
+export const AppKind = { Datagram: 0, Request: 1, Reply: 2 } as const;
+export type AppKind = (typeof AppKind)[keyof typeof AppKind];
+
+/** A room's message on its channel (0-255); the core never looks inside `payload`. */
+export interface AppMessage { type: typeof MessageType.App; channel: number; payload: Uint8Array; kind: AppKind }
+
 export type Message =
   | PingMessage | PingReqMessage | AckMessage | NackMessage | SuspectMessage
-  | AliveMessage | DeadMessage | LeftMessage | PushPullMessage | RecordPullMessage | KeyringOpMessage;
+  | AliveMessage | DeadMessage | LeftMessage | PushPullMessage | RecordPullMessage | KeyringOpMessage | AppMessage;
 
 /** Limits applied while decoding peer input. */
 export interface WireLimits {
@@ -112,6 +121,8 @@ export interface WireLimits {
   membersMax: number;
   /** Most messages in one packet or frame; more is refused whole, before any is decoded. */
   messagesMax: number;
+  /** Largest app message payload (app-channels.ts); default carriedRecordBytesMax. */
+  appBytesMax?: number;
 }
 
 export type DecodeErrorReason = 'bad-header' | 'empty' | 'bad-field' | 'too-many-messages' | ScanErrorReason;
@@ -145,6 +156,7 @@ function toTuple(m: Message): unknown[] {
     case MessageType.PushPull: return [m.type, m.join, m.reply, m.members.map(entryTuple)];
     case MessageType.RecordPull: return [m.type, m.node, m.incarnation, m.version];
     case MessageType.KeyringOp: return [m.type, m.action, m.key, m.version, m.origin];
+    case MessageType.App: return m.kind === AppKind.Datagram ? [m.type, m.channel, m.payload] : [m.type, m.channel, m.payload, m.kind];
   }
 }
 
@@ -198,7 +210,7 @@ export function decodePacket(bytes: Uint8Array, limits: WireLimits): DecodeResul
     depthMax: 3,
     arrayLengthMax: Math.max(8, limits.membersMax),
     stringBytesMax: Math.max(limits.nameBytesMax, limits.addrBytesMax),
-    binaryBytesMax: Math.max(DIGEST_BYTES, limits.carriedRecordBytesMax),
+    binaryBytesMax: Math.max(DIGEST_BYTES, limits.carriedRecordBytesMax, limits.appBytesMax ?? 0),
   };
   // Scan every value first, so msgpackr only ever sees input that passed the bounds.
   let pos = HEADER_BYTES;
@@ -276,6 +288,12 @@ function fromTuple(value: unknown, limits: WireLimits): Message | typeof UNKNOWN
     }
     case MessageType.PushPull:
       return need(v, 4) ?? bool(v[1], 'join') ?? bool(v[2], 'reply') ?? pushPullMembers(v, limits);
+    case MessageType.App: {
+      const bad = need(v, 3) ?? (Number.isInteger(v[1]) && (v[1] as number) >= 0 && (v[1] as number) <= 255 ? undefined : 'channel is not 0..255')
+        ?? (v[2] instanceof Uint8Array && v[2].length <= (limits.appBytesMax ?? limits.carriedRecordBytesMax) ? undefined : 'payload is not bytes within the limit')
+        ?? (v.length < 4 || v[3] === 0 || v[3] === 1 || v[3] === 2 ? undefined : 'kind is not 0, 1 or 2');
+      return bad ?? { type: t, channel: v[1] as number, payload: bytes(v[2] as Uint8Array), kind: (v[3] ?? 0) as AppKind };
+    }
     case MessageType.KeyringOp: {
       const action = v[1];
       const bad = need(v, 5) ?? (action === 1 || action === 2 || action === 3 ? undefined : 'action is not 1, 2 or 3')

@@ -17,6 +17,7 @@ import { KeyringAction } from '../core/wire.js';
 import { Catalog, type CatalogView, type Member } from '../registry/catalog.js';
 import type { Instance, LookupFilter, PickOptions, ServiceChange } from '../registry/registry.js';
 import type { WatchOptions } from '../registry/watch.js';
+import { type AppChannel, appChannel } from './channels.js';
 import { Driver } from './driver.js';
 import { type Extension, extensionFor, prepareOptions } from './extensions.js';
 import { DropSummary, type Logger } from './log.js';
@@ -389,6 +390,11 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     const code = { install: KeyringAction.Install, use: KeyringAction.Use, remove: KeyringAction.Remove }[action];
     if (code === undefined) throw new InvalidOptionError('action', 'must be install, use or remove');
     this.input((now) => this.core.changeKeyring(now, code, key, Date.now()));
+  }
+
+  /** Channel `n` (0-255; APP_CHANNELS names this package's) for a room built on this member: the key-value store, events, queries. */
+  channel(n: number): AppChannel {
+    return appChannel(this.core, (apply) => this.input(apply), n);
   }
 
   /** Replaces this node's metadata; it spreads with the record's next version. */

@@ -3,6 +3,8 @@ export { Grapevine, JoinError, NameConflictError, WaitTimeoutError } from './gra
 export type { BridgeCommonOptions, BridgeOptions, CheckHandle, DnsOptions, EtcdBridgeOptions, GrapevineEvents, GrapevineOptions, HttpOptions, HttpTls, Persisted, Registration, RegistrationJournal, ServiceHandle, StandaloneCheck, ZookeeperBridgeOptions } from './grapevine.js';
 export { provideExtension } from './extensions.js';
 export { checkOptions } from './check.js';
+export type { AppChannel, AppHandler } from './channels.js';
+export { APP_CHANNELS } from '../core/app-channels.js';
 export { packageVersion } from './system.js';
 // Address helpers and the errors the runtime's methods throw, for interfaces that import only this surface.
 export { formatAddress, hostOf, ipFamily, parseAddress } from '../core/address.js';
