@@ -2,7 +2,7 @@
  * Validating a member's start options and registrations without starting anything: for a CLI
  * or a deployment tool that wants every mistake before a socket is bound.
  */
-import { extensionFor } from './extensions.js';
+import { extensionFor, extensionsOf } from './extensions.js';
 import { type GrapevineOptions, validate } from './options.js';
 import { checkRegistration, type Registration } from './services.js';
 
@@ -13,8 +13,8 @@ import { checkRegistration, type Registration } from './services.js';
  */
 export async function checkOptions(options: GrapevineOptions, registrations: readonly Registration[] = []): Promise<void> {
   validate(options);
-  for (const [option, value] of Object.entries(options)) {
-    const load = value === undefined ? undefined : extensionFor(option);
+  for (const [option, value] of extensionsOf(options)) {
+    const load = extensionFor(option);
     if (load !== undefined) (await load()).check?.(value);
   }
   for (const r of registrations) checkRegistration(r);

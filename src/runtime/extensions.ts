@@ -39,10 +39,24 @@ export type ExtensionStarter = ((member: Grapevine, value: unknown, context: Ext
 };
 
 const loaders = new Map<string, () => Promise<ExtensionStarter>>();
+/** Options a member starts with unless told `false` (rooms every member runs: the key-value store, events, queries). */
+const defaults = new Map<string, unknown>();
 
-/** Makes start() option `option` start the interface that `load` imports. Called by the package entry. */
-export function provideExtension(option: string, load: () => Promise<ExtensionStarter>): void {
+/**
+ * Makes start() option `option` start the interface that `load` imports. Called by the package
+ * entry. With `byDefault`, a member that does not give the option starts it with that value
+ * (`option: false` turns it off).
+ */
+export function provideExtension(option: string, load: () => Promise<ExtensionStarter>, byDefault?: unknown): void {
   loaders.set(option, load);
+  if (byDefault !== undefined) defaults.set(option, byDefault);
+}
+
+/** The interfaces `options` start, with their values: those given, then the defaults not given; `false` turns one off. */
+export function extensionsOf(options: GrapevineOptions): [string, unknown][] {
+  const given = Object.entries(options ?? {}).filter(([option, value]) => loaders.has(option) && value !== undefined && value !== false);
+  const implied = [...defaults].filter(([option]) => (options as Record<string, unknown> | undefined)?.[option] === undefined);
+  return [...given, ...implied];
 }
 
 /** The loader for `option`, if an interface provides it. */
@@ -53,8 +67,8 @@ export function extensionFor(option: string): (() => Promise<ExtensionStarter>) 
 /** `options` as the interfaces they start would amend them before the member is made. */
 export async function prepareOptions(options: GrapevineOptions): Promise<GrapevineOptions> {
   let out = options;
-  for (const [option, value] of Object.entries(options ?? {})) {
-    const load = value === undefined ? undefined : loaders.get(option);
+  for (const [option, value] of extensionsOf(options)) {
+    const load = loaders.get(option);
     const prepare = load === undefined ? undefined : (await load()).prepare;
     if (prepare !== undefined) out = await prepare(value, out);
   }

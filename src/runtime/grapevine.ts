@@ -19,7 +19,7 @@ import type { Instance, LookupFilter, PickOptions, ServiceChange } from '../regi
 import type { WatchOptions } from '../registry/watch.js';
 import { type AppChannel, appChannel } from './channels.js';
 import { Driver } from './driver.js';
-import { type Extension, extensionFor, prepareOptions } from './extensions.js';
+import { type Extension, extensionFor, extensionsOf, prepareOptions } from './extensions.js';
 import { DropSummary, type Logger } from './log.js';
 import { Seeds } from './seeds.js';
 import { type CheckHandle, OwnServices, type Registration, type RegistrationJournal, type ServiceHandle, type StandaloneCheck } from './services.js';
@@ -32,7 +32,7 @@ export type { CheckHandle, Persisted, Registration, RegistrationJournal, Service
 export type { BridgeCommonOptions, BridgeOptions, DnsOptions, EtcdBridgeOptions, GrapevineOptions, HttpOptions, HttpTls, ZookeeperBridgeOptions } from './options.js';
 
 /** Events a Grapevine emits. `member` carries every membership change; each also has its own name. */
-export type GrapevineEvents = {
+export interface GrapevineEvents {
   member: [change: { type: MemberChange; member: Member }];
   joined: [member: Member];
   suspect: [member: Member];
@@ -51,7 +51,7 @@ export type GrapevineEvents = {
    * member kept the name), `lost` (it gave the name up and went silent; see `nameLostTo`).
    */
   conflict: [info: { name: string; addr: string; otherAddr: string; outcome: 'refuted' | 'lost' | 'refused' }];
-};
+}
 
 /** start() could not reach any seed in time. `option` is "seeds". */
 export class JoinError extends GrapevineError {
@@ -199,8 +199,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     if (meta !== undefined) gv.input((now) => gv.localCatalog.setNodeMeta(now, meta));
     else gv.input(() => undefined);
     try {
-      for (const [option, value] of Object.entries(options)) {
-        const load = value === undefined ? undefined : extensionFor(option);
+      for (const [option, value] of extensionsOf(options)) {
+        const load = extensionFor(option);
         if (load !== undefined) gv.extensions.set(option, await (await load())(gv, value, { logger: o.logger, imports: gv.localCatalog }));
       }
     } catch (e) {
