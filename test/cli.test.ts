@@ -155,6 +155,13 @@ describe('grapevine command line', () => {
     expect([removeNew.code, removeNew.stderr]).toEqual([1, expect.stringMatching(/answered 400: Removing the primary key is not allowed/)]);
     expectUsageError(await cli(['keyring', 'install', '--http-addr', http]), /keyring install needs --key-file PATH/);
     expectUsageError(await cli(['keyring', 'spin']), /name what to do: grapevine keyring list\|install\|use\|remove/);
+    // The key-value store through the agent.
+    expect(await cli(['kv', 'put', 'cfg/x', 'hello there', '--flags', '5', '--http-addr', http])).toMatchObject({ code: 0, stdout: '' });
+    expect(await cli(['kv', 'get', 'cfg/x', '--http-addr', http])).toMatchObject({ code: 0, stdout: 'hello there' });
+    expect(await cli(['kv', 'list', 'cfg/', '--http-addr', http])).toMatchObject({ code: 0, stdout: 'cfg/x\n' });
+    expect(await cli(['kv', 'delete', 'cfg/', '--recurse', '--http-addr', http])).toMatchObject({ code: 0 });
+    expect(await cli(['kv', 'get', 'cfg/x', '--http-addr', http])).toMatchObject({ code: 1, stderr: 'no key cfg/x\n' });
+    expectUsageError(await cli(['kv', 'get', '--http-addr', http]), /kv get needs a KEY/);
     expect(members.stdout).toMatch(/^sig\s+alive\s+127\.0\.0\.1:\d+\n$/);
     expect(services.stdout).toBe(`${'web'.padEnd(24)} \n`);
     expect(lookup.stdout).toMatch(/^127\.0\.0\.1:8080\s+passing\s+sig web/);

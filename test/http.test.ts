@@ -288,7 +288,8 @@ describe('Consul-compatible HTTP API', () => {
     const cached = await res('/v1/catalog/services?cached');
     expect([cached.headers.get('x-cache'), cached.headers.get('age')]).toEqual(['HIT', '0']);
     expect((await res('/v1/agent/service/nope')).status).toBe(404);
-    expect((await res('/v1/kv/missing')).status).toBe(501);
+    expect((await res('/v1/kv/missing')).status).toBe(404);
+    expect((await res('/v1/coordinate/nodes')).status).toBe(501);
     const otherDc = await res('/v1/catalog/services?dc=dc2');
     expect([otherDc.status, (await otherDc.text()).trim()]).toEqual([500, 'No path to datacenter']);
     expect((await res('/v1/catalog/services?dc=dc1')).status).toBe(200);

@@ -3,8 +3,11 @@
 import { parseArgs } from 'node:util';
 import { provideBridges } from '../bridge/provide.js';
 import { provideDns } from '../dns/provide.js';
+import { provideEvents } from '../events/provide.js';
 import { provideHttp } from '../http/provide.js';
+import { provideKv } from '../kv/provide.js';
 import { providePersistence } from '../persist/provide.js';
+import { provideQueries } from '../queries/provide.js';
 import { packageVersion } from '../runtime/index.js';
 import { AGENT_USAGE, runAgent } from './agent.js';
 import { HELP, HelpRequested, parse, UsageError } from './args.js';
@@ -21,6 +24,7 @@ commands:
   members    list the cluster's members, asking through a seed
   services   list the cluster's services
   lookup     list the instances of one service
+  kv         get, put, delete and list keys in the cluster's key-value store
   keyring    list, install, use or remove gossip keys across the cluster, live
   keygen     print a new random encryption key
   demo       run a small cluster on 127.0.0.1 and watch it detect a crash
@@ -44,7 +48,8 @@ async function run(command: string | undefined, rest: string[]): Promise<void> {
     case 'members':
     case 'services':
     case 'lookup':
-    case 'keyring': return runQuery(command, rest);
+    case 'keyring':
+    case 'kv': return runQuery(command, rest);
     case 'keygen': {
       const { values } = parse(() => parseArgs({ args: rest, strict: true, options: { ...HELP, hex: { type: 'boolean', default: false } } }));
       process.stdout.write(`${newKey(values.hex)}\n`);
@@ -58,6 +63,9 @@ provideHttp();
 provideDns();
 provideBridges();
 providePersistence();
+provideQueries();
+provideEvents();
+provideKv();
 const [command, ...rest] = process.argv.slice(2);
 if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
   const topic = command === 'help' ? rest[0] : undefined;

@@ -21,6 +21,7 @@ export const COMMON = `  --http-addr HOST:PORT  the agent's HTTP API (default $G
 `;
 
 const KEYRING_ACTIONS = ['list', 'install', 'use', 'remove'] as const;
+const KV_ACTIONS = ['get', 'put', 'delete', 'list'] as const;
 
 export const QUERY_USAGE = {
   members: `usage: grapevine members [options]\n\nLists the cluster's members and their states, as the local agent sees them.\n\n${COMMON}`,
@@ -35,6 +36,17 @@ it), "remove" takes it off every member (once none seals with it). Each change r
 every live member shows it. A rotation: keygen, install, use, remove the old key.
 
 ${COMMON}  --key-file PATH        the key to install, use or remove (never given on the command line)
+`,
+  kv: `usage: grapevine kv get KEY | put KEY [VALUE] | delete KEY | list [PREFIX] [options]
+
+Reads and writes the cluster's key-value store through an agent (Consul's /v1/kv). The store is
+eventually consistent: a put is read everywhere within about a second, and concurrent writes
+to one key keep the last. "get" prints the value; "put" without VALUE reads it from stdin (or
+--value-file); "delete --recurse" deletes every key under KEY; "list" prints the keys.
+
+${COMMON}  --flags N              with put: the entry's flags (a uint64)
+  --value-file PATH      with put: the value, from a file ("-": stdin)
+  --recurse              with delete: every key under KEY
 `,
 } as const;
 
@@ -51,7 +63,7 @@ export async function runQuery(command: keyof typeof QUERY_USAGE, argv: string[]
   const { values, positionals } = parse(() => parseArgs({
     args: argv,
     strict: true,
-    allowPositionals: command === 'lookup' || command === 'keyring',
+    allowPositionals: command === 'lookup' || command === 'keyring' || command === 'kv',
     options: {
       ...HELP,
       'http-addr': { type: 'string', default: process.env.GRAPEVINE_HTTP_ADDR ?? DEFAULT_HTTP_ADDR },
@@ -61,12 +73,14 @@ export async function runQuery(command: keyof typeof QUERY_USAGE, argv: string[]
       json: { type: 'boolean', default: false },
       ...(command === 'lookup' ? { healthy: { type: 'boolean', default: false }, tag: { type: 'string', multiple: true, default: [] } } as const : {}),
       ...(command === 'keyring' ? { 'key-file': { type: 'string' } } as const : {}),
+      ...(command === 'kv' ? { flags: { type: 'string' }, 'value-file': { type: 'string' }, recurse: { type: 'boolean', default: false } } as const : {}),
     },
   }));
   const service = positionals[0];
   if (command === 'lookup' && service === undefined) throw new UsageError('name the service: grapevine lookup SERVICE');
   if (command === 'keyring' && !(KEYRING_ACTIONS as readonly string[]).includes(service ?? '')) throw new UsageError('name what to do: grapevine keyring list|install|use|remove');
-  if (positionals.length > 1) throw new UsageError(`one ${command === 'keyring' ? 'action' : 'service'} at a time; got ${positionals.join(', ')}`);
+  if (command === 'kv' && !(KV_ACTIONS as readonly string[]).includes(service ?? '')) throw new UsageError('name what to do: grapevine kv get|put|delete|list');
+  if (positionals.length > (command === 'kv' ? 3 : 1)) throw new UsageError(`one ${command === 'lookup' ? 'service' : 'action'} at a time; got ${positionals.join(', ')}`);
   // Go-style durations, parsed as the HTTP API parses Consul's ("5s", "500ms", "1m30s").
   let timeoutMs: number;
   try {
@@ -85,6 +99,10 @@ export async function runQuery(command: keyof typeof QUERY_USAGE, argv: string[]
     if (values.json) process.stdout.write(`${JSON.stringify(json)}\n`);
     else if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
   };
+  if (command === 'kv') {
+    const v = values as { flags?: string; 'value-file'?: string; recurse?: boolean };
+    return kvCommand(service as (typeof KV_ACTIONS)[number], positionals.slice(1), v, (path, init) => request(values['http-addr'], path, token, timeoutMs, init), out);
+  }
   if (command === 'keyring') {
     const keyFile = (values as { 'key-file'?: string })['key-file'];
     return keyring(service as (typeof KEYRING_ACTIONS)[number], keyFile, (path, init) => request(values['http-addr'], path, token, timeoutMs, init), out);
@@ -109,7 +127,42 @@ export async function runQuery(command: keyof typeof QUERY_USAGE, argv: string[]
   }
 }
 
-type Call = (path: string, init?: { method?: string; body?: unknown }) => Promise<unknown>;
+type Call = (path: string, init?: { method?: string; body?: unknown; raw?: string | Uint8Array }) => Promise<unknown>;
+
+async function kvCommand(action: (typeof KV_ACTIONS)[number], args: string[], o: { flags?: string; 'value-file'?: string; recurse?: boolean }, call: Call, out: (json: unknown, lines: string[], empty: string) => void): Promise<void> {
+  const [key, value] = args;
+  const path = (k: string): string => `/v1/kv/${k.split('/').map(encodeURIComponent).join('/')}`;
+  if (action !== 'list' && (key === undefined || key === '')) throw new UsageError(`kv ${action} needs a KEY`);
+  if ((o.flags !== undefined || o['value-file'] !== undefined) && action !== 'put') throw new UsageError('--flags and --value-file are for put');
+  if (o.recurse === true && action !== 'delete') throw new UsageError('--recurse is for delete');
+  if (value !== undefined && action !== 'put') throw new UsageError(`kv ${action} takes one KEY`);
+  if (action === 'get') {
+    const pairs = await call(path(key as string)).catch((e: unknown) => {
+      if (e instanceof AgentUnreachable && / answered 404/.test(e.message)) return [];
+      throw e;
+    }) as { Value: string | null }[];
+    const found = pairs[0];
+    if (found === undefined) return out(null, [], `no key ${key as string}`);
+    process.stdout.write(Buffer.from(found.Value ?? '', 'base64'));
+    return;
+  }
+  if (action === 'list') {
+    const keys = await call(`${path(key ?? '')}?keys`).catch((e: unknown) => {
+      if (e instanceof AgentUnreachable && / answered 404/.test(e.message)) return [];
+      throw e;
+    }) as string[];
+    return out(keys, keys, `no keys under ${JSON.stringify(key ?? '')}`);
+  }
+  if (action === 'delete') {
+    await call(`${path(key as string)}${o.recurse === true ? '?recurse' : ''}`, { method: 'DELETE' });
+    return;
+  }
+  if (value !== undefined && o['value-file'] !== undefined) throw new UsageError('give the value once: VALUE or --value-file');
+  if (o.flags !== undefined && !/^\d{1,20}$/.test(o.flags)) throw new UsageError('--flags must be an unsigned integer');
+  const file = o['value-file'] ?? (value === undefined ? '-' : undefined);
+  const body = file === undefined ? value as string : file === '-' ? readFileSync(0) : readFileSync(file);
+  await call(`${path(key as string)}${o.flags !== undefined ? `?flags=${o.flags}` : ''}`, { method: 'PUT', raw: body });
+}
 
 async function keyring(action: (typeof KEYRING_ACTIONS)[number], keyFile: string | undefined, call: Call, out: (json: unknown, lines: string[], empty: string) => void): Promise<void> {
   if (action === 'list') {
@@ -134,14 +187,14 @@ async function keyring(action: (typeof KEYRING_ACTIONS)[number], keyFile: string
  * One call to the agent's API; `addr` is HOST:PORT, or a URL for HTTPS ("https://host:8501";
  * NODE_EXTRA_CA_CERTS names a private CA). An empty answer is undefined.
  */
-export async function request(addr: string, path: string, token: string | undefined, timeoutMs: number, init: { method?: string; body?: unknown } = {}): Promise<unknown> {
+export async function request(addr: string, path: string, token: string | undefined, timeoutMs: number, init: { method?: string; body?: unknown; raw?: string | Uint8Array } = {}): Promise<unknown> {
   let res: Response;
   const base = /^https?:\/\//.test(addr) ? addr.replace(/\/+$/, '') : `http://${addr}`;
   try {
     res = await fetch(`${base}${path}`, {
       method: init.method ?? 'GET',
       headers: token !== undefined ? { 'X-Consul-Token': token } : {},
-      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : init.raw !== undefined ? { body: typeof init.raw === 'string' ? init.raw : Buffer.from(init.raw) } : {}),
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (e) {

@@ -18,11 +18,11 @@
  *     absent, null or of the wrong type reads as its type's zero value, which is what Consul's Go
  *     structs hold for JSON null.
  *
- * `matches` is RE2 (Go's regexp/syntax with its Perl flags), run in linear time by re2.ts.
+ * `matches` is RE2 (Go's regexp/syntax with its Perl flags), run in linear time by src/registry/re2.ts.
  */
 import { InvalidOptionError } from '../runtime/index.js';
 import { goQuote, parseGoBool, parseGoInt, unquote } from './go-literals.js';
-import { compileRe2 } from './re2.js';
+import { compileRe2 } from '../registry/re2.js';
 
 /** What a selector can reach: a scalar, a list, a map with string keys, or an object's fields. */
 export type FilterType =
@@ -509,7 +509,7 @@ const asList = (v: unknown): readonly unknown[] => (Array.isArray(v) ? v : []);
 const asRecord = (v: unknown): Readonly<Record<string, unknown>> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : NO_FIELDS;
 
-// ---------------------------------------------------------------- regular expressions (re2.ts)
+// ---------------------------------------------------------------- regular expressions (src/registry/re2.ts)
 
 function compileRegexp(pattern: string, budget: Budget): (text: string) => boolean {
   return compileRe2(pattern, budget, (code, expr) => {

@@ -20,12 +20,18 @@ export interface Reply {
   text?: { contentType: string; body: string };
   /** Extra headers (X-Consul-ContentHash). */
   headers?: Record<string, string>;
+  /** The JSON body already serialized (when JSON.stringify cannot write it: a uint64). */
+  json?: string;
+  /** A body served as it is, application/octet-stream. */
+  raw?: Uint8Array;
 }
 
 export interface Request {
   params: string[];
   query: URLSearchParams;
   body: () => Promise<unknown>;
+  /** The body as bytes (the key-value store's values). */
+  raw: () => Promise<Uint8Array>;
   signal: AbortSignal;
   /** The client's address, as the socket says. */
   remote: string;
@@ -38,10 +44,12 @@ export interface RouteOptions {
   write?: boolean;
   /** Needs no token at all (Consul's /v1/status endpoints, which probes ask). */
   open?: boolean;
-  /** For blocking reads: the endpoint's index given its path parameters. */
-  index?: (params: string[]) => number;
+  /** For blocking reads: the endpoint's index given its path parameters (and query). */
+  index?: (params: string[], query: URLSearchParams) => number;
   /** For reads that block on `?hash=` (Consul's content hash) rather than an index. */
   hash?: (params: string[]) => string;
+  /** A blocking read wakes when its index moves, even if its answer reads the same (the key-value store's ModifyIndex). */
+  exact?: boolean;
 }
 
 export type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
@@ -52,6 +60,10 @@ export interface Api {
   /** Whether requests must carry a token (http.token). */
   readonly tokenRequired: boolean;
   route(method: Method, path: string, handle: Handler, options?: RouteOptions): void;
+  /** Something an index route reads changed: wake the blocking queries whose index moved. */
+  wake(): void;
+  /** Calls `fn` when the API closes. */
+  onClose(fn: () => void): void;
   catalogIndex(): number;
   serviceIndex(name: string): number;
   nodeIndex(): number;

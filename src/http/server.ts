@@ -21,6 +21,8 @@ import {
 import { AgentEndpoints } from './agent.js';
 import { Blocking, BlockingFull, blockingParams } from './blocking.js';
 import { catalogEndpoints } from './catalog.js';
+import { eventEndpoints } from './events.js';
+import { kvEndpoints } from './kv.js';
 import { operatorEndpoints } from './operator.js';
 import { DATACENTER, liveMembers } from './consul.js';
 import { loadedMetrics, metricsOf } from './metrics.js';
@@ -56,6 +58,8 @@ function content(a: Answer): string {
 /** A read's answer, serialized, with the index it was made at. */
 interface Answer {
   json: string;
+  /** A value served as it is (the key-value store's ?raw). */
+  raw?: Uint8Array;
   index: number;
   status: number;
   headers: Record<string, string>;
@@ -134,6 +138,14 @@ export class HttpApi implements Extension, Api {
     return this.options.token !== undefined;
   }
 
+  wake(): void {
+    this.blocking.changed();
+  }
+
+  onClose(fn: () => void): void {
+    this.unsubscribe.push(fn);
+  }
+
   constructor(
     readonly gv: Grapevine,
     private readonly options: ValidHttp,
@@ -166,7 +178,9 @@ export class HttpApi implements Extension, Api {
     this.unsubscribe.push(() => gv.off('member', onMember), () => gv.off('service', onService));
     this.agent = new AgentEndpoints(this);
     catalogEndpoints(this);
+    eventEndpoints(this);
     operatorEndpoints(this);
+    kvEndpoints(this);
     this.defineRoutes();
   }
 
@@ -235,13 +249,16 @@ export class HttpApi implements Extension, Api {
       if (route.open !== true) this.authorize(req, route.write);
       checkScope(query);
       const params = (route.pattern.exec(path) as RegExpExecArray).slice(1).map((p) => decodeURIComponent(p));
-      const request: Request = { params, query, body: () => readBody(req), signal: ac.signal, remote: req.socket.remoteAddress ?? '' };
+      const request: Request = { params, query, body: () => readBody(req), raw: () => readRaw(req), signal: ac.signal, remote: req.socket.remoteAddress ?? '' };
       if (route.index !== undefined) {
         const answer = (): Promise<Answer> => this.answer(route, request, path);
         await this.block(route, params, query, answer, ac.signal);
         if (ac.signal.aborted) return;
         const a = await answer();
-        this.sendJson(res, a.status, a.json, a.index, query, a.headers);
+        if (a.raw !== undefined) {
+          res.writeHead(a.status, { ...this.consulHeaders(a.index, query), ...a.headers, 'Content-Type': 'application/octet-stream' });
+          res.end(a.raw);
+        } else this.sendJson(res, a.status, a.json, a.index, query, a.headers);
         return;
       }
       const reply = await route.handle(request);
@@ -272,7 +289,7 @@ export class HttpApi implements Extension, Api {
    */
   private async block(route: Route, params: string[], query: URLSearchParams, answer: () => Promise<Answer>, signal: AbortSignal): Promise<void> {
     const { index, waitMs } = blockingParams(query);
-    const indexOf = (): number => (route.index as (p: string[]) => number)(params);
+    const indexOf = (): number => (route.index as NonNullable<RouteOptions['index']>)(params, query);
     const until = Date.now() + waitMs;
     const hash = query.get('hash');
     if (route.hash !== undefined && hash !== null && hash !== '') {
@@ -281,6 +298,10 @@ export class HttpApi implements Extension, Api {
     }
     // An index other than the current one (older, or from before a restart) is answered at once.
     if (index === undefined || index !== indexOf()) return;
+    if (route.exact === true) {
+      await this.blocking.wait(index, indexOf, until - Date.now(), signal);
+      return;
+    }
     const before = content(await answer());
     while (!signal.aborted && Date.now() < until) {
       if (!(await this.blocking.wait(indexOf(), indexOf, until - Date.now(), signal))) return;
@@ -294,13 +315,16 @@ export class HttpApi implements Extension, Api {
    * watchers, or pollers) is answered from one serialization.
    */
   private async answer(route: Route, request: Request, path: string): Promise<Answer> {
-    const index = (route.index as (p: string[]) => number)(request.params);
+    const index = (route.index as NonNullable<RouteOptions['index']>)(request.params, request.query);
     const key = path.startsWith('/v1/catalog/') || path.startsWith('/v1/health/') ? `${path}?${canonicalQuery(request.query)}` : undefined;
     const stamp = `${index}:${this.nodeIndex()}`;
     const cached = key === undefined ? undefined : this.answers.get(key);
     if (cached !== undefined && cached.stamp === stamp) return cached.answer;
     const reply = await route.handle(request);
-    const answer: Answer = { json: JSON.stringify(reply.body), index, status: reply.status ?? 200, headers: reply.headers ?? {} };
+    const answer: Answer = {
+      json: reply.json ?? (reply.body === undefined ? '' : JSON.stringify(reply.body)), index, status: reply.status ?? 200, headers: reply.headers ?? {},
+      ...(reply.raw !== undefined ? { raw: reply.raw } : {}),
+    };
     if (key !== undefined && answer.status === 200) {
       if (this.answers.size >= ANSWERS_KEPT) this.answers.delete(this.answers.keys().next().value as string);
       this.answers.set(key, { stamp, answer });
@@ -421,8 +445,6 @@ function checkScope(query: URLSearchParams): void {
  * would). docs/consul-compatibility.md lists every endpoint.
  */
 const NOT_SERVED: readonly [string, string][] = [
-  ['/v1/kv/*', 'the key-value store is not served yet'],
-  ['/v1/event/*', 'user events are not served yet'],
   ['/v1/coordinate/*', 'network coordinates are not served yet'],
   ['/v1/txn', 'transactions need consensus, and grapevine has no servers'],
   ['/v1/session/*', 'sessions and locks need consensus, and grapevine has no servers'],
@@ -450,7 +472,8 @@ function sdTarget(i: Instance): { targets: string[]; labels: Record<string, stri
   return { targets: [i.hostPort], labels };
 }
 
-function readBody(req: IncomingMessage): Promise<unknown> {
+/** The request body, whole, refused over BODY_BYTES_MAX (413). */
+function readRaw(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > BODY_BYTES_MAX) {
@@ -469,17 +492,20 @@ function readBody(req: IncomingMessage): Promise<unknown> {
       }
       chunks.push(c);
     });
-    req.once('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() === '') return resolve(null);
-      try {
-        resolve(JSON.parse(text));
-      } catch (e) {
-        reject(new HttpError(400, `Request decode failed: ${(e as Error).message}`));
-      }
-    });
+    req.once('end', () => resolve(Buffer.concat(chunks)));
     req.once('error', reject);
   });
+}
+
+/** The request body as JSON (null when empty). */
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const text = (await readRaw(req)).toString('utf8');
+  if (text.trim() === '') return null;
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new HttpError(400, `Request decode failed: ${(e as Error).message}`);
+  }
 }
 
 /** The ExtensionStarter for start() option `http`. */

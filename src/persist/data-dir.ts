@@ -9,9 +9,9 @@
  */
 import { join } from 'node:path';
 import {
-  type Extension, type ExtensionContext, type ExtensionStarter, type Grapevine, type GrapevineOptions, InvalidOptionError, type Persisted, type Registration, type StandaloneCheck,
+  DataDirError, type Extension, type ExtensionContext, type ExtensionStarter, type Grapevine, type GrapevineOptions, InvalidOptionError, lockDir, type Persisted,
+  type Registration, type StandaloneCheck, StateFile,
 } from '../runtime/index.js';
-import { DataDirError, lockDir, StateFile } from './files.js';
 
 /** Members kept as seeds for the next start: enough to find the cluster after much of it moved. */
 const SEEDS_KEPT_MAX = 256;

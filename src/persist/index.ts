@@ -3,5 +3,5 @@
  * its keyring, the members last seen) kept across restarts. Started by
  * `Grapevine.start({ dataDir })` or `grapevine agent --data-dir DIR`; loaded only then.
  */
-export { DataDirError } from './files.js';
+export { DataDirError } from '../runtime/index.js';
 export { providePersistence } from './provide.js';

@@ -1,11 +1,11 @@
 /**
- * The data directory's files: JSON documents that name their kind and format, written
+ * Files a member keeps in its data directory (src/persist/, the key-value store's snapshot): JSON documents that name their kind and format, written
  * atomically (a temporary file, fsync, rename, fsync of the directory) so a crash leaves the
  * old version or the new one, never half of one, and a lock naming the process that uses it.
  */
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { GrapevineError } from '../runtime/index.js';
+import { GrapevineError } from '../core/errors.js';
 
 /** A data directory file that cannot be used: unreadable, corrupt, of another kind or format, or a directory in use. `file` names it. */
 export class DataDirError extends GrapevineError {
