@@ -65,7 +65,14 @@ export class AppChannels {
       this.ctx.drop(from, 'unknown-app-channel', `channel ${m.channel}`);
       return undefined;
     }
-    const answer = handler(nowMs, from, m.payload, KIND_NAMES[m.kind]);
+    let answer: Uint8Array | undefined;
+    try {
+      answer = handler(nowMs, from, m.payload, KIND_NAMES[m.kind]);
+    } catch (e) {
+      // A room's bug must not become an exception out of handle*: the input is dropped, as bad input is.
+      this.ctx.drop(from, 'app-handler-threw', `channel ${m.channel}: ${(e as Error).message}`);
+      return undefined;
+    }
     if (m.kind !== Kind.Request || answer === undefined) return undefined;
     if (answer.length > this.streamBytesMax) {
       this.ctx.drop(from, 'app-answer-oversized', `channel ${m.channel}: ${answer.length} bytes`);
