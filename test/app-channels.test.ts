@@ -58,6 +58,19 @@ describe('app channels', () => {
     await until(() => dropped.includes('unknown-app-channel'));
   });
 
+  test('a handler that throws drops the input; the member goes on', async () => {
+    const [c0, c1] = members as [Grapevine, Grapevine];
+    const dropped: string[] = [];
+    c1.on('dropped', (d) => dropped.push(`${d.reason} ${d.detail ?? ''}`));
+    c1.channel(11).onMessage(() => {
+      throw new Error('a bug in a room');
+    });
+    c0.channel(11).send(c1.address, text('boom'), false);
+    await until(() => dropped.some((d) => d.startsWith('app-handler-threw channel 11: a bug in a room')));
+    c0.channel(9).send(c1.address, text('still there?'), false);
+    await until(() => heard[1]?.some((h) => h.startsWith('datagram still there?')) === true);
+  });
+
   test('with a keyring, a message in clear from outside is dropped and nobody hears it', async () => {
     const [, c1] = members as [Grapevine, Grapevine];
     const dropped: string[] = [];
