@@ -28,6 +28,7 @@ export { SCENARIOS } from './scenarios/index.js';
 export { ChurnRecorder } from './churn.js';
 export type { ChurnFigures } from './churn.js';
 export { converged, InvariantChecker } from './invariants.js';
+export { KvTraffic, SimKv } from './kv.js';
 export type { InvariantName, Violation } from './invariants.js';
 export type { Scenario, ScenarioParams } from './scenarios/index.js';
 export { SimulatedCluster, simulate } from './cluster.js';

@@ -153,6 +153,8 @@ describe('Consul-compatible HTTP API', () => {
       expect((await fetch(`${at}/v1/agent/service/register`, { method: 'PUT', body: '{"Name":"x"}' })).status).toBe(403);
       expect((await fetch(`${at}/v1/agent/service/register`, { method: 'PUT', body: '{"Name":"x"}', headers: { 'X-Consul-Token': 'secret-token-1' } })).status).toBe(200);
       expect((await fetch(`${at}/v1/agent/service/register`, { method: 'PUT', body: '{"Name":"y"}', headers: { Authorization: 'Bearer secret-token-1' } })).status).toBe(200);
+      expect((await fetch(`${at}/v1/agent/service/register?token=secret-token-1`, { method: 'PUT', body: '{"Name":"z"}' })).status).toBe(200);
+      expect((await fetch(`${at}/v1/agent/service/register?token=wrong`, { method: 'PUT', body: '{"Name":"z"}' })).status).toBe(403);
     } finally {
       await t.close();
     }

@@ -9,7 +9,8 @@ import type { Grapevine } from '../runtime/index.js';
 import type { KvEntry } from '../registry/kv.js';
 import { type Api, flag, HttpError, type Reply } from './routes.js';
 
-const NO_CONSENSUS = 'grapevine has no servers and no consensus: its key-value store is eventually consistent (last writer wins), so';
+// Short: the consul npm client shows an error's body only under 80 characters.
+const EVENTUAL = 'needs consensus; this store is eventually consistent';
 
 export function kvEndpoints(api: Api): void {
   const { gv } = api;
@@ -79,21 +80,17 @@ export function kvEndpoints(api: Api): void {
   });
 
   const refuse = (what: string) => (): Reply => {
-    throw new HttpError(400, `${NO_CONSENSUS} ${what}`);
+    throw new HttpError(400, `${what} ${EVENTUAL}`);
   };
   for (const method of ['GET', 'PUT', 'DELETE'] as const) {
-    api.route(method, '/v1/txn', refuse('transactions (/v1/txn) cannot be atomic here'), { write: false });
-    api.route(method, '/v1/session/*', refuse('sessions and locks cannot be held here'), { write: false });
+    api.route(method, '/v1/txn', refuse('a transaction'), { write: false });
+    api.route(method, '/v1/session/*', refuse('a session'), { write: false });
   }
 }
 
 function refuseConsensus(query: URLSearchParams, params: readonly string[]): void {
-  for (const p of params) {
-    if (!query.has(p)) continue;
-    const what = p === 'cas' ? 'compare-and-set (?cas) cannot be honoured: use a plain PUT, or an etcd bridge for what needs it'
-      : `locks (?${p}) need sessions, which cannot be held here`;
-    throw new HttpError(400, `${NO_CONSENSUS} ${what}`);
-  }
+  const p = params.find((name) => query.has(name));
+  if (p !== undefined) throw new HttpError(400, `?${p} ${EVENTUAL} (last write wins)`);
 }
 
 function notFound(index: number): Reply {

@@ -246,7 +246,7 @@ export class HttpApi implements Extension, Api {
         throw new HttpError(405, `method ${req.method ?? '?'} not allowed`);
       }
       template = route.path;
-      if (route.open !== true) this.authorize(req, route.write);
+      if (route.open !== true) this.authorize(req, route.write, query);
       checkScope(query);
       const params = (route.pattern.exec(path) as RegExpExecArray).slice(1).map((p) => decodeURIComponent(p));
       const request: Request = { params, query, body: () => readBody(req), raw: () => readRaw(req), signal: ac.signal, remote: req.socket.remoteAddress ?? '' };
@@ -274,7 +274,7 @@ export class HttpApi implements Extension, Api {
         : e instanceof BlockingFull ? [429, `too many blocking queries (${this.options.blockingQueriesMax} held); retry later`]
           : e instanceof GrapevineError ? [400, e.message]
             : [500, (e as Error).message];
-      if (status === 500) this.log.error(`HTTP ${req.method ?? '?'} ${req.url ?? '?'}: ${message}`, {});
+      if (status === 500) this.log.error(`HTTP ${req.method ?? '?'} ${(req.url ?? '?').replace(/([?&]token=)[^&]*/, '$1redacted')}: ${message}`, {});
       // Consul's headers on errors too: clients read X-Consul-Index off a 404 (python-consul's kv.get).
       res.writeHead(status, { ...this.consulHeaders(this.nodeIndex(), query), 'Content-Type': 'text/plain; charset=utf-8' });
       res.end(`${message}\n`);
@@ -344,11 +344,12 @@ export class HttpApi implements Extension, Api {
     };
   }
 
-  private authorize(req: IncomingMessage, write: boolean): void {
+  private authorize(req: IncomingMessage, write: boolean, query: URLSearchParams): void {
     const token = this.options.token;
     if (token === undefined || (!write && this.options.readOpen)) return;
     const auth = req.headers.authorization;
-    const given = req.headers['x-consul-token'] ?? (typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined);
+    // Consul's three ways: the header, a bearer token, and ?token= (python-consul sends that one).
+    const given = req.headers['x-consul-token'] ?? (typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined) ?? query.get('token') ?? undefined;
     const a = Buffer.from(typeof given === 'string' ? given : '');
     const b = Buffer.from(token);
     if (a.length !== b.length || !timingSafeEqual(a, b)) throw new HttpError(403, 'Permission denied: token missing or wrong');
