@@ -61,6 +61,16 @@ console.log(`grapevine key-value figures, seed ${seed}, node ${process.version}`
 console.log(`command: npm run sim:kv -- --sizes ${values.sizes} --losses ${values.losses} --seed ${seed} --puts ${puts} --only ${values.only}\n`);
 const wallStart = performance.now();
 
+/** A markdown table with its title and notes, as every figure here prints. */
+function table(title: string, notes: string[], header: string[], rows: string[]): void {
+  console.log(title);
+  for (const n of notes) console.log(n);
+  console.log(`\n| ${header.join(' | ')} |`);
+  console.log(`|${header.map(() => '---|').join('')}`);
+  for (const r of rows) console.log(r);
+  console.log('');
+}
+
 // ---------------------------------------------------------------- a and b
 if (only.has('a') || only.has('b')) {
   const rows: string[] = [];
@@ -119,13 +129,10 @@ if (only.has('a') || only.has('b')) {
       void recordBytes;
     }
   }
-  console.log(`## a, b: ${puts} puts (${VALUE_BYTES}-byte value, ~${VALUE_BYTES + 19}-byte write), one every ${PUT_SPACING_MS} ms at random members; LAN 0.5-2 ms`);
-  console.log('a: ms until every member holds the put (p50 / p99 / max; with 50 puts p99 is the max). b: kv bytes on the wire per write / (N x write size): all of it, the gossip part, the anti-entropy part (its bytes above the idle rate).');
-  console.log('"idle AE" is what anti-entropy costs with nothing to repair (per member per second, not per write); "membership" the SWIM traffic beside it, for scale.\n');
-  console.log('| N | loss | a: p50 / p99 / max ms | never | b: bytes/(N x size) | gossip | anti-entropy | idle AE/member/s | membership/member/s | wall |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
-  for (const r of rows) console.log(r);
-  console.log('');
+  table(`## a, b: ${puts} puts (${VALUE_BYTES}-byte value, ~${VALUE_BYTES + 19}-byte write), one every ${PUT_SPACING_MS} ms at random members; LAN 0.5-2 ms`, [
+    'a: ms until every member holds the put (p50 / p99 / max; with 50 puts p99 is the max). b: kv bytes on the wire per write / (N x write size): all of it, the gossip part, the anti-entropy part (its bytes above the idle rate).',
+    '"idle AE" is what anti-entropy costs with nothing to repair (per member per second, not per write); "membership" the SWIM traffic beside it, for scale.',
+  ], ['N', 'loss', 'a: p50 / p99 / max ms', 'never', 'b: bytes/(N x size)', 'gossip', 'anti-entropy', 'idle AE/member/s', 'membership/member/s', 'wall'], rows);
 }
 
 // ---------------------------------------------------------------- c
@@ -177,12 +184,9 @@ if (only.has('c')) {
       console.error(`  c loss=${loss} cut=${cutS}s: ${wallS.toFixed(1)} s wall, drops ${JSON.stringify([...kv.drops])}`);
     }
   }
-  console.log('## c: N=30 in two halves of 15, each half writing 5,000 different keys (100-byte values) over 5 s while cut off, then healed');
-  console.log('"fewest keys" is the smallest store at the heal (each half should hold its 5,000); "alive across" the share of cross-half pairs that still saw each other alive at the heal.\n');
-  console.log('| loss | cut | fewest keys at heal | alive across at heal | membership healed after ms | all 10,000 everywhere after ms | wall |');
-  console.log('|---|---|---|---|---|---|---|');
-  for (const r of rows) console.log(r);
-  console.log('');
+  table('## c: N=30 in two halves of 15, each half writing 5,000 different keys (100-byte values) over 5 s while cut off, then healed', [
+    '"fewest keys" is the smallest store at the heal (each half should hold its 5,000); "alive across" the share of cross-half pairs that still saw each other alive at the heal.',
+  ], ['loss', 'cut', 'fewest keys at heal', 'alive across at heal', 'membership healed after ms', 'all 10,000 everywhere after ms', 'wall'], rows);
 }
 
 // ---------------------------------------------------------------- d
