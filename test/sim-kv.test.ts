@@ -2,7 +2,9 @@
  * The key-value store on a simulated cluster (sim/kv.ts): random puts, deletes, a partition, a
  * restart and datagram loss; once quiet, every replica holds the same map, and it is the map
  * last-writer-wins makes of every write issued (so no deleted key came back and no write was
- * lost). Each seed replays exactly.
+ * lost). At every step, each replica's register for a key only ever moves to a later one: no
+ * replica goes back to an older value or brings a deleted key back under an older write. Each
+ * seed replays exactly.
  */
 import { describe, expect, test } from 'vitest';
 import { randomFloat, randomInt, seededRng } from '../src/core/rng.js';
@@ -18,6 +20,8 @@ interface Run {
   maps: Map<string, string>;
   /** The winner of every write issued, by key. */
   expected: Map<string, KvRecord>;
+  /** Changes that moved a replica's register for a key back to an earlier one (checked at every change). */
+  regressions: string[];
   events: number;
 }
 
@@ -31,6 +35,14 @@ function run(seed: number): Run {
   sim.bootstrap(names);
   // A restarted member keeps its store, as with a data directory: every write issued must survive.
   const kv = new SimKv(sim, { persist: true });
+  const heldAt = new Map<string, KvRecord>();
+  const regressions: string[] = [];
+  kv.onChange((name, change, nowMs) => {
+    const key = `${name} ${change.key}`;
+    const before = heldAt.get(key);
+    if (before !== undefined && !supersedes(change.entry, before)) regressions.push(`${nowMs} ms ${name}: ${line(change.entry)} after ${line(before)}`);
+    heldAt.set(key, change.entry);
+  });
   const rng = seededRng((seed ^ 0x7e57) >>> 0);
   const expected = new Map<string, KvRecord>();
   const issue = (records: KvRecord[]): void => {
@@ -67,7 +79,7 @@ function run(seed: number): Run {
   sim.runFor(30_000);
   const maps = new Map<string, string>();
   for (const r of kv.all()) maps.set(r.name, r.store.records().sort((a, b) => (a.key < b.key ? -1 : 1)).map(line).join('\n'));
-  return { maps, expected, events: sim.eventsProcessed };
+  return { maps, expected, regressions, events: sim.eventsProcessed };
 }
 
 describe('key-value store in simulation', () => {
@@ -76,6 +88,7 @@ describe('key-value store in simulation', () => {
       const r = run(seed);
       const reproduce = `reproduce with seed=${seed} (test/sim-kv.test.ts)`;
       const want = [...r.expected.values()].sort((a, b) => (a.key < b.key ? -1 : 1)).map(line).join('\n');
+      expect(r.regressions.slice(0, 5), reproduce).toEqual([]);
       expect(r.maps.size, reproduce).toBe(NODES);
       for (const [name, map] of r.maps) expect(map, `${name}: ${reproduce}`).toBe(want);
       // Deletes happened, and are still deletes everywhere.
